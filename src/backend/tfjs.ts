@@ -1,0 +1,74 @@
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import '@tensorflow/tfjs-backend-wasm';
+
+// Production mode: no debug checks, and no console banner suggesting tfjs-node on every cpu start.
+tf.enableProdMode();
+import type { HostTensor } from '../graph/hostValue.js';
+import { alias, tfKernelFor } from './tfjsKernels.js';
+import type { BackendName, DeviceTensor, Kernel, KernelBackend, KernelNode } from './types.js';
+
+const asTf = (t: DeviceTensor) => t as unknown as tf.Tensor;
+const asDevice = (t: tf.Tensor) => t as unknown as DeviceTensor;
+
+/** TF.js kernels on one of its backends (cpu, wasm, or tensorflow from tfjs-node). */
+export class TfjsBackend implements KernelBackend {
+  readonly name: BackendName;
+  private readonly tfName: string;
+
+  constructor(name: BackendName) {
+    this.name = name;
+    this.tfName = name;
+  }
+
+  async activate(): Promise<void> {
+    if (tf.getBackend() === this.tfName) return;
+    const ok = await tf.setBackend(this.tfName);
+    if (!ok) throw new Error(`Session.create: TF.js backend '${this.tfName}' failed to initialise`);
+    await tf.ready();
+  }
+
+  isActive(): boolean {
+    return tf.getBackend() === this.tfName;
+  }
+
+  kernelFor(node: KernelNode): Kernel {
+    const kernel = tfKernelFor(node, {
+      explicitTranspose: this.name === 'wasm',
+      hasSegmentSum: tf.getKernel('UnsortedSegmentSum', this.tfName) !== undefined,
+    }, this.name);
+    return kernel as unknown as Kernel;
+  }
+
+  upload(value: HostTensor): DeviceTensor {
+    // The cpu backend keeps the array it is given: copy, so later changes to the caller's array cannot leak in.
+    const data = this.name === 'cpu' ? value.data.slice() : value.data;
+    return asDevice(tf.tensor(data, value.shape, value.dtype));
+  }
+
+  download(t: DeviceTensor): HostTensor {
+    const x = asTf(t);
+    const data = x.dataSync() as Float32Array | Int32Array | Uint8Array;
+    return { shape: [...x.shape], dtype: x.dtype as HostTensor['dtype'], data: data.slice() };
+  }
+
+  alias(t: DeviceTensor): DeviceTensor {
+    return asDevice(alias(asTf(t)));
+  }
+
+  dispose(t: DeviceTensor): void {
+    asTf(t).dispose();
+  }
+
+  shapeOf(t: DeviceTensor): readonly number[] {
+    return asTf(t).shape;
+  }
+
+  readBool(t: DeviceTensor): boolean {
+    return asTf(t).dataSync()[0] !== 0;
+  }
+
+  numTensors(): number {
+    return tf.memory().numTensors;
+  }
+}

@@ -1,0 +1,101 @@
+import * as tf from '@tensorflow/tfjs-core';
+import { SymflowError } from '../graph/errors.js';
+import type { KernelNode } from './types.js';
+
+/** A kernel over TF.js tensors. Kernels that make intermediates wrap them in `tf.tidy`. */
+export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;
+
+export interface KernelOptions {
+  /** Lower transposed matMul to an explicit transpose + matMul (TF.js wasm's transposed matMul is ~20× slower). */
+  explicitTranspose: boolean;
+  /** Whether the backend registers UnsortedSegmentSum (wasm does not; we scatter-add with ScatterNd there). */
+  hasSegmentSum: boolean;
+}
+
+type Factory = (node: KernelNode, opts: KernelOptions) => TfKernel;
+
+const a = (node: KernelNode) => node.attrs as Record<string, never>;
+const un = (f: (x: tf.Tensor) => tf.Tensor): Factory => () => ([x]) => f(x!);
+const bin = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor): Factory => () => ([x, y]) => f(x!, y!);
+/** A second handle on the same data: TF.js reshape shares the buffer (identity would copy on wasm). */
+export const alias = (x: tf.Tensor): tf.Tensor => tf.reshape(x, x.shape);
+
+function swapLast(x: tf.Tensor): tf.Tensor {
+  const perm = x.shape.map((_, i) => i);
+  [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1]!, perm[perm.length - 2]!];
+  return tf.transpose(x, perm);
+}
+
+/** Axes along which `from` was broadcast to reach `to` (run-time shapes). */
+function reductionAxes(from: readonly number[], to: readonly number[]): number[] {
+  const lead = from.length - to.length;
+  const axes: number[] = [];
+  for (let i = 0; i < from.length; i++) {
+    if (i < lead || (to[i - lead] === 1 && from[i] !== 1)) axes.push(i);
+  }
+  return axes;
+}
+
+const factories: Record<string, Factory> = {
+  add: bin(tf.add), mul: bin(tf.mul), div: bin(tf.div), maximum: bin(tf.maximum), minimum: bin(tf.minimum), pow: bin(tf.pow),
+  greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
+  greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
+  logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
+  sign: un(tf.sign), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
+  identity: un(alias), stopGradient: un(alias),
+  cast: (n) => ([x]) => tf.cast(x!, a(n).dtype),
+  where: () => ([c, x, y]) => tf.where(c!, x!, y!),
+  matMul: (n, opts) => {
+    const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
+    if (!opts.explicitTranspose || (!ta && !tb)) return ([x, y]) => tf.matMul(x!, y!, ta, tb);
+    return ([x, y]) => tf.tidy(() => tf.matMul(ta ? swapLast(x!) : x!, tb ? swapLast(y!) : y!));
+  },
+  transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
+  reshape: (n) => ([x]) => tf.reshape(x!, a(n).shape),
+  reshapeLike: () => ([x, like]) => tf.reshape(x!, like!.shape),
+  expandDims: (n) => ([x]) => tf.expandDims(x!, a(n).axis),
+  squeeze: (n) => ([x]) => tf.reshape(x!, x!.shape.filter((_, i) => !(a(n).axes as number[]).includes(i))),
+  concat: (n) => (xs) => tf.concat(xs, a(n).axis),
+  slice: (n) => ([x]) => tf.slice(x!, a(n).begin, a(n).size),
+  pad: (n) => ([x]) => tf.pad(x!, a(n).paddings, a(n).value),
+  gather: (n) => ([x, i]) => tf.gather(x!, i!, a(n).axis),
+  unsortedSegmentSum: (n, opts) => {
+    const k = a(n).numSegments as number;
+    if (opts.hasSegmentSum) return ([d, ids]) => tf.unsortedSegmentSum(d as tf.Tensor, ids as tf.Tensor1D, k);
+    // ScatterNd sums duplicate indices; ids outside [0, k) are dropped first to match unsortedSegmentSum.
+    return ([d, ids]) => tf.tidy(() => {
+      const inRange = tf.logicalAnd(tf.greaterEqual(ids!, 0), tf.less(ids!, k));
+      const mask = tf.reshape(tf.cast(inRange, d!.dtype), [-1, ...d!.shape.slice(1).map(() => 1)]);
+      const safe = tf.where(inRange, ids!, tf.zerosLike(ids!));
+      return tf.scatterND(tf.expandDims(safe, 1), tf.mul(d!, mask), [k, ...d!.shape.slice(1)]);
+    });
+  },
+  sum: (n) => ([x]) => tf.sum(x!, a(n).axes, a(n).keepDims),
+  max: (n) => ([x]) => tf.max(x!, a(n).axes, a(n).keepDims),
+  argMax: (n) => ([x]) => tf.argMax(x!, a(n).axis),
+  oneHot: (n) => ([i]) => tf.oneHot(i as tf.Tensor1D, a(n).depth, a(n).onValue, a(n).offValue, 'float32'),
+  fillLike: (n) => ([x]) => tf.fill(x!.shape, a(n).value, a(n).dtype),
+  shapeSize: (n) => ([x]) => tf.scalar((a(n).axes as number[]).reduce((p, ax) => p * x!.shape[ax]!, 1), 'float32'),
+  addN: () => (xs) => tf.addN(xs),
+  broadcastLike: () => ([x, like]) => {
+    const shape = tf.backend_util.assertAndGetBroadcastShape(x!.shape, like!.shape);
+    return shape.length === x!.rank && shape.every((d, i) => d === x!.shape[i]) ? alias(x!) : tf.broadcastTo(x!, shape);
+  },
+  sumToShape: () => ([x, like]) => {
+    const axes = reductionAxes(x!.shape, like!.shape);
+    if (axes.length === 0) return alias(x!);
+    return tf.tidy(() => tf.reshape(tf.sum(x!, axes), like!.shape));
+  },
+  softmaxCrossEntropy: () => ([logits, labels]) => tf.tidy(() => {
+    const z = tf.sub(logits!, tf.max(logits!, -1, true));
+    const logp = tf.sub(z, tf.log(tf.sum(tf.exp(z), -1, true)));
+    return tf.neg(tf.sum(tf.mul(labels!, logp), -1));
+  }),
+};
+
+/** Builds the TF.js kernel for a node; an op with no kernel is an error naming the op and the backend. */
+export function tfKernelFor(node: KernelNode, opts: KernelOptions, backend: string): TfKernel {
+  const make = factories[node.op];
+  if (make === undefined) throw new SymflowError(node.op, `no kernel for op '${node.op}' (node '${node.name}') on backend ${backend}`);
+  return make(node, opts);
+}

@@ -1,0 +1,67 @@
+import { SymflowError, normAxis } from '../errors.js';
+import { defineOp, makeNode } from '../registry.js';
+import { type Dim, shapeString, type Tensor } from '../tensor.js';
+import { reshape } from './reshape.js';
+import { transpose } from './transpose.js';
+
+export const gatherOp = defineOp<{ axis: number }>({
+  name: 'gather',
+  infer: ([x, indices], { axis }) => {
+    if (indices!.dtype !== 'int32') throw new SymflowError('gather', `indices must be int32, got ${indices!.dtype}`);
+    return { shape: [...x!.shape.slice(0, axis), ...indices!.shape, ...x!.shape.slice(axis + 1)], dtype: x!.dtype };
+  },
+  grad: (dy, _y, [x, indices], { axis }) => [() => gatherGrad(dy, x!, indices!, axis), undefined],
+});
+
+export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
+  name: 'unsortedSegmentSum',
+  infer: ([data, ids], { numSegments }) => {
+    if (ids!.dtype !== 'int32') throw new SymflowError('unsortedSegmentSum', `segmentIds must be int32, got ${ids!.dtype}`);
+    if (ids!.rank !== 1 || data!.rank < 1) {
+      throw new SymflowError('unsortedSegmentSum', `segmentIds must be rank 1 and data rank >= 1: data is ${shapeString(data!.shape)}, segmentIds is ${shapeString(ids!.shape)}`);
+    }
+    return { shape: [numSegments, ...data!.shape.slice(1)], dtype: data!.dtype };
+  },
+  grad: (dy, _y, [, ids]) => [() => gather(dy, ids!, 0), undefined],
+});
+
+// Scatter-add the incoming gradient back to the gathered rows; other axes are moved to the front and back.
+function gatherGrad(dy: Tensor, x: Tensor, indices: Tensor, axis: number): Tensor {
+  const n = x.shape[axis];
+  if (n === null) throw new SymflowError('gradients', `gather: gradient needs a static size on axis ${axis}, x is ${shapeString(x.shape)}`);
+  const k = indices.rank;
+  // dy is x[:axis] + indices.shape + x[axis+1:]; bring the indices block to the front.
+  const perm = [...Array.from({ length: k }, (_, i) => axis + i), ...Array.from({ length: axis }, (_, i) => i),
+    ...Array.from({ length: x.rank - axis - 1 }, (_, i) => axis + k + i)];
+  let d = transpose(dy, perm);
+  const rest: Dim[] = d.shape.slice(k);
+  let ids = indices;
+  if (k !== 1) {
+    if (rest.some((r) => r === null)) throw new SymflowError('gradients', `gather: gradient with indices of rank ${k} needs static x dims off axis ${axis}`);
+    d = reshape(d, [-1, ...(rest as number[])]);
+    ids = reshape(indices, [-1]);
+  }
+  const summed = unsortedSegmentSum(d, ids, n);
+  const back = [...Array.from({ length: axis }, (_, i) => i + 1), 0, ...Array.from({ length: x.rank - axis - 1 }, (_, i) => axis + 1 + i)];
+  return transpose(summed, back);
+}
+
+/**
+ * Picks slices of `x` along `axis` at `indices`.
+ * ```ts
+ * const rows = gather(embeddings, ids); // [vocab, d] with ids [batch] → [batch, d]
+ * ```
+ * @param x the tensor @param indices int32 indices @param axis the axis @returns the gathered tensor
+ */
+export function gather(x: Tensor, indices: Tensor, axis = 0): Tensor {
+  return makeNode(gatherOp, [x, indices], { axis: normAxis('gather', axis, x.rank) });
+}
+
+/**
+ * Sums rows of `data` into `numSegments` buckets given by `segmentIds` (rows with ids out of range are dropped).
+ * @param data rows to sum @param segmentIds int32 bucket per row @param numSegments number of buckets @returns the sums
+ */
+export function unsortedSegmentSum(data: Tensor, segmentIds: Tensor, numSegments: number): Tensor {
+  if (!Number.isInteger(numSegments) || numSegments < 0) throw new SymflowError('unsortedSegmentSum', `numSegments must be a non-negative integer, got ${numSegments}`);
+  return makeNode(unsortedSegmentSumOp, [data, segmentIds], { numSegments });
+}

@@ -1,0 +1,20 @@
+// The op set. Importing this module defines every primitive (registration is this explicit list of modules).
+export { add, div, maximum, minimum, mul, pow } from './binary.js';
+export { abs, exp, floor, log, neg, reciprocal, sigmoid, sign, sqrt, tanh, toFloat } from './unary.js';
+export { equal, greater, greaterEqual, less, lessEqual, logicalAnd, logicalNot, logicalOr, notEqual } from './compare.js';
+export { cast } from './cast.js';
+export { where } from './where.js';
+export { matMul, type MatMulOptions } from './matMul.js';
+export { transpose } from './transpose.js';
+export { expandDims, reshape, reshapeLike, squeeze } from './reshape.js';
+export { concat } from './concat.js';
+export { pad, slice } from './slice.js';
+export { gather, unsortedSegmentSum } from './gather.js';
+export { max, sum } from './reduce.js';
+export { onesLike, shapeSize, zerosLike } from './fill.js';
+export { addN, identity, stopGradient } from './identity.js';
+export { argMax, oneHot } from './indexing.js';
+export { softmaxCrossEntropy } from './softmaxCrossEntropy.js';
+export { broadcastLike, sumToShape, unbroadcast } from './broadcast.js';
+export { mean, min, square, sub } from './math.js';
+export { logSoftmax, meanSquaredError, relu, softmax, sparseSoftmaxCrossEntropy } from './nn.js';

@@ -1,0 +1,89 @@
+import { SymflowError, normAxes, normAxis } from '../errors.js';
+import { defineOp, makeNode } from '../registry.js';
+import { type Dim, isFullyKnown, shapeString, sizeOf, type Tensor } from '../tensor.js';
+
+export const reshapeOp = defineOp<{ shape: readonly number[] }>({
+  name: 'reshape',
+  infer: ([x], { shape }) => ({ shape: reshapeTarget(x!, shape), dtype: x!.dtype }),
+  grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
+});
+
+/** Reshapes to the run-time shape of `like` (used by gradients, where shapes may hold unknown dimensions). */
+export const reshapeLikeOp = defineOp({
+  name: 'reshapeLike',
+  infer: ([x, like]) => {
+    const a = x!.shape, b = like!.shape;
+    if (isFullyKnown(a) && isFullyKnown(b) && sizeOf(a) !== sizeOf(b)) {
+      throw new SymflowError('reshapeLike', `sizes differ: x is ${shapeString(a)}, like is ${shapeString(b)}`);
+    }
+    return { shape: b, dtype: x!.dtype };
+  },
+  grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!), undefined],
+});
+
+export const expandDimsOp = defineOp<{ axis: number }>({
+  name: 'expandDims',
+  infer: ([x], { axis }) => {
+    const s = [...x!.shape];
+    s.splice(normAxis('expandDims', axis, x!.rank + 1), 0, 1);
+    return { shape: s, dtype: x!.dtype };
+  },
+  grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
+});
+
+export const squeezeOp = defineOp<{ axes: readonly number[] }>({
+  name: 'squeeze',
+  infer: ([x], { axes }) => {
+    for (const a of axes) {
+      if (x!.shape[a] !== 1) throw new SymflowError('squeeze', `axis ${a} of x ${shapeString(x!.shape)} is not 1`);
+    }
+    return { shape: x!.shape.filter((_, i) => !axes.includes(i)), dtype: x!.dtype };
+  },
+  grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
+});
+
+function reshapeTarget(x: Tensor, shape: readonly number[]): Dim[] {
+  const bad = () => new SymflowError('reshape', `cannot reshape x ${shapeString(x.shape)} (${x.name}) to [${shape.join(',')}]`);
+  if (!shape.every((d) => Number.isInteger(d) && d >= -1) || shape.filter((d) => d === -1).length > 1) throw bad();
+  const known = sizeOf(shape.filter((d) => d !== -1));
+  if (!isFullyKnown(x.shape)) return shape.map((d) => (d === -1 ? null : d));
+  const total = sizeOf(x.shape);
+  if (!shape.includes(-1)) {
+    if (known !== total) throw bad();
+    return [...shape];
+  }
+  if (known === 0 || total % known !== 0) throw bad();
+  return shape.map((d) => (d === -1 ? total / known : d));
+}
+
+/**
+ * Reshapes; one dimension may be -1 (or null) and is inferred.
+ * @param x the tensor @param shape the new shape @returns x with that shape
+ */
+export function reshape(x: Tensor, shape: readonly (number | null)[]): Tensor {
+  const s = shape.map((d) => (d === null ? -1 : d));
+  return makeNode(reshapeOp, [x], { shape: s });
+}
+
+export function reshapeLike(x: Tensor, like: Tensor): Tensor {
+  if (isFullyKnown(like.shape)) return x.shape.length === like.rank && x.shape.every((d, i) => d === like.shape[i]) ? x : reshape(x, like.shape);
+  return makeNode(reshapeLikeOp, [x, like], {});
+}
+
+/**
+ * Inserts an axis of size 1.
+ * @param x the tensor @param axis where the new axis goes (negative counts from the end) @returns x with one more axis
+ */
+export function expandDims(x: Tensor, axis = 0): Tensor {
+  return makeNode(expandDimsOp, [x], { axis: normAxis('expandDims', axis, x.rank + 1) });
+}
+
+/**
+ * Removes axes of size 1 (all statically known ones when `axes` is omitted).
+ * @param x the tensor @param axes axes to remove @returns x without them
+ */
+export function squeeze(x: Tensor, axes?: number | readonly number[]): Tensor {
+  const list = axes === undefined ? x.shape.flatMap((d, i) => (d === 1 ? [i] : [])) : normAxes('squeeze', axes, x.rank);
+  if (list.length === 0) return x;
+  return makeNode(squeezeOp, [x], { axes: list });
+}

@@ -1,0 +1,64 @@
+import { checkFloat } from '../convert.js';
+import { SymflowError } from '../errors.js';
+import { defineOp, makeNode, type OpDef } from '../registry.js';
+import type { Tensor } from '../tensor.js';
+import { div, mul } from './binary.js';
+import { cast } from './cast.js';
+import { sub } from './math.js';
+
+type Grad = (dy: Tensor, y: Tensor, x: Tensor) => Tensor;
+
+function unary(name: string, opts: { float?: boolean; numeric?: boolean; grad?: Grad }): OpDef {
+  return defineOp({
+    name,
+    infer: ([x]) => {
+      if (opts.float) checkFloat(name, 'x', x!);
+      if (opts.numeric && x!.dtype === 'bool') throw new SymflowError(name, `x must be numeric, got bool (${x!.name})`);
+      return { shape: x!.shape, dtype: x!.dtype };
+    },
+    grad: opts.grad && ((dy, y, [x]) => [() => opts.grad!(dy, y, x!)]),
+  });
+}
+
+// Each line: a primitive with its gradient rule beside it.
+export const negOp = unary('neg', { numeric: true, grad: (dy) => neg(dy) });
+export const expOp = unary('exp', { float: true, grad: (dy, y) => mul(dy, y) });
+export const logOp = unary('log', { float: true, grad: (dy, _y, x) => div(dy, x) });
+export const sqrtOp = unary('sqrt', { float: true, grad: (dy, y) => div(dy, mul(2, y)) });
+export const absOp = unary('abs', { numeric: true, grad: (dy, _y, x) => mul(dy, sign(x)) });
+export const signOp = unary('sign', { numeric: true });
+export const sigmoidOp = unary('sigmoid', { float: true, grad: (dy, y) => mul(dy, mul(y, sub(1, y))) });
+export const tanhOp = unary('tanh', { float: true, grad: (dy, y) => mul(dy, sub(1, mul(y, y))) });
+// NOTE: floor and round have zero gradient almost everywhere; TF gives none, so do we.
+export const floorOp = unary('floor', { float: true });
+
+const make = (def: OpDef) => (x: Tensor): Tensor => makeNode(def, [x], {});
+
+/** Elementwise −x. @param x a numeric tensor @returns −x */
+export const neg = make(negOp);
+/** Elementwise eˣ. @param x a float32 tensor @returns eˣ */
+export const exp = make(expOp);
+/** Elementwise natural logarithm. @param x a float32 tensor @returns ln x */
+export const log = make(logOp);
+/** Elementwise square root. @param x a float32 tensor @returns √x */
+export const sqrt = make(sqrtOp);
+/** Elementwise |x|. @param x a numeric tensor @returns |x| */
+export const abs = make(absOp);
+/** Elementwise sign (−1, 0, 1). @param x a numeric tensor @returns sign(x) */
+export const sign = make(signOp);
+/** Logistic sigmoid 1 / (1 + e⁻ˣ). @param x a float32 tensor @returns σ(x) */
+export const sigmoid = make(sigmoidOp);
+/** Hyperbolic tangent. @param x a float32 tensor @returns tanh x */
+export const tanh = make(tanhOp);
+/** Elementwise floor. @param x a float32 tensor @returns ⌊x⌋ */
+export const floor = make(floorOp);
+
+/** 1 / x, composed from div. @param x a float32 tensor @returns 1/x */
+export function reciprocal(x: Tensor): Tensor {
+  return div(1, x);
+}
+
+/** x as float32 (a convenience over `cast`). */
+export function toFloat(x: Tensor): Tensor {
+  return x.dtype === 'float32' ? x : cast(x, 'float32');
+}

@@ -1,0 +1,137 @@
+import { SymflowError } from './errors.js';
+import { type HostTensor, toHostTensor, type TypedArray, type Value } from './hostValue.js';
+import { initDtype } from './initializers.js';
+import { defineOp, makeNode } from './registry.js';
+import { type DType, type Dim, type InitSpec, isTensor, type Shape, shapeString, Tensor, uniqueName, Variable } from './tensor.js';
+
+const DTYPES: readonly DType[] = ['float32', 'int32', 'bool'];
+
+function checkDtype(op: string, dtype: unknown): DType {
+  if (!DTYPES.includes(dtype as DType)) throw new SymflowError(op, `unknown dtype ${JSON.stringify(dtype)}; use one of ${DTYPES.join(', ')}`);
+  return dtype as DType;
+}
+
+function checkStaticShape(op: string, shape: unknown): Dim[] {
+  if (!Array.isArray(shape) || !shape.every((d) => d === null || (Number.isInteger(d) && d >= 0))) {
+    throw new SymflowError(op, `shape must be an array of non-negative integers or null, got ${JSON.stringify(shape)}`);
+  }
+  return shape as Dim[];
+}
+
+const sourceInfer = (op: string) => (_: readonly Tensor[], attrs: { shape: Shape; dtype: DType }) => ({
+  shape: checkStaticShape(op, attrs.shape),
+  dtype: checkDtype(op, attrs.dtype),
+});
+
+export const placeholderOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'placeholder', infer: sourceInfer('placeholder') });
+export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArray }>({ name: 'constant', infer: sourceInfer('constant') });
+export const variableOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'variable', infer: sourceInfer('variable') });
+
+/**
+ * A graph input, fed at run time. `null` marks a dimension known only then (such as the batch).
+ *
+ * ```ts
+ * const x = placeholder([null, 784], { name: 'x' });
+ * ```
+ * @param shape static shape, `null` for unknown dimensions
+ * @returns a symbolic tensor that must be fed when a run needs it
+ */
+export function placeholder(shape: readonly Dim[], opts: { dtype?: DType; name?: string } = {}): Tensor {
+  const dtype = checkDtype('placeholder', opts.dtype ?? 'float32');
+  return makeNode(placeholderOp, [], { shape: checkStaticShape('placeholder', shape), dtype }, opts.name ?? 'placeholder');
+}
+
+/**
+ * A constant baked into the graph.
+ *
+ * ```ts
+ * const c = constant([[1, 2], [3, 4]]);
+ * ```
+ * @param value a number, nested array, typed array (with `opts.shape`) or `{shape, data}`
+ * @returns a symbolic tensor with that value
+ */
+export function constant(value: Value, opts: { dtype?: DType; shape?: readonly number[]; name?: string } = {}): Tensor {
+  const dtype = checkDtype('constant', opts.dtype ?? inferDtype(value));
+  const host = toHostTensor('constant', withShape(value, opts.shape), dtype);
+  return makeConstant(host, opts.name);
+}
+
+export function makeConstant(host: HostTensor, name?: string): Tensor {
+  return makeNode(constantOp, [], { shape: host.shape, dtype: host.dtype, value: host.data }, name ?? 'const');
+}
+
+const scalarCache = new Map<string, Tensor>();
+
+/** Interned scalar constant (numbers mixed into ops reuse one node per value and dtype). */
+export function scalarConstant(value: number, dtype: DType): Tensor {
+  const key = `${dtype}:${Object.is(value, -0) ? '-0' : value}`;
+  let t = scalarCache.get(key);
+  if (t === undefined) {
+    t = makeConstant(toHostTensor('constant', value, dtype), 'const');
+    scalarCache.set(key, t);
+  }
+  return t;
+}
+
+function inferDtype(value: Value): DType {
+  if (value instanceof Int32Array) return 'int32';
+  if (value instanceof Uint8Array) return 'bool';
+  if (typeof value === 'boolean') return 'bool';
+  if (value !== null && typeof value === 'object' && 'data' in value && !Array.isArray(value)) {
+    return value.data instanceof Int32Array ? 'int32' : value.data instanceof Uint8Array ? 'bool' : 'float32';
+  }
+  return 'float32';
+}
+
+function withShape(value: Value, shape?: readonly number[]): Value {
+  if (shape === undefined) return value;
+  if (!ArrayBuffer.isView(value) && !Array.isArray(value)) throw new SymflowError('constant', `opts.shape goes with a flat array, got ${typeof value}`);
+  return { shape, data: ArrayBuffer.isView(value) ? (value as TypedArray) : (value as number[]).flat(Infinity) as number[] };
+}
+
+function isInitSpec(v: unknown): v is InitSpec {
+  return v !== null && typeof v === 'object' && 'kind' in v && 'shape' in v;
+}
+
+/**
+ * A variable: state that lives in a session, initialised on first use, changed only by updates.
+ *
+ * ```ts
+ * const w = variable(initializers.glorotUniform([3, 1], { seed: 0 }), { name: 'w' });
+ * const b = variable(0, { name: 'b' });
+ * ```
+ * @param initial a number, nested array, typed array (with `opts.shape`), `{shape, data}`, or an initializer
+ * @returns the variable, a symbolic tensor that reads its value before the run
+ */
+export function variable(
+  initial: Value | InitSpec,
+  opts: { name?: string; dtype?: DType; trainable?: boolean; shape?: readonly number[] } = {},
+): Variable {
+  if (isTensor(initial)) throw new SymflowError('variable', `initial value must be data or an initializer, not the symbolic ${initial}`);
+  let spec: InitSpec;
+  if (isInitSpec(initial)) {
+    spec = initial;
+    if (opts.dtype !== undefined && opts.dtype !== initDtype(spec)) {
+      throw new SymflowError('variable', `dtype ${opts.dtype} differs from the initializer's ${initDtype(spec)}`);
+    }
+  } else {
+    const dtype = checkDtype('variable', opts.dtype ?? inferDtype(initial as Value));
+    const host = toHostTensor('variable', withShape(initial as Value, opts.shape), dtype);
+    spec = { kind: 'value', shape: host.shape, data: host.data };
+  }
+  return makeVariable(spec, opts.name ?? 'variable', opts.trainable ?? true);
+}
+
+export function makeVariable(spec: InitSpec, name: string, trainable: boolean): Variable {
+  const dtype = initDtype(spec);
+  const shape = [...spec.shape];
+  const v = new Variable({
+    op: 'variable', inputs: [], attrs: { shape, dtype, trainable }, shape, dtype,
+    name: uniqueName(name), trainable, initSpec: spec,
+  });
+  return Object.freeze(v);
+}
+
+export function describeShape(t: Tensor): string {
+  return `'${t.name}' ${shapeString(t.shape)}`;
+}

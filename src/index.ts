@@ -1,0 +1,18 @@
+/**
+ * symflow: static symbolic dataflow graphs with explicit session runs.
+ *
+ * The curated public API. Graph code (ops, gradients, cond) never touches a kernel library; sessions run
+ * graphs on a backend.
+ */
+export { Tensor, Variable, isTensor, isVariable, type DType, type Dim, type Shape, type InitSpec } from './graph/tensor.js';
+export { SymflowError } from './graph/errors.js';
+export type { HostTensor, Value, NestedArray, TypedArray } from './graph/hostValue.js';
+export { toNested } from './graph/hostValue.js';
+export { placeholder, constant, variable } from './graph/sources.js';
+export { initializers } from './graph/initializers.js';
+export type { TensorLike } from './graph/convert.js';
+export * from './graph/ops/index.js';
+export { gradients, type GradientsOptions } from './graph/gradients.js';
+export { cond, type CondUpdate, type Update, type UpdatePair } from './graph/cond.js';
+export { Session, DeviceValue, type SessionOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
+export type { BackendChoice, BackendName } from './backend/index.js';

@@ -1,0 +1,90 @@
+import type { KernelBackend } from '../backend/index.js';
+import { SymflowError } from '../graph/errors.js';
+import { toIR } from '../graph/ir.js';
+import { prune } from '../graph/passes/prune.js';
+import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
+import { type Block, planProgram, type Step } from './plan.js';
+import type { FunctionSpec } from './session.js';
+import { lowerUpdates } from './updates.js';
+
+export type Source =
+  | { readonly kind: 'feed'; readonly slot: number; readonly index: number }
+  | { readonly kind: 'variable'; readonly slot: number; readonly tensor: Variable }
+  | { readonly kind: 'constant'; readonly slot: number; readonly tensor: Tensor };
+
+/** Everything a call needs, decided once at compile time. */
+export interface CompiledFunction {
+  readonly who: string;
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  readonly outputSlots: readonly number[];
+  readonly updates: readonly { readonly variable: Variable; readonly slot: number }[];
+  readonly sources: readonly Source[];
+  /** Slots whose tensors a call creates (kernel and cond outputs) and so must dispose or hand over. */
+  readonly ownedSlots: readonly number[];
+  readonly nSlots: number;
+  readonly top: Block;
+  readonly kernelCount: number;
+}
+
+function checkTensors(who: string, what: string, list: unknown): readonly Tensor[] {
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) throw new SymflowError(who, `${what} must be an array of Tensors`);
+  list.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError(who, `${what}[${i}] is not a Tensor (got ${typeof t})`); });
+  return list as Tensor[];
+}
+
+/** Lowers updates, prunes, checks feeds and plans execution for one session function. */
+export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who: string): CompiledFunction {
+  const inputs = checkTensors(who, 'inputs', spec.inputs);
+  const outputs = checkTensors(who, 'outputs', spec.outputs);
+  if (spec.updates !== undefined && !Array.isArray(spec.updates)) throw new SymflowError(who, 'updates must be an array');
+  if (new Set(inputs).size !== inputs.length) {
+    const dup = inputs.find((t, i) => inputs.indexOf(t) !== i)!;
+    throw new SymflowError(who, `input '${dup.name}' is fed twice`);
+  }
+  const updates = [...lowerUpdates(spec.updates ?? [])];
+  const targets = [...outputs, ...updates.map(([, t]) => t)];
+  const ir = prune(toIR(targets, inputs).ir);
+
+  const fedIndex = new Map(inputs.map((t, i) => [t.id, i]));
+  const slotIds = Object.keys(ir.nodes).map(Number).sort((p, q) => p - q);
+  const slotMap = new Map(slotIds.map((id, i) => [id, i]));
+  const slotOf = (id: number) => slotMap.get(id)!;
+  const sources: Source[] = [];
+  const tensorOf = new Map<number, Tensor>();
+  const collect = (t: Tensor) => {
+    if (tensorOf.has(t.id) || !(t.id in ir.nodes)) return;
+    tensorOf.set(t.id, t);
+    if (!fedIndex.has(t.id)) t.inputs.forEach(collect);
+  };
+  targets.forEach(collect);
+  for (const id of slotIds) {
+    const node = ir.nodes[id]!;
+    const index = fedIndex.get(id);
+    if (index !== undefined) sources.push({ kind: 'feed', slot: slotOf(id), index });
+    else if (node.op === 'variable') sources.push({ kind: 'variable', slot: slotOf(id), tensor: tensorOf.get(id) as Variable });
+    else if (node.op === 'constant') sources.push({ kind: 'constant', slot: slotOf(id), tensor: tensorOf.get(id)! });
+    else if (node.op === 'placeholder') {
+      throw new SymflowError(who, `missing feed for placeholder '${node.name}' ${shapeString(node.shape)} ${node.dtype}`);
+    }
+  }
+  const top = planProgram(ir, targets.map((t) => t.id), slotOf, backend);
+  const sourceSlots = new Set(sources.map((s) => s.slot));
+  return {
+    who,
+    inputs,
+    outputs,
+    outputSlots: outputs.map((t) => slotOf(t.id)),
+    updates: updates.map(([variable, t]) => ({ variable, slot: slotOf(t.id) })),
+    sources,
+    ownedSlots: slotIds.map(slotOf).filter((s) => !sourceSlots.has(s)),
+    nSlots: slotIds.length,
+    top,
+    kernelCount: countKernels(top.steps),
+  };
+}
+
+function countKernels(steps: readonly Step[]): number {
+  return steps.reduce((n, s) => n + (s.kind === 'kernel' ? 1 : countKernels(s.blocks[0].steps) + countKernels(s.blocks[1].steps)), 0);
+}

@@ -1,0 +1,226 @@
+import { type BackendChoice, type BackendName, type DeviceTensor, type KernelBackend, loadBackend } from '../backend/index.js';
+import type { Update } from '../graph/cond.js';
+import { SymflowError } from '../graph/errors.js';
+import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
+import { initialValue } from '../graph/initializers.js';
+import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
+import { compileFunction, type CompiledFunction } from './compile.js';
+import { execute } from './execute.js';
+
+export interface SessionOptions {
+  /** Kernel backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else wasm, else cpu. */
+  backend?: BackendChoice;
+}
+
+export interface FunctionSpec {
+  /** Tensors fed, in order, by the function's arguments (usually placeholders; any tensor may be fed). */
+  inputs?: readonly Tensor[];
+  /** Tensors whose values the function returns. */
+  outputs?: readonly Tensor[];
+  /** `[variable, newValue]` pairs and `cond`s of them, applied together after every output is computed. */
+  updates?: readonly Update[];
+}
+
+/** A value already on the session's backend, fed without another host-to-device copy. */
+export class DeviceValue {
+  /** @internal */
+  constructor(
+    readonly session: Session,
+    /** @internal */ readonly tensor: DeviceTensor,
+    readonly shape: readonly number[],
+    readonly dtype: HostTensor['dtype'],
+  ) {}
+  private disposed = false;
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+  /** Frees the backend memory. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.session.backendImpl.dispose(this.tensor);
+  }
+}
+
+/** What a session function accepts per input. */
+export type FeedValue = Value | DeviceValue;
+
+/**
+ * A compiled session function: one call is one run. Every output and every new value is computed from the
+ * variables as they were before the call; then all updates are applied together. A call that fails applies none.
+ */
+export interface SessionFunction {
+  (values?: readonly FeedValue[]): Promise<HostTensor[]>;
+  readonly inputs: readonly Tensor[];
+  readonly outputs: readonly Tensor[];
+  /** Kernels the function can run (both branches of every cond counted). */
+  readonly kernelCount: number;
+}
+
+export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
+
+/**
+ * A session: variable values on one backend, and compiled functions that run graphs against them.
+ *
+ * ```ts
+ * const session = await Session.create({ backend: 'wasm' });
+ * const step = session.function({ inputs: [x, y], outputs: [loss], updates: [[w, sub(w, mul(0.1, gw))]] });
+ * const [l] = await step([xs, ys]);
+ * ```
+ */
+export class Session {
+  /** @internal */ readonly backendImpl: KernelBackend;
+  /** @internal */ readonly store = new Map<Variable, DeviceTensor>();
+  /** @internal */ readonly constants = new Map<Tensor, DeviceTensor>();
+  private readonly runCache = new Map<string, CompiledFunction>();
+  private disposed = false;
+
+  private constructor(backend: KernelBackend) {
+    this.backendImpl = backend;
+  }
+
+  /**
+   * Creates a session on a backend.
+   * @param opts `{backend}`: 'auto' | 'wasm' | 'cpu' | 'tensorflow'
+   * @returns the session, once its backend is ready
+   */
+  static async create(opts: SessionOptions = {}): Promise<Session> {
+    return new Session(await loadBackend(opts.backend ?? 'auto'));
+  }
+
+  /** The backend that runs this session's kernels. */
+  get backend(): BackendName {
+    return this.backendImpl.name;
+  }
+
+  /**
+   * Compiles a function of the graph: `K.function(inputs, outputs, updates)`. Compiles once (prune, order, plan
+   * each intermediate's disposal), then every call reuses the plan.
+   * @param spec inputs fed by the arguments, outputs returned, updates applied
+   * @returns the callable
+   */
+  function(spec: FunctionSpec): SessionFunction {
+    this.checkAlive('session.function');
+    const compiled = compileFunction(spec, this.backendImpl, 'session.function');
+    const f = ((values: readonly FeedValue[] = []) => this.call(compiled, values)) as SessionFunction;
+    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount });
+  }
+
+  /**
+   * Evaluates fetches. Any tensor may be fed, which cuts off what lies upstream of it; only the subgraph the
+   * fetches need runs.
+   * @param fetches one tensor or a list
+   * @param feeds a Map or a list of [tensor, value] pairs
+   * @returns host values, one per fetch (a single one for a single fetch)
+   */
+  run(fetches: Tensor, feeds?: Feeds): Promise<HostTensor>;
+  run(fetches: readonly Tensor[], feeds?: Feeds): Promise<HostTensor[]>;
+  async run(fetches: Tensor | readonly Tensor[], feeds: Feeds = []): Promise<HostTensor | HostTensor[]> {
+    this.checkAlive('Session.run');
+    const list = isTensor(fetches) ? [fetches] : [...fetches];
+    const pairs = feeds instanceof Map ? [...feeds.entries()] : [...feeds];
+    pairs.forEach(([t], i) => { if (!isTensor(t)) throw new SymflowError('Session.run', `feeds[${i}] key is not a Tensor`); });
+    list.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('Session.run', `fetches[${i}] is not a Tensor`); });
+    const inputs = pairs.map(([t]) => t);
+    const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}`;
+    let compiled = this.runCache.get(key);
+    if (compiled === undefined) {
+      compiled = compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run');
+      this.runCache.set(key, compiled);
+    }
+    const out = await this.call(compiled, pairs.map(([, v]) => v));
+    return isTensor(fetches) ? out[0]! : out;
+  }
+
+  /**
+   * Moves a value to the backend once, to be fed to several calls (the runs of one multi-run step).
+   * @param like the tensor it will be fed to (its dtype and static shape check the value)
+   * @param value the value
+   * @returns a handle to dispose when done
+   */
+  upload(like: Tensor, value: Value): DeviceValue {
+    this.checkAlive('Session.upload');
+    const host = toHostTensor(`feed '${like.name}'`, value, like.dtype, like.shape);
+    return new DeviceValue(this, this.backendImpl.upload(host), host.shape, host.dtype);
+  }
+
+  /**
+   * Reads a variable's value (initialising it on first use).
+   * @param v the variable @returns its value on the host
+   */
+  async getValue(v: Variable): Promise<HostTensor> {
+    this.checkAlive('Session.getValue');
+    if (!isVariable(v)) throw new SymflowError('Session.getValue', `expected a variable, got ${String(v)}`);
+    await this.backendImpl.activate();
+    return this.backendImpl.download(this.variableTensor(v));
+  }
+
+  /**
+   * Sets a variable's value; the shape and dtype must match the variable's.
+   * @param v the variable @param value the new value
+   */
+  async setValue(v: Variable, value: Value): Promise<void> {
+    this.checkAlive('Session.setValue');
+    if (!isVariable(v)) throw new SymflowError('Session.setValue', `expected a variable, got ${String(v)}`);
+    const host = toHostTensor(`Session.setValue: variable '${v.name}'`, value, v.dtype, v.shape);
+    await this.backendImpl.activate();
+    const old = this.store.get(v);
+    this.store.set(v, this.backendImpl.upload(host));
+    if (old !== undefined) this.backendImpl.dispose(old);
+  }
+
+  /** Frees every tensor the session holds; later calls are refused. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const t of [...this.store.values(), ...this.constants.values()]) this.backendImpl.dispose(t);
+    this.store.clear();
+    this.constants.clear();
+    this.runCache.clear();
+  }
+
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+
+  /** Live tensors on the backend engine (for leak checks). */
+  numTensors(): number {
+    return this.backendImpl.numTensors();
+  }
+
+  /** @internal */
+  variableTensor(v: Variable): DeviceTensor {
+    let t = this.store.get(v);
+    if (t === undefined) {
+      t = this.backendImpl.upload({ shape: [...v.init.shape], dtype: v.dtype, data: initialValue(v.init) });
+      this.store.set(v, t);
+    }
+    return t;
+  }
+
+  /** @internal */
+  constantTensor(c: Tensor): DeviceTensor {
+    let t = this.constants.get(c);
+    if (t === undefined) {
+      const value = c.attrs['value'] as HostTensor['data'];
+      t = this.backendImpl.upload({ shape: c.shape as number[], dtype: c.dtype, data: value });
+      this.constants.set(c, t);
+    }
+    return t;
+  }
+
+  private async call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
+    this.checkAlive(compiled.who);
+    if (!this.backendImpl.isActive()) await this.backendImpl.activate();
+    this.checkAlive(compiled.who);
+    return execute(this, compiled, values);
+  }
+
+  private checkAlive(who: string): void {
+    if (this.disposed) throw new SymflowError(who, 'the session is disposed');
+  }
+}
+
+export function describeFeed(t: Tensor): string {
+  return `'${t.name}' ${shapeString(t.shape)} ${t.dtype}`;
+}
