@@ -16,3 +16,8 @@ export { gradients, type GradientsOptions } from './graph/gradients.js';
 export { cond, type CondUpdate, type Update, type UpdatePair } from './graph/cond.js';
 export { Session, DeviceValue, type SessionOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
 export type { BackendChoice, BackendName } from './backend/index.js';
+export { toJSON, fromJSON, type GraphJSON, type GraphFromJSON, type FromJSONOptions } from './graph/serialize.js';
+export { layers, type DenseOptions, type DenseLayer, type Activation } from './graph/layers.js';
+export { variablesOf } from './graph/traverse.js';
+export { prune } from './graph/passes/prune.js';
+export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';

@@ -43,7 +43,8 @@ export function makeNode<A extends Attrs>(
   inputs: readonly Tensor[],
   attrs: A,
   name?: string,
+  scope?: number,
 ): Tensor {
   const { shape, dtype } = def.infer(inputs, attrs);
-  return Object.freeze(new Tensor({ op: def.name, inputs, attrs, shape, dtype, name: uniqueName(name ?? def.name) }));
+  return Object.freeze(new Tensor({ op: def.name, inputs, attrs, shape, dtype, name: uniqueName(name ?? def.name), scope }));
 }

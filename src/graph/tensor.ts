@@ -74,6 +74,11 @@ export function scopeWithin(inner: number, outer: number): boolean {
   return false;
 }
 
+/** The enclosing scope of `scope` (-1 for the top level). */
+export function scopeParent(scope: number): number {
+  return scopeParents.get(scope) ?? -1;
+}
+
 /** Creates a scope whose parent is `parent` (used when graphs are read back from JSON). */
 export function newScope(parent: number): number {
   const scope = nextScope++;

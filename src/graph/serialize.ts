@@ -1,0 +1,224 @@
+import { newCondGroupId, registerCondGroup } from './cond.js';
+import { SymflowError } from './errors.js';
+import { getOp, makeNode } from './registry.js';
+import { makeVariable } from './sources.js';
+import { type AttrValue, type Attrs, type DType, type InitSpec, isTensor, isVariable, newScope, scopeParent, type Tensor, type Variable } from './tensor.js';
+import { ancestors } from './traverse.js';
+import './ops/index.js';
+
+/** The JSON form of a graph: nodes in creation order, inputs by index into `nodes`. */
+export interface GraphJSON {
+  format: 'symflow-graph';
+  version: 1;
+  nodes: NodeJSON[];
+  outputs: number[];
+  /** Cond branch scopes as [scope, parent] pairs (0 is the top level). */
+  scopes: [number, number][];
+}
+
+export interface NodeJSON {
+  name: string;
+  op: string;
+  inputs: number[];
+  attrs: Record<string, unknown>;
+  shape: (number | null)[];
+  dtype: DType;
+  scope: number;
+  /** Variables only: how to initialise it when not bound to an existing variable (absent for literal values). */
+  init?: InitSpec;
+  trainable?: boolean;
+}
+
+const TYPED = '$typed';
+const MAX_JSON_NODES = 1_000_000;
+
+function encodeAttr(v: AttrValue): unknown {
+  if (v instanceof Float32Array) return { [TYPED]: 'float32', data: Array.from(v) };
+  if (v instanceof Int32Array) return { [TYPED]: 'int32', data: Array.from(v) };
+  if (v instanceof Uint8Array) return { [TYPED]: 'bool', data: Array.from(v) };
+  if (Array.isArray(v)) return v.map(encodeAttr);
+  if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encodeAttr(x as AttrValue)]));
+  return v;
+}
+
+function decodeAttr(v: unknown, where: string): AttrValue {
+  if (Array.isArray(v)) return v.map((x) => decodeAttr(x, where));
+  if (v !== null && typeof v === 'object') {
+    const o = v as Record<string, unknown>;
+    if (TYPED in o) {
+      const data = o['data'];
+      if (!Array.isArray(data) || !data.every((d) => typeof d === 'number')) throw new SymflowError('fromJSON', `${where}: typed data must be a number array`);
+      const kind = o[TYPED];
+      if (kind === 'float32') return Float32Array.from(data);
+      if (kind === 'int32') return Int32Array.from(data);
+      if (kind === 'bool') return Uint8Array.from(data);
+      throw new SymflowError('fromJSON', `${where}: unknown typed array kind ${JSON.stringify(kind)}`);
+    }
+    const out: Record<string, AttrValue> = Object.create(null);
+    for (const [k, x] of Object.entries(o)) out[k] = decodeAttr(x, where);
+    return out;
+  }
+  if (v === null || typeof v === 'number' || typeof v === 'string' || typeof v === 'boolean') return v;
+  throw new SymflowError('fromJSON', `${where}: attribute of type ${typeof v} is not allowed`);
+}
+
+/**
+ * Serialises the graph the outputs depend on: ops, attributes, constants; variables by name with their
+ * initializer, never their values.
+ *
+ * ```ts
+ * const json = toJSON([loss]);
+ * const { outputs: [loss2], nodes } = fromJSON(json);
+ * ```
+ * @param outputs the tensors to keep @returns plain JSON-compatible data
+ */
+export function toJSON(outputs: Tensor | readonly Tensor[]): GraphJSON {
+  const list = isTensor(outputs) ? [outputs] : [...outputs];
+  const nodes = ancestors(list);
+  const index = new Map(nodes.map((t, i) => [t, i]));
+  const scopes = new Map<number, number>();
+  const json = nodes.map((t): NodeJSON => {
+    const n: NodeJSON = {
+      name: t.name, op: t.op, inputs: t.inputs.map((i) => index.get(i)!), attrs: encodeAttr(t.attrs) as Record<string, unknown>,
+      shape: [...t.shape], dtype: t.dtype, scope: t.scope,
+    };
+    if (t.scope !== 0) scopes.set(t.scope, -1);
+    if (t.op === 'cond') {
+      scopes.set(t.attrs['thenScope'] as number, -1);
+      scopes.set(t.attrs['elseScope'] as number, -1);
+    }
+    if (isVariable(t)) {
+      n.trainable = t.trainable;
+      if (t.init.kind !== 'value') n.init = t.init;
+    }
+    return n;
+  });
+  return { format: 'symflow-graph', version: 1, nodes: json, outputs: list.map((t) => index.get(t)!), scopes: scopeTree(scopes) };
+}
+
+/** Cond scopes nest; each is stored with its parent (parents are older, so the list is in creation order). */
+function scopeTree(scopes: Map<number, number>): [number, number][] {
+  const all = new Set<number>();
+  for (let s of scopes.keys()) {
+    while (s > 0 && !all.has(s)) {
+      all.add(s);
+      s = scopeParent(s);
+    }
+  }
+  return [...all].sort((a, b) => a - b).map((s) => [s, Math.max(0, scopeParent(s))]);
+}
+
+export interface FromJSONOptions {
+  /** Existing variables to bind by name (their values then come from the session, as with the originals). */
+  variables?: readonly Variable[];
+}
+
+export interface GraphFromJSON {
+  /** The rebuilt outputs, in the order given to `toJSON`. */
+  outputs: Tensor[];
+  /** Every rebuilt node by its name in the JSON (find placeholders to feed here). */
+  nodes: Map<string, Tensor>;
+  /** The variables of the graph (bound or newly created). */
+  variables: Variable[];
+}
+
+/**
+ * Rebuilds a graph from `toJSON` data. Shapes and dtypes are inferred again (and must match); unknown ops,
+ * dangling references and malformed fields are errors naming the node.
+ * @param json the data (an object or a JSON string) @returns the rebuilt graph
+ */
+export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): GraphFromJSON {
+  const g = (typeof json === 'string' ? JSON.parse(json) : json) as GraphJSON;
+  if (g === null || typeof g !== 'object' || g.format !== 'symflow-graph') throw new SymflowError('fromJSON', 'not a symflow graph (format field missing)');
+  if (g.version !== 1) throw new SymflowError('fromJSON', `unsupported version ${JSON.stringify(g.version)}`);
+  if (!Array.isArray(g.nodes) || g.nodes.length > MAX_JSON_NODES) throw new SymflowError('fromJSON', 'nodes must be an array');
+  const bound = new Map((opts.variables ?? []).map((v) => [v.name, v]));
+  const scopeMap = new Map<number, number>([[0, 0]]);
+  for (const pair of Array.isArray(g.scopes) ? g.scopes : []) {
+    const [s, parent] = Array.isArray(pair) ? pair : [];
+    const p = scopeMap.get(parent as number);
+    if (!Number.isInteger(s) || p === undefined) throw new SymflowError('fromJSON', `bad scope entry ${JSON.stringify(pair)}`);
+    scopeMap.set(s as number, newScope(p));
+  }
+  const scopeOf = (s: unknown, where: string) => {
+    if (!Number.isInteger(s)) throw new SymflowError('fromJSON', `${where}: scope must be an integer`);
+    let mapped = scopeMap.get(s as number);
+    if (mapped === undefined) {
+      mapped = newScope(0);
+      scopeMap.set(s as number, mapped);
+    }
+    return mapped;
+  };
+  const groupMap = new Map<number, Tensor[]>();
+  const groupIds = new Map<number, number>();
+  const built: Tensor[] = [];
+  const nodes = new Map<string, Tensor>();
+  g.nodes.forEach((n, i) => {
+    const where = `node ${i}${typeof n?.name === 'string' ? ` '${n.name}'` : ''}`;
+    if (n === null || typeof n !== 'object' || typeof n.op !== 'string' || typeof n.name !== 'string') {
+      throw new SymflowError('fromJSON', `${where}: needs string op and name`);
+    }
+    if (!Array.isArray(n.inputs)) throw new SymflowError('fromJSON', `${where}: inputs must be an array`);
+    const inputs = n.inputs.map((k) => {
+      if (!Number.isInteger(k) || k < 0 || k >= i) throw new SymflowError('fromJSON', `${where}: dangling reference to input ${JSON.stringify(k)}`);
+      return built[k]!;
+    });
+    const t = n.op === 'variable' ? buildVariable(n, bound, where) : buildNode(n, inputs, where, scopeOf, groupIds);
+    if (n.op === 'cond') {
+      const gid = t.attrs['group'] as number;
+      groupMap.set(gid, [...(groupMap.get(gid) ?? []), t]);
+    }
+    built.push(t);
+    nodes.set(n.name, t);
+  });
+  for (const members of groupMap.values()) registerCondGroup(members.sort((a, b) => (a.attrs['index'] as number) - (b.attrs['index'] as number)));
+  if (!Array.isArray(g.outputs)) throw new SymflowError('fromJSON', 'outputs must be an array');
+  const outputs = g.outputs.map((k) => {
+    if (!Number.isInteger(k) || k < 0 || k >= built.length) throw new SymflowError('fromJSON', `dangling output reference ${JSON.stringify(k)}`);
+    return built[k]!;
+  });
+  return { outputs, nodes, variables: built.filter(isVariable) };
+}
+
+function buildNode(
+  n: NodeJSON, inputs: Tensor[], where: string, scopeOf: (s: unknown, w: string) => number, groupIds: Map<number, number>,
+): Tensor {
+  const def = getOp(n.op);
+  if (def === undefined || n.op === 'variable') throw new SymflowError('fromJSON', `${where}: unknown op '${n.op}'`);
+  if (n.attrs === null || typeof n.attrs !== 'object' || Array.isArray(n.attrs)) throw new SymflowError('fromJSON', `${where}: attrs must be an object`);
+  const attrs = { ...(decodeAttr(n.attrs, where) as Record<string, AttrValue>) };
+  if (n.op === 'cond') {
+    const old = attrs['group'] as number;
+    if (!groupIds.has(old)) groupIds.set(old, newCondGroupId());
+    attrs['group'] = groupIds.get(old)!;
+    attrs['thenScope'] = scopeOf(attrs['thenScope'], where);
+    attrs['elseScope'] = scopeOf(attrs['elseScope'], where);
+  }
+  let t: Tensor;
+  try {
+    t = makeNode(def, inputs, attrs as Attrs, n.name, scopeOf(n.scope ?? 0, where));
+  } catch (e) {
+    throw new SymflowError('fromJSON', `${where}: ${(e as Error).message}`);
+  }
+  if (JSON.stringify(t.shape) !== JSON.stringify(n.shape) || t.dtype !== n.dtype) {
+    throw new SymflowError('fromJSON', `${where}: recorded ${n.dtype} ${JSON.stringify(n.shape)} but the op gives ${t.dtype} ${JSON.stringify(t.shape)}`);
+  }
+  return t;
+}
+
+function buildVariable(n: NodeJSON, bound: Map<string, Variable>, where: string): Variable {
+  const v = bound.get(n.name);
+  if (v !== undefined) {
+    if (v.dtype !== n.dtype || JSON.stringify(v.shape) !== JSON.stringify(n.shape)) {
+      throw new SymflowError('fromJSON', `${where}: bound variable is ${v.dtype} ${JSON.stringify(v.shape)}, the graph needs ${n.dtype} ${JSON.stringify(n.shape)}`);
+    }
+    return v;
+  }
+  if (n.init === undefined) {
+    throw new SymflowError('fromJSON', `${where}: variable '${n.name}' was initialised from a literal value, which JSON does not carry; bind it with {variables: [...]}`);
+  }
+  if (!Array.isArray(n.init.shape) || JSON.stringify(n.init.shape) !== JSON.stringify(n.shape)) {
+    throw new SymflowError('fromJSON', `${where}: initializer shape does not match ${JSON.stringify(n.shape)}`);
+  }
+  return makeVariable({ ...n.init, shape: [...n.init.shape] } as InitSpec, n.name, n.trainable ?? true);
+}
