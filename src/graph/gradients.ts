@@ -2,7 +2,8 @@ import { condGroup, cond } from './cond.js';
 import { SymflowError } from './errors.js';
 import { getOp } from './registry.js';
 import { shapesCompatible } from './shapes.js';
-import { isTensor, scopeWithin, shapeString, type Tensor } from './tensor.js';
+import { isFullyKnown, isTensor, scopeWithin, shapeString, sizeOf, type Tensor } from './tensor.js';
+import { makeConstant, scalarConstant } from './sources.js';
 import { onesLike, zerosLike } from './ops/fill.js';
 import { addN } from './ops/identity.js';
 
@@ -44,6 +45,11 @@ export function gradients(ys: Tensor | readonly Tensor[], xs: Tensor | readonly 
   return isTensor(xs) ? out[0]! : out;
 }
 
+function onesConstant(shape: readonly number[]): Tensor {
+  if (shape.length === 0) return scalarConstant(1, 'float32');
+  return makeConstant({ shape: [...shape], dtype: 'float32', data: new Float32Array(sizeOf(shape)).fill(1) });
+}
+
 function seedGradients(ys: readonly Tensor[], gradYs: GradientsOptions['gradYs']): Tensor[] {
   const given = gradYs === undefined ? undefined : isTensor(gradYs) ? [gradYs] : [...gradYs];
   if (given !== undefined && given.length !== ys.length) {
@@ -53,7 +59,8 @@ function seedGradients(ys: readonly Tensor[], gradYs: GradientsOptions['gradYs']
     if (!isTensor(y)) throw new SymflowError('gradients', `ys[${i}] is not a Tensor`);
     if (y.dtype !== 'float32') throw new SymflowError('gradients', `ys[${i}] '${y.name}' must be float32, got ${y.dtype}`);
     const g = given?.[i];
-    if (g === undefined) return onesLike(y);
+    // A fully known shape seeds with a constant, so the backward graph does not depend on y's own value.
+    if (g === undefined) return isFullyKnown(y.shape) ? onesConstant(y.shape) : onesLike(y);
     if (g.dtype !== 'float32' || !shapesCompatible(g.shape, y.shape)) {
       throw new SymflowError('gradients', `gradYs[${i}] is ${g.dtype} ${shapeString(g.shape)}, y '${y.name}' is ${y.dtype} ${shapeString(y.shape)}`);
     }
