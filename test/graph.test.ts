@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   add, argMax, concat, cond, constant, fromJSON, gather, gradients, greater, initializers, layers, matMul, mean, mul,
   oneHot, placeholder, prune, relu, reshape, Session, slice, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, squeeze,
-  sub, sum, SymflowError, toIR, toJSON, transpose, variable, variablesOf, where, expandDims,
+  sum, SymflowError, toIR, toJSON, transpose, variable, variablesOf, where, expandDims,
 } from '../src/index.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 

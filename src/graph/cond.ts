@@ -84,9 +84,9 @@ export function newCondGroupId(): number {
  * @param elseFn builds the value (or updates) used when `pred` is false
  * @returns the output tensor(s), or a `CondUpdate` when the branches return updates
  */
+export function cond(pred: Tensor, thenFn: () => readonly Update[], elseFn: () => readonly Update[]): CondUpdate;
 export function cond(pred: Tensor, thenFn: () => Tensor | number, elseFn: () => Tensor | number): Tensor;
 export function cond(pred: Tensor, thenFn: () => readonly (Tensor | number)[], elseFn: () => readonly (Tensor | number)[]): Tensor[];
-export function cond(pred: Tensor, thenFn: () => readonly Update[], elseFn: () => readonly Update[]): CondUpdate;
 export function cond(pred: Tensor, thenFn: () => Branch, elseFn: () => Branch): Tensor | Tensor[] | CondUpdate {
   checkPred(pred);
   const t = withNewScope(thenFn);

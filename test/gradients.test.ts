@@ -1,0 +1,445 @@
+// Gradient checks for every differentiable op: symflow's symbolic gradients against central finite differences
+// (through the same session) and against TF.js's own autodiff, on every backend.
+import * as tf from '@tensorflow/tfjs';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  Session, SymflowError, type Dim, type HostTensor, type Tensor,
+  abs, add, addN, broadcastLike, cast, concat, cond, constant, div, exp, expandDims, gather, gradients, identity,
+  log, logSoftmax, matMul, max, maximum, mean, meanSquaredError, min, minimum, mul, neg, pad, placeholder, pow,
+  relu, reshape, reshapeLike, sigmoid, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
+  square, squeeze, stopGradient, sub, sum, sumToShape, tanh, transpose, unsortedSegmentSum, where,
+} from '../src/index.js';
+import { BACKENDS, expectClose, values } from './helpers.js';
+
+// ---------------------------------------------------------------------------------------------------------------
+// Tolerances.
+//   Finite differences (float32, central, step H): truncation error is O(H²·f''') and round-off O(eps·|y|/H),
+//   both well below 1e-3 for the small, O(1) inputs used here; a wrong gradient (sign error, missing factor 2,
+//   gradient routed to the wrong element) is off by O(1) since every objective weight has |w| ≥ 0.5.
+//   TF.js autodiff computes the same float32 formulas in a different order: only rounding differs.
+const H = 1e-2;
+const FD_RTOL = 2e-2, FD_ATOL = 2e-3;
+const TF_RTOL = 1e-4, TF_ATOL = 1e-5;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Deterministic inputs.
+
+/** mulberry32: a tiny seeded PRNG giving floats in [0, 1). */
+function seeded(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const rng = seeded(20240611);
+const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+const uni = (lo: number, hi: number) => lo + (hi - lo) * rng();
+const sgn = () => (rng() < 0.5 ? -1 : 1);
+
+type InDtype = 'float32' | 'int32' | 'bool';
+interface Input {
+  shape: number[];
+  data: number[];
+  dtype: InDtype;
+  /** The placeholder's static shape, when it differs from the fed shape (unknown dimensions). */
+  static?: Dim[];
+}
+
+/** Uniform in [lo, hi). */
+const U = (shape: number[], lo = -1, hi = 1): Input => ({ shape, dtype: 'float32', data: Array.from({ length: size(shape) }, () => uni(lo, hi)) });
+/** Positive, away from 0 (log, sqrt, pow base, divisors). */
+const P = (shape: number[]) => U(shape, 0.5, 2);
+/** Either sign, |x| in [0.2, 1.5): away from the kinks of abs and relu. */
+const NZ = (shape: number[]): Input => ({ shape, dtype: 'float32', data: Array.from({ length: size(shape) }, () => sgn() * uni(0.2, 1.5)) });
+/** Pairwise distinct (gaps ≥ 0.2) in random order: no ties for max / min. */
+const D = (shape: number[]): Input => {
+  const n = size(shape);
+  const order = Array.from({ length: n }, (_, i) => i);
+  for (let i = n - 1; i > 0; i--) {
+    const j = Math.floor(rng() * (i + 1));
+    [order[i], order[j]] = [order[j]!, order[i]!];
+  }
+  return { shape, dtype: 'float32', data: order.map((k) => (k - n / 2) * 0.3 + uni(0, 0.1)) };
+};
+/** Two inputs with |a − b| ≥ 0.2 everywhere; b's shape must be a suffix of a's (b broadcasts into a). */
+const separated = (aShape: number[], bShape: number[]): [Input, Input] => {
+  const b = U(bShape);
+  const nb = b.data.length;
+  const a: Input = { shape: aShape, dtype: 'float32', data: Array.from({ length: size(aShape) }, (_, i) => b.data[i % nb]! + sgn() * uni(0.2, 1)) };
+  return [a, b];
+};
+const I = (shape: number[], data: number[], stat?: Dim[]): Input => ({ shape, dtype: 'int32', data, ...(stat ? { static: stat } : {}) });
+const withStatic = (inp: Input, stat: Dim[]): Input => ({ ...inp, static: stat });
+
+// ---------------------------------------------------------------------------------------------------------------
+// The cases: a symflow op and the TF.js reference, over the same inputs. Every float32 input is differentiated;
+// int32 / bool inputs are fed (symflow) or passed as constants (TF.js) but not differentiated.
+
+interface Case {
+  name: string;
+  inputs: Input[];
+  sym: (...xs: Tensor[]) => Tensor;
+  ref: (...xs: tf.Tensor[]) => tf.Tensor;
+}
+
+const c = (name: string, inputs: Input[], sym: Case['sym'], ref: Case['ref']): Case => ({ name, inputs, sym, ref });
+const T = (x: tf.Tensor) => x; // readability in single-tensor references
+
+function matMulCases(): Case[] {
+  const out: Case[] = [];
+  for (const ta of [false, true]) {
+    for (const tb of [false, true]) {
+      const a = U(ta ? [3, 2] : [2, 3]);
+      const b = U(tb ? [4, 3] : [3, 4]);
+      out.push(c(`matMul transposeA=${ta} transposeB=${tb}`, [a, b],
+        (x, y) => matMul(x!, y!, { transposeA: ta, transposeB: tb }), (x, y) => tf.matMul(x!, y!, ta, tb)));
+    }
+  }
+  out.push(c('matMul batched [2,2,3]·[2,3,4]', [U([2, 2, 3]), U([2, 3, 4])], (x, y) => matMul(x!, y!), (x, y) => tf.matMul(x!, y!)));
+  out.push(c('matMul batched, transposeA and transposeB [2,3,2]ᵀ·[2,4,3]ᵀ', [U([2, 3, 2]), U([2, 4, 3])],
+    (x, y) => matMul(x!, y!, { transposeA: true, transposeB: true }), (x, y) => tf.matMul(x!, y!, true, true)));
+  // A rank-2 b broadcast over a's batch: its gradient is summed over the batch (TF.js's BatchMatMul gradient
+  // does not unbroadcast, so the reference tiles b explicitly).
+  out.push(c('matMul batch-broadcast [2,2,3]·[3,4]', [U([2, 2, 3]), U([3, 4])], (x, y) => matMul(x!, y!),
+    (x, y) => tf.matMul(x!, tf.tile(tf.expandDims(y!, 0), [2, 1, 1]))));
+  return out;
+}
+
+const maxPair = separated([2, 3], [2, 3]);
+const maxBroadcast = separated([2, 3], [3]);
+const minPair = separated([2, 3], [2, 3]);
+const minBroadcast = separated([3, 2], [2]);
+const boolCond = [[true, false, true], [false, false, true]];
+const oneHot34 = [[0, 1, 0, 0], [0, 0, 0, 1], [1, 0, 0, 0]];
+const soft34 = [[0.1, 0.6, 0.2, 0.1], [0.25, 0.25, 0.25, 0.25], [0.7, 0, 0.1, 0.2]];
+
+const CASES: Case[] = [
+  // Binary arithmetic, with broadcasting and numbers mixed in.
+  c('add [2,3]+[2,3]', [U([2, 3]), U([2, 3])], (a, b) => add(a!, b!), (a, b) => tf.add(a!, b!)),
+  c('add [2,3]+[3]', [U([2, 3]), U([3])], (a, b) => add(a!, b!), (a, b) => tf.add(a!, b!)),
+  c('add [2,1]+[1,3]', [U([2, 1]), U([1, 3])], (a, b) => add(a!, b!), (a, b) => tf.add(a!, b!)),
+  c('add [2,3]+scalar tensor []', [U([2, 3]), U([])], (a, b) => add(a!, b!), (a, b) => tf.add(a!, b!)),
+  c('add(x, 2)', [U([2, 3])], (a) => add(a!, 2), (a) => tf.add(a!, 2)),
+  c('sub [2,3]-[2,3]', [U([2, 3]), U([2, 3])], (a, b) => sub(a!, b!), (a, b) => tf.sub(a!, b!)),
+  c('sub [2,3]-[3]', [U([2, 3]), U([3])], (a, b) => sub(a!, b!), (a, b) => tf.sub(a!, b!)),
+  c('sub [2,1]-[1,3]', [U([2, 1]), U([1, 3])], (a, b) => sub(a!, b!), (a, b) => tf.sub(a!, b!)),
+  c('sub(1, x)', [U([2, 3])], (a) => sub(1, a!), (a) => tf.sub(1, a!)),
+  c('mul [2,3]*[2,3]', [U([2, 3]), U([2, 3])], (a, b) => mul(a!, b!), (a, b) => tf.mul(a!, b!)),
+  c('mul [2,3]*[3]', [U([2, 3]), U([3])], (a, b) => mul(a!, b!), (a, b) => tf.mul(a!, b!)),
+  c('mul [2,1]*[1,3]', [U([2, 1]), U([1, 3])], (a, b) => mul(a!, b!), (a, b) => tf.mul(a!, b!)),
+  c('mul [3]*[2,3] (smaller first)', [U([3]), U([2, 3])], (a, b) => mul(a!, b!), (a, b) => tf.mul(a!, b!)),
+  c('mul(0.5, x)', [U([2, 3])], (a) => mul(0.5, a!), (a) => tf.mul(0.5, a!)),
+  c('mul(x, x) (same input twice)', [U([2, 3])], (a) => mul(a!, a!), (a) => tf.mul(a!, a!)),
+  c('div [2,3]/[2,3]', [U([2, 3]), NZ([2, 3])], (a, b) => div(a!, b!), (a, b) => tf.div(a!, b!)),
+  c('div [2,3]/[3]', [U([2, 3]), NZ([3])], (a, b) => div(a!, b!), (a, b) => tf.div(a!, b!)),
+  c('div [2,1]/[1,3]', [U([2, 1]), NZ([1, 3])], (a, b) => div(a!, b!), (a, b) => tf.div(a!, b!)),
+  c('div(1, x)', [NZ([2, 3])], (a) => div(1, a!), (a) => tf.div(1, a!)),
+  c('div(x, 4)', [U([2, 3])], (a) => div(a!, 4), (a) => tf.div(a!, 4)),
+  c('pow(a, b) w.r.t. base and exponent', [P([2, 3]), U([2, 3], -1.5, 2.5)], (a, b) => pow(a!, b!), (a, b) => tf.pow(a!, b!)),
+  c('pow [2,3]^[3] (broadcast exponent)', [P([2, 3]), U([3], -1, 2)], (a, b) => pow(a!, b!), (a, b) => tf.pow(a!, b!)),
+  c('pow(x, 3)', [U([2, 3])], (a) => pow(a!, 3), (a) => tf.pow(a!, 3)),
+  c('pow(2, x)', [U([2, 3])], (a) => pow(2, a!), (a) => tf.pow(2, a!)),
+  c('maximum [2,3],[2,3]', maxPair, (a, b) => maximum(a!, b!), (a, b) => tf.maximum(a!, b!)),
+  c('maximum [2,3],[3]', maxBroadcast, (a, b) => maximum(a!, b!), (a, b) => tf.maximum(a!, b!)),
+  c('minimum [2,3],[2,3]', minPair, (a, b) => minimum(a!, b!), (a, b) => tf.minimum(a!, b!)),
+  c('minimum [3,2],[2]', minBroadcast, (a, b) => minimum(a!, b!), (a, b) => tf.minimum(a!, b!)),
+
+  // Unary.
+  c('neg', [U([2, 3])], (a) => neg(a!), (a) => tf.neg(a!)),
+  c('square', [U([2, 3])], (a) => square(a!), (a) => tf.square(a!)),
+  c('sqrt', [P([2, 3])], (a) => sqrt(a!), (a) => tf.sqrt(a!)),
+  c('exp', [U([2, 3])], (a) => exp(a!), (a) => tf.exp(a!)),
+  c('log', [P([2, 3])], (a) => log(a!), (a) => tf.log(a!)),
+  c('abs', [NZ([2, 3])], (a) => abs(a!), (a) => tf.abs(a!)),
+  c('relu', [NZ([2, 3])], (a) => relu(a!), (a) => tf.relu(a!)),
+  c('sigmoid', [U([2, 3], -2, 2)], (a) => sigmoid(a!), (a) => tf.sigmoid(a!)),
+  c('tanh', [U([2, 3], -2, 2)], (a) => tanh(a!), (a) => tf.tanh(a!)),
+  c('identity', [U([2, 3])], (a) => identity(a!), (a) => tf.clone(a!)),
+  c('cast float32→float32 (no-op)', [U([2, 3])], (a) => cast(a!, 'float32'), (a) => tf.cast(a!, 'float32')),
+
+  // Matrix products.
+  ...matMulCases(),
+
+  // Shape ops.
+  c('transpose perm [2,0,1]', [U([2, 3, 4])], (a) => transpose(a!, [2, 0, 1]), (a) => tf.transpose(a!, [2, 0, 1])),
+  c('transpose default (reverse)', [U([2, 3])], (a) => transpose(a!), (a) => tf.transpose(a!)),
+  c('reshape [2,3,2]→[3,4]', [U([2, 3, 2])], (a) => reshape(a!, [3, 4]), (a) => tf.reshape(a!, [3, 4])),
+  c('reshape [2,6]→[-1,3]', [U([2, 6])], (a) => reshape(a!, [-1, 3]), (a) => tf.reshape(a!, [-1, 3])),
+  c('reshapeLike [6] like [2,3]', [U([6])], (a) => reshapeLike(a!, constant([[0, 0, 0], [0, 0, 0]])), (a) => tf.reshape(a!, [2, 3])),
+  c('expandDims axis 1', [U([2, 3])], (a) => expandDims(a!, 1), (a) => tf.expandDims(a!, 1)),
+  c('expandDims axis -1', [U([2, 3])], (a) => expandDims(a!, -1), (a) => tf.expandDims(a!, -1)),
+  c('squeeze axis 1', [U([2, 1, 3])], (a) => squeeze(a!, 1), (a) => tf.squeeze(a!, [1])),
+  c('squeeze all size-1 axes', [U([1, 3, 1])], (a) => squeeze(a!), (a) => tf.squeeze(a!)),
+  c('concat axis 0', [U([2, 3]), U([1, 3])], (a, b) => concat([a!, b!], 0), (a, b) => tf.concat([a!, b!], 0)),
+  c('concat axis 1 (three inputs)', [U([2, 2]), U([2, 3]), U([2, 1])], (a, b, d) => concat([a!, b!, d!], 1), (a, b, d) => tf.concat([a!, b!, d!], 1)),
+  c('concat axis -1 rank 3', [U([2, 2, 1]), U([2, 2, 2])], (a, b) => concat([a!, b!], -1), (a, b) => tf.concat([a!, b!], -1)),
+  c('slice [3,4] begin [1,1] size [2,-1]', [U([3, 4])], (a) => slice(a!, [1, 1], [2, -1]), (a) => tf.slice(a!, [1, 1], [2, -1])),
+  c('slice rank 3 begin [0,1,1] size [2,1,2]', [U([2, 3, 4])], (a) => slice(a!, [0, 1, 1], [2, 1, 2]), (a) => tf.slice(a!, [0, 1, 1], [2, 1, 2])),
+  c('pad [[1,0],[2,1]] value 0.5', [U([2, 3])], (a) => pad(a!, [[1, 0], [2, 1]], 0.5), (a) => tf.pad(a!, [[1, 0], [2, 1]], 0.5)),
+  c('broadcastLike [3] like [2,3]', [U([3])], (a) => broadcastLike(a!, constant([[0, 0, 0], [0, 0, 0]])), (a) => tf.broadcastTo(a!, [2, 3])),
+  c('sumToShape [2,3] to [1,3]', [U([2, 3])], (a) => sumToShape(a!, constant([[0, 0, 0]])), (a) => tf.sum(a!, 0, true)),
+
+  // Gathers (repeated indices: the gradient must accumulate).
+  c('gather axis 0, repeated constant indices', [U([4, 3])],
+    (a) => gather(a!, constant([0, 2, 0, 3, 2, 0], { dtype: 'int32' }), 0), (a) => tf.gather(a!, tf.tensor1d([0, 2, 0, 3, 2, 0], 'int32'), 0)),
+  c('gather axis 1, repeated indices from an int32 placeholder', [U([2, 4]), I([5], [1, 1, 3, 0, 1])],
+    (a, i) => gather(a!, i!, 1), (a, i) => tf.gather(a!, i!, 1)),
+  c('gather axis 0, rank-2 indices', [U([3, 2]), I([2, 3], [0, 2, 2, 1, 2, 0])], (a, i) => gather(a!, i!, 0), (a, i) => tf.gather(a!, i!, 0)),
+  c('gather axis 1 of rank 3, rank-2 indices', [U([2, 3, 2]), I([2, 2], [2, 0, 2, 2])], (a, i) => gather(a!, i!, 1), (a, i) => tf.gather(a!, i!, 1)),
+  c('unsortedSegmentSum', [U([5, 2]), I([5], [0, 2, 0, 1, 2])],
+    (a, i) => unsortedSegmentSum(a!, i!, 3), (a, i) => tf.unsortedSegmentSum(a!, i! as tf.Tensor1D, 3)),
+
+  // Reductions.
+  c('sum all', [U([2, 3])], (a) => sum(a!), (a) => tf.sum(a!)),
+  c('sum axis 1', [U([2, 3])], (a) => sum(a!, 1), (a) => tf.sum(a!, 1)),
+  c('sum axis 0 keepDims', [U([2, 3])], (a) => sum(a!, 0, true), (a) => tf.sum(a!, 0, true)),
+  c('sum axes [0,2] rank 3', [U([2, 3, 2])], (a) => sum(a!, [0, 2]), (a) => tf.sum(a!, [0, 2])),
+  c('sum axes [0,2] keepDims rank 3', [U([2, 3, 2])], (a) => sum(a!, [0, 2], true), (a) => tf.sum(a!, [0, 2], true)),
+  c('sum all keepDims', [U([2, 3])], (a) => sum(a!, undefined, true), (a) => tf.sum(a!, undefined, true)),
+  c('mean all', [U([2, 3])], (a) => mean(a!), (a) => tf.mean(a!)),
+  c('mean axis 1', [U([2, 3])], (a) => mean(a!, 1), (a) => tf.mean(a!, 1)),
+  c('mean axis -1 keepDims', [U([2, 3])], (a) => mean(a!, -1, true), (a) => tf.mean(a!, -1, true)),
+  c('mean axes [0,2] rank 3', [U([2, 3, 2])], (a) => mean(a!, [0, 2]), (a) => tf.mean(a!, [0, 2])),
+  c('max all', [D([2, 3])], (a) => max(a!), (a) => tf.max(a!)),
+  c('max axis 1', [D([2, 3])], (a) => max(a!, 1), (a) => tf.max(a!, 1)),
+  c('max axis 0 keepDims', [D([3, 2])], (a) => max(a!, 0, true), (a) => tf.max(a!, 0, true)),
+  c('max axes [0,2] keepDims rank 3', [D([2, 3, 2])], (a) => max(a!, [0, 2], true), (a) => tf.max(a!, [0, 2], true)),
+  c('max axes [0,2] rank 3', [D([2, 3, 2])], (a) => max(a!, [0, 2]), (a) => tf.max(a!, [0, 2])),
+  c('min all', [D([2, 3])], (a) => min(a!), (a) => tf.min(a!)),
+  c('min axis 0', [D([2, 3])], (a) => min(a!, 0), (a) => tf.min(a!, 0)),
+  c('min axis 1 keepDims', [D([3, 2])], (a) => min(a!, 1, true), (a) => tf.min(a!, 1, true)),
+  c('min all keepDims rank 3', [D([2, 2, 2])], (a) => min(a!, undefined, true), (a) => tf.min(a!, undefined, true)),
+
+  // Neural-network ops.
+  c('softmax [3,4]', [U([3, 4], -2, 2)], (a) => softmax(a!), (a) => tf.softmax(a!)),
+  c('softmax rank 3', [U([2, 2, 3], -2, 2)], (a) => softmax(a!), (a) => tf.softmax(a!)),
+  c('logSoftmax [3,4]', [U([3, 4], -2, 2)], (a) => logSoftmax(a!), (a) => tf.logSoftmax(a!)),
+  c('softmaxCrossEntropy w.r.t. logits, one-hot labels', [U([3, 4], -2, 2)],
+    (a) => softmaxCrossEntropy(a!, constant(oneHot34)),
+    (a) => tf.losses.softmaxCrossEntropy(tf.tensor2d(oneHot34), a!, undefined, 0, tf.Reduction.NONE)),
+  c('softmaxCrossEntropy w.r.t. logits, soft labels', [U([3, 4], -2, 2)],
+    (a) => softmaxCrossEntropy(a!, constant(soft34)),
+    (a) => tf.losses.softmaxCrossEntropy(tf.tensor2d(soft34), a!, undefined, 0, tf.Reduction.NONE)),
+  // TF.js's fused loss gives labels a gradient of its own convention; compare the labels gradient with TF.js
+  // autodiff of the defining formula −Σ labels · logSoftmax(logits).
+  c('softmaxCrossEntropy w.r.t. logits and labels', [U([3, 4], -2, 2), U([3, 4], 0, 1)],
+    (a, l) => softmaxCrossEntropy(a!, l!), (a, l) => tf.neg(tf.sum(tf.mul(l!, tf.logSoftmax(a!)), -1))),
+  c('sparseSoftmaxCrossEntropy w.r.t. logits', [U([3, 4], -2, 2), I([3], [2, 0, 3])],
+    (a, l) => sparseSoftmaxCrossEntropy(a!, l!),
+    (a, l) => tf.losses.softmaxCrossEntropy(tf.cast(tf.oneHot(l! as tf.Tensor1D, 4), 'float32'), a!, undefined, 0, tf.Reduction.NONE)),
+  c('meanSquaredError w.r.t. both', [U([2, 3]), U([2, 3])], (a, b) => meanSquaredError(a!, b!), (a, b) => tf.losses.meanSquaredError(b!, a!)),
+
+  // Selection and sums.
+  c('where w.r.t. a and b', [U([2, 3]), U([2, 3])],
+    (a, b) => where(constant(boolCond, { dtype: 'bool' }), a!, b!), (a, b) => tf.where(tf.tensor2d(boolCond, [2, 3], 'bool'), a!, b!)),
+  c('where, b [3] broadcast', [U([2, 3]), U([3])],
+    (a, b) => where(constant(boolCond, { dtype: 'bool' }), a!, b!), (a, b) => tf.where(tf.tensor2d(boolCond, [2, 3], 'bool'), a!, b!)),
+  c('where, cond from a bool placeholder', [{ shape: [2, 3], dtype: 'bool', data: [1, 1, 0, 0, 1, 0] }, U([2, 3]), U([2, 3])],
+    (k, a, b) => where(k!, a!, b!), (k, a, b) => tf.where(k!, a!, b!)),
+  c('addN of three', [U([2, 3]), U([2, 3]), U([2, 3])], (a, b, d) => addN([a!, b!, d!]), (a, b, d) => tf.addN([a!, b!, d!])),
+  c('cond, taken then-branch', [U([2, 3])], (a) => cond(constant(true), () => mul(a!, a!), () => neg(a!)), (a) => tf.mul(a!, a!)),
+  c('cond, taken else-branch', [U([2, 3])], (a) => cond(constant(false), () => mul(a!, a!), () => neg(a!)), (a) => tf.neg(a!)),
+
+  // Unknown (null) batch dimension: gradients unbroadcast and count elements from run-time shapes.
+  c('add(matMul(x [null,3], W), b): bias gradient summed over the batch', [withStatic(U([4, 3]), [null, 3]), U([3, 2]), U([2])],
+    (x, w, b) => add(matMul(x!, w!), b!), (x, w, b) => tf.add(tf.matMul(x!, w!), b!)),
+  c('mul(x [null,3], v [3])', [withStatic(U([4, 3]), [null, 3]), U([3])], (x, v) => mul(x!, v!), (x, v) => tf.mul(x!, v!)),
+  c('mean(x [null,3], axis 0)', [withStatic(U([4, 3]), [null, 3])], (x) => mean(x!, 0), (x) => tf.mean(x!, 0)),
+  c('mean(x [null,3]) all', [withStatic(U([4, 3]), [null, 3])], (x) => mean(x!), (x) => tf.mean(x!)),
+  c('softmax of [null,4]', [withStatic(U([3, 4], -2, 2), [null, 4])], (x) => softmax(x!), (x) => T(tf.softmax(x!))),
+  c('reshape [null,3]→[-1]', [withStatic(U([4, 3]), [null, 3])], (x) => reshape(x!, [-1]), (x) => tf.reshape(x!, [-1])),
+  c('sparseSoftmaxCrossEntropy [null,4] with labels [null]', [withStatic(U([3, 4], -2, 2), [null, 4]), I([3], [1, 3, 0], [null])],
+    (a, l) => sparseSoftmaxCrossEntropy(a!, l!),
+    (a, l) => tf.losses.softmaxCrossEntropy(tf.cast(tf.oneHot(l! as tf.Tensor1D, 4), 'float32'), a!, undefined, 0, tf.Reduction.NONE)),
+];
+
+// ---------------------------------------------------------------------------------------------------------------
+// The checker.
+
+const typed = (dtype: InDtype, data: readonly number[]) =>
+  dtype === 'float32' ? Float32Array.from(data) : dtype === 'int32' ? Int32Array.from(data) : Uint8Array.from(data);
+const feedOf = (inp: Input, data: readonly number[] = inp.data) => ({ shape: inp.shape, data: typed(inp.dtype, data) });
+
+/** A fixed objective weight: |w| in [0.5, 1.5), either sign, seeded by the case name. */
+function weightsFor(name: string, n: number): number[] {
+  let h = 2166136261;
+  for (const ch of name) h = Math.imul(h ^ ch.charCodeAt(0), 16777619);
+  const r = seeded(h);
+  return Array.from({ length: n }, () => (r() < 0.5 ? -1 : 1) * (0.5 + r()));
+}
+
+/**
+ * TF.js autodiff of sum(ref(...xs) · w) on the current TF.js backend, as plain arrays (one per float input).
+ * TF.js tensors are made and freed inside one tidy.
+ */
+function tfGrads(cs: Case, w: number[], wShape: number[]): number[][] {
+  const before = tf.memory().numTensors;
+  const grads = tf.tidy(() => {
+    const all = cs.inputs.map((inp) => tf.tensor(typed(inp.dtype, inp.data), inp.shape, inp.dtype));
+    const diffIdx = cs.inputs.flatMap((inp, i) => (inp.dtype === 'float32' ? [i] : []));
+    const wt = tf.tensor(w, wShape, 'float32');
+    const f = (...xs: tf.Tensor[]) => {
+      const args = [...all];
+      diffIdx.forEach((i, k) => (args[i] = xs[k]!));
+      return tf.sum(tf.mul(cs.ref(...args), wt));
+    };
+    return tf.grads(f)(diffIdx.map((i) => all[i]!));
+  });
+  const out = grads.map((g) => Array.from(g.dataSync()));
+  tf.dispose(grads);
+  expect(tf.memory().numTensors, 'TF.js reference leaked tensors').toBe(before);
+  return out;
+}
+
+/** TF.js autodiff on `backend`, or on cpu when `backend` lacks a kernel the TF.js gradient needs. */
+async function tfGradsOn(backend: string, cs: Case, w: number[], wShape: number[]): Promise<number[][]> {
+  try {
+    return tfGrads(cs, w, wShape);
+  } catch (e) {
+    // TF.js's gather gradient uses UnsortedSegmentSum, which tfjs-backend-wasm does not register.
+    if (!/not registered for backend/.test(String(e)) || backend === 'cpu') throw e;
+    await tf.setBackend('cpu');
+    try {
+      return tfGrads(cs, w, wShape);
+    } finally {
+      await tf.setBackend(backend);
+    }
+  }
+}
+
+async function checkCase(s: Session, backend: string, cs: Case): Promise<void> {
+  const phs = cs.inputs.map((inp, i) => placeholder(inp.static ?? inp.shape, { dtype: inp.dtype, name: `in${i}` }));
+  const feeds = (override?: { i: number; data: number[] }) =>
+    cs.inputs.map((inp, i) => [phs[i]!, feedOf(inp, override?.i === i ? override.data : inp.data)] as const);
+  const out = cs.sym(...phs);
+  expect(out.dtype).toBe('float32');
+  const outVal = await s.run(out, feeds());
+  const w = weightsFor(cs.name, outVal.data.length);
+  const y = sum(mul(out, constant({ shape: outVal.shape, data: w })));
+  const diffIdx = cs.inputs.flatMap((inp, i) => (inp.dtype === 'float32' ? [i] : []));
+  const grads = gradients(y, diffIdx.map((i) => phs[i]!));
+  const got: HostTensor[] = await s.run(grads, feeds());
+
+  // Shapes and dtypes: each gradient is shaped like its (fed) input.
+  got.forEach((g, k) => {
+    expect(g.shape, `gradient ${k} shape`).toEqual(cs.inputs[diffIdx[k]!]!.shape);
+    expect(g.dtype).toBe('float32');
+  });
+
+  // Against TF.js autodiff.
+  const ref = await tfGradsOn(backend, cs, w, outVal.shape);
+  got.forEach((g, k) => expectClose(values(g), ref[k]!, TF_RTOL, TF_ATOL));
+
+  // Against central finite differences of y through the same session.
+  for (const [k, i] of diffIdx.entries()) {
+    const base = cs.inputs[i]!.data;
+    const fd: number[] = [];
+    for (let j = 0; j < base.length; j++) {
+      const xp = Math.fround(base[j]! + H), xm = Math.fround(base[j]! - H);
+      const plus = [...base], minus = [...base];
+      plus[j] = xp;
+      minus[j] = xm;
+      const yp = (await s.run(y, feeds({ i, data: plus }))).data[0]!;
+      const ym = (await s.run(y, feeds({ i, data: minus }))).data[0]!;
+      fd.push((yp - ym) / (xp - xm));
+    }
+    expectClose(values(got[k]!), fd, FD_RTOL, FD_ATOL);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------------------------
+
+describe.each(BACKENDS)('gradients on %s', (backend) => {
+  let s: Session;
+  beforeAll(async () => {
+    s = await Session.create({ backend });
+    expect(await tf.setBackend(backend)).toBe(true);
+  });
+  afterAll(() => s.dispose());
+
+  it('checks every case against TF.js on this backend', () => {
+    expect(tf.getBackend()).toBe(backend);
+    expect(s.backend).toBe(backend);
+  });
+
+  it.each(CASES)('$name', async (cs) => {
+    await checkCase(s, backend, cs);
+  });
+
+  describe('higher order', () => {
+    it('d²/dx² x³ = 6x (12 at x = 2)', async () => {
+      const x = placeholder([]);
+      const d1 = gradients(pow(x, 3), x);
+      const d2 = gradients(d1, x);
+      const [g1, g2] = await s.run([d1, d2], [[x, 2]]);
+      expect(g1!.data[0]).toBeCloseTo(12, 4);
+      expect(g2!.data[0]).toBeCloseTo(12, 4);
+      const xv = placeholder([3]);
+      const v2 = await s.run(gradients(gradients(pow(xv, 3), xv), xv), [[xv, [0.5, 1.5, 2]]]);
+      expectClose(values(v2), [3, 9, 12], 1e-5, 1e-5);
+    });
+
+    const points = [-1.5, -0.3, 0.2, 0.9, 1.7];
+    const second = {
+      sigmoid: { f: sigmoid, d2: (v: number) => { const q = 1 / (1 + Math.exp(-v)); return q * (1 - q) * (1 - 2 * q); } },
+      tanh: { f: tanh, d2: (v: number) => { const t = Math.tanh(v); return -2 * t * (1 - t * t); } },
+    };
+    it.each(Object.entries(second))('d²/dx² %s against finite differences of the first derivative', async (_name, { f, d2 }) => {
+      const x = placeholder([points.length]);
+      const g1 = gradients(f(x), x);
+      const g2 = gradients(g1, x);
+      const got = values(await s.run(g2, [[x, points]]));
+      // Elementwise op: perturbing every element at once gives each element's own finite difference.
+      const xp = points.map((p) => Math.fround(p + H)), xm = points.map((p) => Math.fround(p - H));
+      const gp = values(await s.run(g1, [[x, xp]])), gm = values(await s.run(g1, [[x, xm]]));
+      expectClose(got, gp.map((v, i) => (v - gm[i]!) / (xp[i]! - xm[i]!)), FD_RTOL, FD_ATOL);
+      expectClose(got, points.map(d2), 1e-4, 1e-5);
+    });
+  });
+
+  describe('graph structure', () => {
+    it('sums contributions over several paths: d/dx (x·x + 3x + x) = 2x + 4', async () => {
+      const x = placeholder([4]);
+      const y = add(add(mul(x, x), mul(3, x)), x);
+      const xs = [-1.5, 0, 0.5, 2];
+      const g = await s.run(gradients(y, x), [[x, xs]]);
+      expectClose(values(g), xs.map((v) => 2 * v + 4));
+    });
+
+    it('stopGradient blocks its path: d/dx (x·x + stop(x·x)) = 2x', async () => {
+      const x = placeholder([3]);
+      const xs = [-1, 0.5, 3];
+      const g = await s.run(gradients(add(mul(x, x), stopGradient(mul(x, x))), x), [[x, xs]]);
+      expectClose(values(g), xs.map((v) => 2 * v));
+    });
+
+    it('gradients(stopGradient(x), x) is not connected: an error, or zeros on request', async () => {
+      const x = placeholder([2, 2], { name: 'sx' });
+      expect(() => gradients(stopGradient(x), x)).toThrow(SymflowError);
+      expect(() => gradients(stopGradient(x), x)).toThrow(/not connected/);
+      const g = await s.run(gradients(stopGradient(x), x, { unconnected: 'zero' }), [[x, [[1, 2], [3, 4]]]]);
+      expect(g.shape).toEqual([2, 2]);
+      expect(g.dtype).toBe('float32');
+      expect(values(g)).toEqual([0, 0, 0, 0]);
+    });
+
+    it('an int32 input gets no gradient: an error, or int32 zeros on request', async () => {
+      const xi = placeholder([3], { dtype: 'int32', name: 'xi' });
+      const xf = placeholder([3], { name: 'xf' });
+      const y = sum(mul(add(cast(xi, 'float32'), xf), constant([1, -2, 3])));
+      expect(() => gradients(y, xi)).toThrow(SymflowError);
+      expect(() => gradients(y, xi)).toThrow(/not connected.*float32/);
+      expect(() => gradients(y, [xf, xi])).toThrow(/xs\[1\]/);
+      const [gf, gi] = await s.run(gradients(y, [xf, xi], { unconnected: 'zero' }), [[xi, Int32Array.from([1, 2, 3])], [xf, [0.5, 0.5, 0.5]]]);
+      expect(values(gf!)).toEqual([1, -2, 3]);
+      expect(gi!.dtype).toBe('int32');
+      expect(gi!.shape).toEqual([3]);
+      expect(values(gi!)).toEqual([0, 0, 0]);
+    });
+  });
+});
