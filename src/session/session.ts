@@ -42,6 +42,33 @@ export class DeviceValue {
   }
 }
 
+/** Values of some variables at one moment; see `Session.snapshot`. */
+export class Snapshot {
+  private disposed = false;
+  /** @internal */
+  constructor(private readonly session: Session, private readonly held: Map<Variable, DeviceTensor>) {}
+
+  /** Puts every remembered value back (the snapshot stays usable until disposed). */
+  restore(): void {
+    if (this.disposed) throw new SymflowError('Snapshot.restore', 'the snapshot is disposed');
+    const backend = this.session.backendImpl;
+    for (const [v, t] of this.held) {
+      const current = this.session.store.get(v);
+      this.session.store.set(v, backend.alias(t));
+      if (current !== undefined) backend.dispose(current);
+    }
+  }
+
+  /** Releases the remembered values. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    if (this.session.isDisposed) return;
+    for (const t of this.held.values()) this.session.backendImpl.dispose(t);
+    this.held.clear();
+  }
+}
+
 /** What a session function accepts per input. */
 export type FeedValue = Value | DeviceValue;
 
@@ -167,6 +194,18 @@ export class Session {
     const old = this.store.get(v);
     this.store.set(v, this.backendImpl.upload(host));
     if (old !== undefined) this.backendImpl.dispose(old);
+  }
+
+  /**
+   * Remembers the current values of `variables` without copying them (values are immutable on the backend, so
+   * holding a second handle is enough). `restore()` puts them back; this is how multi-run steps stay atomic.
+   * @param variables the variables to remember @returns a snapshot to restore or dispose
+   */
+  snapshot(variables: readonly Variable[]): Snapshot {
+    this.checkAlive('Session.snapshot');
+    const held = new Map<Variable, DeviceTensor>();
+    for (const v of new Set(variables)) held.set(v, this.backendImpl.alias(this.variableTensor(v)));
+    return new Snapshot(this, held);
   }
 
   /** Frees every tensor the session holds; later calls are refused. */

@@ -1,0 +1,76 @@
+import { cond, type Update } from '../graph/cond.js';
+import { SymflowError } from '../graph/errors.js';
+import { add, div } from '../graph/ops/binary.js';
+import { cast } from '../graph/ops/cast.js';
+import { equal, greater } from '../graph/ops/compare.js';
+import type { Tensor, Variable } from '../graph/tensor.js';
+import { checkGrads, counter, makeOptimizer, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
+
+export interface AccumulateOptions {
+  /** Mini-batches per update (an integer >= 1). */
+  steps: number;
+  /**
+   * What `flush()` does with a ragged last group of k < steps mini-batches: `'apply'` (the default) applies the
+   * inner optimizer to their mean gradient (weighted by the k mini-batches they really hold); `'drop'` discards it.
+   */
+  remainder?: 'apply' | 'drop';
+}
+
+export interface AccumulateState<S extends OptimizerState = OptimizerState> extends OptimizerState {
+  readonly inner: S;
+  /** Per-parameter gradient sums since the last apply. */
+  readonly acc: readonly Variable[];
+  /** Mini-batches summed into `acc` (0 … steps − 1 between calls). */
+  readonly count: Variable;
+}
+
+/**
+ * Soft batch (gradient accumulation) around ANY single-run optimizer, compiled to one session function whose
+ * update is a lazy `cond`: every mini-batch adds its gradient to per-parameter accumulators; every `steps`-th
+ * applies the inner optimizer to the mean of the `steps` gradients (the current one included) and resets them.
+ * The inner optimizer's state, its step counter included, changes only on apply steps, so Adam's t counts outer
+ * steps; an accumulate-only step runs no inner-optimizer work at all.
+ *
+ * ```ts
+ * const opt = accumulate(adam({ lr: 1e-3 }), { steps: 4 }); // batch 16, the effect of batch 64
+ * ```
+ * @param inner the optimizer to apply every `steps` mini-batches
+ * @param opts steps, remainder
+ * @returns a single-run optimizer
+ */
+export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: AccumulateOptions): Optimizer<AccumulateState<S>> {
+  const steps = opts?.steps;
+  if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
+    throw new SymflowError('accumulate', `steps must be an integer >= 1, got ${String(steps)}`);
+  }
+  if (inner?.kind !== 'single') throw new SymflowError('accumulate', 'inner must be a single-run optimizer (sgd, adam, …)');
+  const remainder = opts.remainder ?? 'apply';
+  if (remainder !== 'apply' && remainder !== 'drop') throw new SymflowError('accumulate', `remainder must be 'apply' or 'drop', got ${String(remainder)}`);
+  const name = `accumulate(${inner.name})`;
+  const reset = (state: AccumulateState<S>): Update[] => [...state.acc.map((a): Update => [a, 0]), [state.count, 0]];
+  return makeOptimizer<AccumulateState<S>>({
+    name,
+    init(params) {
+      const innerState = inner.init(params);
+      const acc = params.map((p) => slotLike('accumulate', 'acc', p));
+      const count = counter('accumulate', 'count');
+      return { inner: innerState, acc, count, variables: [...innerState.variables, ...acc, count] };
+    },
+    update(grads, state, params, values) {
+      checkGrads(name, grads, params);
+      const next = add(state.count, 1);
+      const sums = (): Tensor[] => state.acc.map((a, i) => add(a, grads[i]!));
+      return [cond(
+        equal(next, steps),
+        () => [...inner.update(sums().map((s) => div(s, steps)), state.inner, params, values), ...reset(state)],
+        () => [...state.acc.map((a, i): Update => [a, add(a, grads[i]!)]), [state.count, next]],
+      )];
+    },
+    flush(state, params) {
+      const pending = greater(state.count, 0);
+      if (remainder === 'drop') return [cond(pending, () => reset(state), () => [])];
+      const k = cast(state.count, 'float32');
+      return [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...reset(state)], () => [])];
+    },
+  });
+}

@@ -1,0 +1,211 @@
+import type { Update } from '../graph/cond.js';
+import { SymflowError } from '../graph/errors.js';
+import { gradients } from '../graph/gradients.js';
+import type { HostTensor } from '../graph/hostValue.js';
+import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
+import { variablesOf } from '../graph/traverse.js';
+import { DeviceValue, type FeedValue, type Session } from '../session/session.js';
+import { checkLoss, checkParams, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
+
+/** What one training step reports. */
+export interface StepResult {
+  /** The loss at the parameters the step started from. */
+  loss: number;
+  /** Values of the requested outputs, at the same parameters. */
+  outputs: HostTensor[];
+  /** Session runs this step took. */
+  runs: number;
+  /** Adaptive methods: whether the step was accepted (always true once `step` resolves), and how often rejected. */
+  accepted?: boolean;
+  rejections?: number;
+  /** The learning rate (step size) the step used. */
+  lr?: number;
+  /** Adaptive methods: the local error estimate of the accepted step. */
+  errorNorm?: number;
+}
+
+/** One compiled run of a multi-run step: a session function fed with the step's batch. */
+export type Run = (batch: readonly DeviceValue[]) => Promise<HostTensor[]>;
+
+/**
+ * What a multi-run optimizer gets to build its runs with: the loss, the parameters, their symbolic gradients,
+ * and `run()` to compile session functions over the step's inputs.
+ */
+export interface RunContext {
+  readonly session: Session;
+  readonly loss: Tensor;
+  readonly params: readonly Variable[];
+  /** ∇loss with respect to each parameter, at the parameters' current values. */
+  readonly grads: readonly Tensor[];
+  readonly inputs: readonly Tensor[];
+  /** Extra tensors the user asked for; report them from the run that measures the loss. */
+  readonly outputs: readonly Tensor[];
+  /** Compiles one run: a session function whose inputs are the step's inputs. */
+  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[] }): Run;
+  /** A zero slot variable per parameter, named `owner/name/param`. */
+  slots(owner: string, name: string): Variable[];
+}
+
+/** A compiled multi-run method: its runs, its state, and the host script that sequences them. */
+export interface MultiRunProgram {
+  /** Runs a step takes when nothing is rejected. */
+  readonly runsPerStep: number;
+  /** Every variable the method owns besides the parameters (restored if a step fails). */
+  readonly variables: readonly Variable[];
+  step(batch: readonly DeviceValue[]): Promise<StepResult>;
+}
+
+/**
+ * An optimizer that needs several session runs per step (Heun, Runge–Kutta, SAM, …): the seed's "intrusive"
+ * train_function, done properly. `build` compiles the runs once; `compile` feeds each step's batch to the backend
+ * once and makes the whole step atomic.
+ */
+export interface MultiRunOptimizer {
+  readonly kind: 'multiRun';
+  readonly name: string;
+  build(ctx: RunContext): MultiRunProgram;
+}
+
+/**
+ * Declares a multi-run optimizer.
+ *
+ * ```ts
+ * const twoLook = defineMultiRun('twoLook', (ctx) => {
+ *   const p0 = ctx.slots('twoLook', 'p0');
+ *   const look = ctx.run({ outputs: [ctx.loss], updates: ctx.params.map((p, i) => [p0[i], p]) });
+ *   // …more runs…
+ *   return { runsPerStep: 2, variables: p0, async step(batch) { … } };
+ * });
+ * ```
+ * @param name the optimizer's name @param build compiles the runs and returns the step script
+ * @returns a multi-run optimizer for `compile`
+ */
+export function defineMultiRun(name: string, build: (ctx: RunContext) => MultiRunProgram): MultiRunOptimizer {
+  return Object.freeze({ kind: 'multiRun' as const, name, build });
+}
+
+export type AnyOptimizer = Optimizer | MultiRunOptimizer;
+
+export interface CompileOptions {
+  /** The scalar float32 loss to minimise. */
+  loss: Tensor;
+  /** The variables to train (default: every trainable variable the loss reads). */
+  params?: readonly Variable[];
+  /** Tensors fed, in order, by each step's values. */
+  inputs: readonly Tensor[];
+  /** Extra tensors to evaluate alongside the loss. */
+  outputs?: readonly Tensor[];
+}
+
+/** A compiled training step. */
+export interface TrainStep {
+  readonly session: Session;
+  readonly optimizer: AnyOptimizer;
+  /** Session calls one step needs when nothing is rejected. */
+  readonly runsPerStep: number;
+  readonly params: readonly Variable[];
+  /** The optimizer's state variables. */
+  readonly stateVariables: readonly Variable[];
+  /** One step on one batch: values for `inputs`, in order. Atomic: if it throws, nothing changed. */
+  step(values: readonly FeedValue[]): Promise<StepResult>;
+  /** Finishes a pending partial step (soft batch's ragged last group); resolves to false when there was none. */
+  flush(): Promise<boolean>;
+}
+
+/**
+ * Compiles an optimizer against a session into a `TrainStep`. One step is one or more `session.function` calls;
+ * the batch goes to the backend once per step and every run of the step reuses it.
+ *
+ * ```ts
+ * const train = compile(heun({ lr: 0.1 }), session, { loss, inputs: [x, y] });
+ * const { loss: l, runs } = await train.step([xs, ys]); // runs === 2
+ * ```
+ * @param optimizer a single-run or multi-run optimizer
+ * @param session the session that holds the variables
+ * @param opts loss, params, inputs, outputs
+ * @returns the train step
+ */
+export function compile(optimizer: AnyOptimizer, session: Session, opts: CompileOptions): TrainStep {
+  if (optimizer?.kind !== 'single' && optimizer?.kind !== 'multiRun') throw new SymflowError('compile', 'optimizer must be made by sgd, adam, rungeKutta, defineMultiRun, …');
+  checkLoss('compile', opts?.loss);
+  const params = opts.params ?? variablesOf(opts.loss);
+  checkParams('compile', params);
+  const inputs = [...(opts.inputs ?? [])];
+  inputs.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('compile', `inputs[${i}] is not a Tensor`); });
+  const outputs = [...(opts.outputs ?? [])];
+  const grads = gradients(opts.loss, params);
+  const ctx: RunContext = {
+    session, loss: opts.loss, params, grads, inputs, outputs,
+    run: (spec) => {
+      const f = session.function({ inputs, outputs: spec.outputs ?? [], updates: spec.updates ?? [] });
+      return (batch) => f(batch);
+    },
+    slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
+  };
+  const { program, flushRun, state } = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : { program: optimizer.build(ctx), flushRun: undefined, state: undefined };
+  const stateVariables = [...(state?.variables ?? []), ...program.variables];
+  const everything = [...params, ...stateVariables];
+  const atomic = program.runsPerStep > 1 || optimizer.kind === 'multiRun';
+
+  async function step(values: readonly FeedValue[]): Promise<StepResult> {
+    if (!Array.isArray(values) || values.length !== inputs.length) {
+      throw new SymflowError('TrainStep.step', `expected ${inputs.length} value(s) (${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${Array.isArray(values) ? values.length : typeof values}`);
+    }
+    const made: DeviceValue[] = [];
+    try {
+      const batch = values.map((v, i) => {
+        if (v instanceof DeviceValue) return v;
+        const d = session.upload(inputs[i]!, v);
+        made.push(d);
+        return d;
+      });
+      if (!atomic) return await program.step(batch);
+      const snap = session.snapshot(everything);
+      try {
+        return await program.step(batch);
+      } catch (e) {
+        snap.restore();
+        throw e;
+      } finally {
+        snap.dispose();
+      }
+    } finally {
+      for (const d of made) d.dispose();
+    }
+  }
+
+  return Object.freeze({
+    session, optimizer, runsPerStep: program.runsPerStep, params, stateVariables, step,
+    flush: async () => (flushRun ? flushRun() : false),
+  });
+}
+
+function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
+  const state = opt.init(ctx.params);
+  const run = ctx.run({ outputs: [ctx.loss, ...ctx.outputs], updates: opt.update(ctx.grads, state, ctx.params) });
+  const program: MultiRunProgram = {
+    runsPerStep: 1,
+    variables: [],
+    async step(batch) {
+      const [loss, ...outputs] = await run(batch);
+      return { loss: loss!.data[0]!, outputs, runs: 1 };
+    },
+  };
+  if (opt.flush === undefined) return { program, state };
+  const flushUpdates = opt.flush(state, ctx.params);
+  const pending = pendingOf(state);
+  const flushFn = ctx.session.function({ outputs: pending ? [pending] : [], updates: flushUpdates });
+  return {
+    program, state,
+    flushRun: async () => {
+      const [count] = await flushFn();
+      return count === undefined ? true : count.data[0]! > 0;
+    },
+  };
+}
+
+/** Soft batch exposes how many mini-batches are pending as `count`; flush reports whether there were any. */
+function pendingOf(state: OptimizerState): Tensor | undefined {
+  const count = (state as { count?: unknown }).count;
+  return isTensor(count) ? count : undefined;
+}

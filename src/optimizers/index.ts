@@ -1,0 +1,13 @@
+export { type LearningRate, type Optimizer, type OptimizerState, makeOptimizer } from './optimizer.js';
+export { perParameter, type RuleInput, type SlotState } from './perParameter.js';
+export { sgd, type SgdOptions } from './sgd.js';
+export { adam, adamw, type AdamOptions, type AdamWOptions } from './adam.js';
+export { adagrad, rmsprop } from './rmsprop.js';
+export { accumulate, type AccumulateOptions, type AccumulateState } from './accumulate.js';
+export { type ButcherTableau, tableaux } from './tableaux.js';
+export { heun, rungeKutta, type AdaptiveOptions, type RungeKuttaOptions } from './rungeKutta.js';
+export { sam } from './sam.js';
+export {
+  compile, defineMultiRun, type AnyOptimizer, type CompileOptions, type MultiRunOptimizer, type MultiRunProgram,
+  type Run, type RunContext, type StepResult, type TrainStep,
+} from './compile.js';

@@ -1,0 +1,161 @@
+import { cond, type Update } from '../graph/cond.js';
+import { SymflowError } from '../graph/errors.js';
+import { add, div, maximum, minimum, mul, pow } from '../graph/ops/binary.js';
+import { greaterEqual, lessEqual } from '../graph/ops/compare.js';
+import { addN } from '../graph/ops/identity.js';
+import { square } from '../graph/ops/math.js';
+import { sum } from '../graph/ops/reduce.js';
+import { neg, sqrt } from '../graph/ops/unary.js';
+import { where } from '../graph/ops/where.js';
+import { scalarConstant, variable } from '../graph/sources.js';
+import { sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
+import { defineMultiRun, type MultiRunOptimizer, type StepResult } from './compile.js';
+import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
+import { type ButcherTableau, checkTableau, tableaux } from './tableaux.js';
+
+export interface AdaptiveOptions {
+  /** Largest accepted local error (RMS over all parameters of lr·Σ(bᵢ − b*ᵢ)kᵢ). */
+  tol: number;
+  /** Safety factor of the step-size controller (default 0.9). */
+  safety?: number;
+  /** Smallest and largest factor by which one step may change lr (defaults 0.2 and 5). */
+  minFactor?: number;
+  maxFactor?: number;
+  /** Rejections of one step before it fails (default 20). */
+  maxRejections?: number;
+}
+
+export interface RungeKuttaOptions {
+  tableau: ButcherTableau;
+  /** The step size of gradient flow. Adaptive mode needs a number (it becomes the controller's first step). */
+  lr: LearningRate;
+  adaptive?: AdaptiveOptions;
+}
+
+/** Σ coef·k over the nonzero coefficients, or undefined when all are zero (so zeros cost nothing and add no rounding). */
+function combine(coefs: readonly number[], ks: readonly Tensor[]): Tensor | undefined {
+  const terms = coefs.flatMap((c, j) => (c === 0 ? [] : [c === 1 ? ks[j]! : mul(c, ks[j]!)]));
+  return terms.length === 0 ? undefined : addN(terms);
+}
+
+/**
+ * Gradient descent as an explicit Runge–Kutta method for the gradient flow dp/dt = −∇L(p), on ANY explicit Butcher
+ * tableau: s stages are s session runs per step, run i evaluating kᵢ = −∇L at p₀ + lr·Σⱼ aᵢⱼkⱼ on the SAME batch;
+ * the last run sets p = p₀ + lr·Σᵢ bᵢkᵢ. With `adaptive` (embedded tableaux), the last run also estimates the local
+ * error lr·Σ(bᵢ − b*ᵢ)kᵢ in the graph; a step over `tol` is rejected (parameters back to p₀, a smaller lr) and
+ * retried, and an accepted step may grow lr (the standard controller, exponent 1/(q + 1) with q the lower order).
+ *
+ * ```ts
+ * const rk4 = rungeKutta({ tableau: tableaux.rk4, lr: 0.1 });
+ * const rk45 = rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.1, adaptive: { tol: 1e-4 } });
+ * ```
+ * @param opts tableau, lr, adaptive
+ * @returns a multi-run optimizer
+ */
+export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
+  const t = opts?.tableau;
+  checkTableau(t);
+  const name = t.name;
+  const lrOpt = checkLearningRate(name, opts.lr);
+  const adaptive = opts.adaptive === undefined ? undefined : checkAdaptive(name, t, lrOpt, opts.adaptive);
+  const s = t.b.length;
+  return defineMultiRun(name, (ctx) => {
+    const { params, grads } = ctx;
+    const p0 = ctx.slots(name, 'p0');
+    const ks = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `k${i + 1}`));
+    const iterations = counter(name);
+    const lrVar = adaptive ? variable(adaptive.lr, { name: `${name}/lr`, trainable: false }) : undefined;
+    const lr = lrVar ?? learningRate(lrOpt, 0, iterations);
+    // What p becomes after a run: p₀ + lr·Σ coef·k, where the current run's k is −g and earlier ones are slots.
+    const point = (run: number, coefs: readonly number[], i: number): Tensor => {
+      const base = run === 0 ? params[i]! : p0[i]!;
+      const kNow = neg(grads[i]!);
+      const delta = combine(coefs, [...ks.slice(0, run).map((k) => k[i]!), kNow]);
+      return delta === undefined ? base : add(base, mul(lr, delta));
+    };
+    const runs = Array.from({ length: s }, (_, r) => {
+      const last = r === s - 1;
+      const updates: Update[] = [];
+      if (r === 0 && s > 1) params.forEach((p, i) => updates.push([p0[i]!, p]));
+      if (!last) {
+        params.forEach((p, i) => {
+          updates.push([ks[r]![i]!, neg(grads[i]!)]);
+          updates.push([p, point(r, t.a[r + 1]!, i)]);
+        });
+        return ctx.run({ outputs: r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [], updates });
+      }
+      const next = params.map((_, i) => point(r, t.b, i));
+      const outputs = r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [];
+      if (adaptive === undefined) {
+        params.forEach((p, i) => updates.push([p, next[i]!]));
+        updates.push([iterations, add(iterations, 1)]);
+        return ctx.run({ outputs, updates });
+      }
+      const err = errorNorm(params, grads, ks, lr, t.b.map((b, j) => b - t.bStar![j]!));
+      const accepted = lessEqual(err, adaptive.tol);
+      const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
+      const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
+      // A NaN error (a diverging step) is rejected and shrinks lr as far as allowed.
+      const factor = where(greaterEqual(err, 0), minimum(adaptive.maxFactor, maximum(adaptive.minFactor, raw)), adaptive.minFactor);
+      updates.push(cond(
+        accepted,
+        () => [...params.map((p, i): Update => [p, next[i]!]), [lrVar!, mul(lrVar!, factor)], [iterations, add(iterations, 1)]],
+        () => [...params.map((p, i): Update => [p, p0[i]!]), [lrVar!, mul(lrVar!, factor)]],
+      ));
+      return ctx.run({ outputs: [...outputs, err, accepted], updates });
+    });
+    const extra = ctx.outputs.length;
+    return {
+      runsPerStep: s,
+      variables: [...p0, ...ks.flat(), iterations, ...(lrVar ? [lrVar] : [])],
+      async step(batch): Promise<StepResult> {
+        let rejections = 0;
+        for (;;) {
+          const results = [];
+          for (const run of runs) results.push(await run(batch));
+          const first = results[0]!;
+          const base: StepResult = { loss: first[0]!.data[0]!, outputs: first.slice(1, 1 + extra), runs: s * (rejections + 1), lr: first[1 + extra]!.data[0]! };
+          if (adaptive === undefined) return base;
+          const lastOut = results[s - 1]!;
+          const errValue = lastOut[lastOut.length - 2]!.data[0]!;
+          if (lastOut[lastOut.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
+          rejections++;
+          if (rejections > adaptive.maxRejections) {
+            throw new SymflowError(name, `step rejected ${rejections} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
+          }
+        }
+      },
+    };
+  });
+}
+
+/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the current run's k being −g. */
+function errorNorm(params: readonly Variable[], grads: readonly Tensor[], ks: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
+  const count = params.reduce((n, p) => n + sizeOf(p.shape as number[]), 0);
+  const squares = params.map((_, i) => {
+    const est = combine(e, [...ks.map((k) => k[i]!), neg(grads[i]!)]);
+    return est === undefined ? undefined : sum(square(mul(lr, est)));
+  }).filter((x): x is Tensor => x !== undefined);
+  if (squares.length === 0) return scalarConstant(0, 'float32');
+  return sqrt(div(addN(squares), count));
+}
+
+function checkAdaptive(name: string, t: ButcherTableau, lr: LearningRate, a: AdaptiveOptions) {
+  if (t.bStar === undefined) throw new SymflowError(name, `adaptive mode needs an embedded tableau (one with bStar), '${t.name}' has none`);
+  if (typeof lr !== 'number' || lr <= 0) throw new SymflowError(name, 'adaptive mode needs a positive number as lr (its first step size)');
+  const tol = hyper(name, 'adaptive.tol', a?.tol, { min: 0, minExclusive: true });
+  const safety = hyper(name, 'adaptive.safety', a.safety ?? 0.9, { min: 0, minExclusive: true, max: 1 });
+  const minFactor = hyper(name, 'adaptive.minFactor', a.minFactor ?? 0.2, { min: 0, minExclusive: true, max: 1 });
+  const maxFactor = hyper(name, 'adaptive.maxFactor', a.maxFactor ?? 5, { min: 1 });
+  const maxRejections = hyper(name, 'adaptive.maxRejections', a.maxRejections ?? 20, { min: 0 });
+  return { tol, safety, minFactor, maxFactor, maxRejections, lr };
+}
+
+/**
+ * Heun's method: `rungeKutta` with the heun tableau (two runs per step on the same batch). It is the seed's form:
+ * p̃ = p − lr·g(p); p ← p̃ − lr/2·(g(p̃) − g(p)).
+ * @param opts lr @returns a multi-run optimizer
+ */
+export function heun(opts: { lr: LearningRate }): MultiRunOptimizer {
+  return rungeKutta({ tableau: tableaux.heun, lr: opts?.lr });
+}
