@@ -73,7 +73,13 @@ const factories: Record<string, Factory> = {
   sum: (n) => ([x]) => tf.sum(x!, a(n).axes, a(n).keepDims),
   max: (n) => ([x]) => tf.max(x!, a(n).axes, a(n).keepDims),
   argMax: (n) => ([x]) => tf.argMax(x!, a(n).axis),
-  oneHot: (n) => ([i]) => tf.oneHot(i as tf.Tensor1D, a(n).depth, a(n).onValue, a(n).offValue, 'float32'),
+  // NOTE: tfjs-backend-wasm's OneHot writes int32 bits into a float32 output when asked for float32 (1 reads as
+  // 1.4e-45), so build it as int32 everywhere, cast, and apply on/off values arithmetically.
+  oneHot: (n) => ([i]) => tf.tidy(() => {
+    const { depth, onValue: on, offValue: off } = n.attrs as { depth: number; onValue: number; offValue: number };
+    const hot = tf.cast(tf.oneHot(i as tf.Tensor1D, depth, 1, 0, 'int32'), 'float32');
+    return on === 1 && off === 0 ? hot : tf.add(tf.mul(hot, on - off), off);
+  }),
   fillLike: (n) => ([x]) => tf.fill(x!.shape, a(n).value, a(n).dtype),
   shapeSize: (n) => ([x]) => tf.scalar((a(n).axes as number[]).reduce((p, ax) => p * x!.shape[ax]!, 1), 'float32'),
   addN: () => (xs) => tf.addN(xs),

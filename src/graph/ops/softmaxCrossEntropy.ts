@@ -36,6 +36,8 @@ export const softmaxCrossEntropyOp = defineOp({
  * ```ts
  * const loss = mean(softmaxCrossEntropy(logits, labels)); // logits, labels: [batch, classes]
  * ```
+ * The gradient with respect to the logits is softmax(logits) − labels, which assumes each row of labels sums to 1
+ * (as in TF).
  * @param logits unnormalised scores @param labels probabilities of the same shape @returns [...batch] losses
  */
 export function softmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
