@@ -23,6 +23,10 @@ export interface SgdOptions {
 export function sgd(opts: SgdOptions = {}): Optimizer<SlotState> {
   const momentum = hyper('sgd', 'momentum', opts.momentum ?? 0, { min: 0 });
   const nesterov = opts.nesterov ?? false;
+  // Without momentum the Keras update p + (0·m − lr·g) is exactly p − lr·g: skip the slot and its work.
+  if (momentum === 0) {
+    return perParameter({ name: 'sgd', slots: [], lr: opts.lr ?? 0.01, decay: opts.decay, rule: ({ g, p, lr }) => ({ p: sub(p, mul(lr, g)) }) });
+  }
   return perParameter({
     name: 'sgd',
     slots: ['momentum'],
