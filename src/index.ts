@@ -22,3 +22,4 @@ export { variablesOf } from './graph/traverse.js';
 export { prune } from './graph/passes/prune.js';
 export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
+export * from './training/index.js';

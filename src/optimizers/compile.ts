@@ -104,6 +104,9 @@ export interface TrainStep {
   /** Session calls one step needs when nothing is rejected. */
   readonly runsPerStep: number;
   readonly params: readonly Variable[];
+  /** The loss being minimised and the tensors each step's values feed. */
+  readonly loss: Tensor;
+  readonly inputs: readonly Tensor[];
   /** The optimizer's state variables. */
   readonly stateVariables: readonly Variable[];
   /** One step on one batch: values for `inputs`, in order. Atomic: if it throws, nothing changed. */
@@ -175,7 +178,7 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   }
 
   return Object.freeze({
-    session, optimizer, runsPerStep: program.runsPerStep, params, stateVariables, step,
+    session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step,
     flush: async () => (flushRun ? flushRun() : false),
   });
 }

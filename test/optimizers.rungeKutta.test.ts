@@ -1,0 +1,202 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  type ButcherTableau, compile, constant, heun, mul, rungeKutta, Session, square, sum, SymflowError, tableaux,
+  variable,
+} from '../src/index.js';
+import { BACKENDS, expectClose, values } from './helpers.js';
+
+/** L = 0.5·Σ a·p² with a = [1, 4]: gradient flow dp/dt = −a·p. */
+function quadratic(init: number[] = [1, -2]) {
+  const p = variable(init, { name: 'p' });
+  const loss = mul(0.5, sum(mul(constant([1, 4]), square(p))));
+  return { p, loss };
+}
+
+/** One explicit RK step of dp/dt = −a·p in float64, per component. */
+function referenceStep(t: ButcherTableau, p: number[], a: number[], h: number): number[] {
+  return p.map((p0, c) => {
+    const ks: number[] = [];
+    t.b.forEach((_, i) => {
+      const y = p0 + h * t.a[i]!.reduce((acc, aij, j) => acc + aij * ks[j]!, 0);
+      ks.push(-a[c]! * y);
+    });
+    return p0 + h * t.b.reduce((acc, bi, i) => acc + bi * ks[i]!, 0);
+  });
+}
+
+const STAGES: Record<keyof typeof tableaux, number> = {
+  euler: 1, midpoint: 2, heun: 2, ralston: 2, rk3: 3, rk4: 4, bogackiShampine: 4, dormandPrince: 7,
+};
+
+/** p0ᵢ = 0.5 + frac(i·0.6180339887), rounded to float32 (what the variable holds). */
+const N_FLOW = 4096;
+const P0 = Float32Array.from({ length: N_FLOW }, (_, i) => {
+  const x = i * 0.6180339887;
+  return 0.5 + (x - Math.floor(x));
+});
+
+/**
+ * Integrates the linear gradient flow dp/dt = −a·p (loss 0.5·Σ aᵢpᵢ²) to time T with N = T/h full-batch steps and
+ * returns |mean over i of (p_N,i / exact_i − 1)|, exact_i = p0ᵢ·e^(−aᵢT). Float32 round-off is unbiased and averages
+ * out over the 4096 components; the truncation error is the same in every component with the same aᵢ.
+ */
+async function flowError(s: Session, tableau: ButcherTableau, spectrum: 'decay' | 'symmetric', h: number, T: number): Promise<number> {
+  const a = Array.from({ length: N_FLOW }, (_, i) => (spectrum === 'decay' || i % 2 === 0 ? 1 : -1));
+  const p = variable(P0, { name: 'flow' });
+  const loss = mul(0.5, sum(mul(constant(a), square(p))));
+  const train = compile(rungeKutta({ tableau, lr: h }), s, { loss, inputs: [] });
+  const steps = Math.round(T / h);
+  expect(Math.abs(steps * h - T)).toBeLessThan(1e-12);
+  for (let i = 0; i < steps; i++) await train.step([]);
+  const got = (await s.getValue(p)).data;
+  let acc = 0;
+  for (let i = 0; i < N_FLOW; i++) acc += got[i]! / (P0[i]! * Math.exp(-a[i]! * T)) - 1;
+  return Math.abs(acc / N_FLOW);
+}
+
+/**
+ * Order tests. Step sizes are chosen so that (a) the error at h/2 is still well above the float32 round-off floor
+ * (~1e-8 relative after averaging), which bounds how small h can go, especially for the 4th/5th-order methods, and
+ * (b) h is small enough to be in the asymptotic range. For odd-order methods (euler, rk3, bogackiShampine) and for
+ * dormandPrince, a spectrum symmetric about 0 (aᵢ = ±1) cancels the next error term (odd in h·a), which brings the
+ * asymptotic range up to step sizes float32 can resolve. Even-order methods use pure decay (aᵢ = 1).
+ */
+const ORDER_CASES: { name: keyof typeof tableaux; spectrum: 'decay' | 'symmetric'; h: number; T: number; order: number }[] = [
+  { name: 'euler', spectrum: 'symmetric', h: 0.25, T: 1, order: 1 },
+  { name: 'midpoint', spectrum: 'decay', h: 0.125, T: 2, order: 2 },
+  { name: 'heun', spectrum: 'decay', h: 0.125, T: 2, order: 2 },
+  { name: 'ralston', spectrum: 'decay', h: 0.125, T: 2, order: 2 },
+  { name: 'rk3', spectrum: 'symmetric', h: 0.25, T: 1, order: 3 },
+  { name: 'rk4', spectrum: 'decay', h: 0.25, T: 2, order: 4 },
+  { name: 'bogackiShampine', spectrum: 'symmetric', h: 0.25, T: 1, order: 3 },
+  { name: 'dormandPrince', spectrum: 'symmetric', h: 0.4, T: 1.2, order: 5 },
+];
+
+describe.each(BACKENDS)('Runge–Kutta gradient flow on %s', (backend) => {
+  let s: Session;
+  beforeAll(async () => {
+    s = await Session.create({ backend });
+  });
+  afterAll(() => s.dispose());
+
+  it("heun is the seed's two-run method: p̃ = p − lr·g(p); p ← p̃ − lr/2·(g(p̃) − g(p))", async () => {
+    const { p, loss } = quadratic();
+    const train = compile(heun({ lr: 0.25 }), s, { loss, inputs: [] });
+    expect(train.runsPerStep).toBe(2);
+    const r = await train.step([]);
+    expect(r.runs).toBe(2);
+    expect(r.loss).toBe(8.5);
+    expect(r.lr).toBe(0.25);
+    // g(p) = [1, −8]; p̃ = [0.75, 0]; g(p̃) = [0.75, 0]; p = [0.75 + 0.125·0.25, 0 − 0.125·8] = [0.78125, −1].
+    expect(values(await s.getValue(p))).toEqual([0.78125, -1]);
+  });
+
+  it.each(Object.keys(tableaux) as (keyof typeof tableaux)[])('%s: runsPerStep = stages, and two steps match a float64 reference (rtol 1e-5)', async (name) => {
+    const tableau = tableaux[name];
+    expect(tableau.b.length).toBe(STAGES[name]);
+    const { p, loss } = quadratic();
+    const train = compile(rungeKutta({ tableau, lr: 0.1 }), s, { loss, inputs: [] });
+    expect(train.runsPerStep).toBe(STAGES[name]);
+    const r = await train.step([]);
+    expect(r.runs).toBe(STAGES[name]);
+    expect(r.loss).toBe(8.5);
+    expect(r.accepted).toBeUndefined();
+    await train.step([]);
+    const ref = referenceStep(tableau, referenceStep(tableau, [1, -2], [1, 4], 0.1), [1, 4], 0.1);
+    expectClose(values(await s.getValue(p)), ref, 1e-5, 1e-6);
+  });
+
+  it.each(ORDER_CASES)('$name converges with order $order (±0.25)', async ({ name, spectrum, h, T, order }) => {
+    const tableau = tableaux[name];
+    const coarse = await flowError(s, tableau, spectrum, h, T);
+    const fine = await flowError(s, tableau, spectrum, h / 2, T);
+    const measured = Math.log2(coarse / fine);
+    expect(measured, `${name} on ${backend}: err(${h}) = ${coarse}, err(${h / 2}) = ${fine}`).toBeGreaterThan(order - 0.25);
+    expect(measured, `${name} on ${backend}: err(${h}) = ${coarse}, err(${h / 2}) = ${fine}`).toBeLessThan(order + 0.25);
+  });
+
+  it.each([
+    ['dormandPrince', tableaux.dormandPrince],
+    ['bogackiShampine', tableaux.bogackiShampine],
+  ] as const)('adaptive %s: rejects the first too-long step, then grows lr while the loss decreases', async (_, tableau) => {
+    const tol = 1e-4;
+    const { p, loss } = quadratic();
+    const train = compile(rungeKutta({ tableau, lr: 0.5, adaptive: { tol } }), s, { loss, inputs: [] });
+    const stages = tableau.b.length;
+    const first = await train.step([]);
+    expect(first.accepted).toBe(true);
+    expect(first.rejections).toBeGreaterThanOrEqual(1);
+    expect(first.runs).toBe(stages * (first.rejections! + 1));
+    expect(first.errorNorm).toBeLessThanOrEqual(tol);
+    expect(first.lr).toBeLessThan(0.5);
+    expect(first.loss).toBe(8.5);
+    const results = [first];
+    for (let i = 0; i < 5; i++) results.push(await train.step([]));
+    for (const r of results) {
+      expect(r.accepted).toBe(true);
+      expect(r.errorNorm).toBeLessThanOrEqual(tol);
+      expect(r.runs).toBe(stages * (r.rejections! + 1));
+    }
+    // lr (reported at the start of each step) grows from step to step once steps are accepted without rejection.
+    for (let i = 2; i < results.length; i++) {
+      expect(results[i]!.rejections).toBe(0);
+      expect(results[i]!.lr!).toBeGreaterThan(results[i - 1]!.lr!);
+    }
+    for (let i = 1; i < results.length; i++) expect(results[i]!.loss).toBeLessThan(results[i - 1]!.loss);
+    const pv = values(await s.getValue(p));
+    const finalLoss = 0.5 * (pv[0]! ** 2 + 4 * pv[1]! ** 2);
+    expect(finalLoss).toBeLessThan(results[results.length - 1]!.loss);
+    // The iterations counter counts accepted steps only; lr lives in a state variable.
+    const counter = train.stateVariables.find((v) => /\/iterations(_\d+)?$/.test(v.name))!;
+    expect(values(await s.getValue(counter))).toEqual([results.length]);
+  });
+
+  it('adaptive: a step rejected more than maxRejections times fails and changes nothing', async () => {
+    const { p, loss } = quadratic();
+    const train = compile(rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.5, adaptive: { tol: 1e-4, maxRejections: 0 } }), s, { loss, inputs: [] });
+    const everything = [...train.params, ...train.stateVariables];
+    const before = await Promise.all(everything.map(async (v) => values(await s.getValue(v))));
+    const count = s.numTensors();
+    await expect(train.step([])).rejects.toThrow(/rejected 1 times/);
+    expect(await Promise.all(everything.map(async (v) => values(await s.getValue(v))))).toEqual(before);
+    expect(s.numTensors()).toBe(count);
+    expect(values(await s.getValue(p))).toEqual([1, -2]);
+  });
+});
+
+describe('Runge–Kutta settings', () => {
+  it('adaptive mode needs an embedded tableau', () => {
+    expect(() => rungeKutta({ tableau: tableaux.rk4, lr: 0.1, adaptive: { tol: 1e-4 } })).toThrow(SymflowError);
+    expect(() => rungeKutta({ tableau: tableaux.rk4, lr: 0.1, adaptive: { tol: 1e-4 } })).toThrow(/embedded tableau/);
+  });
+
+  it('adaptive mode needs a positive numeric lr and a positive tol', () => {
+    expect(() => rungeKutta({ tableau: tableaux.dormandPrince, lr: (t) => t, adaptive: { tol: 1e-4 } })).toThrow(/positive number as lr/);
+    expect(() => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0, adaptive: { tol: 1e-4 } })).toThrow(/positive number as lr/);
+    expect(() => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.1, adaptive: { tol: 0 } })).toThrow(/adaptive\.tol/);
+  });
+
+  it('refuses weights b that do not sum to 1, naming the tableau', () => {
+    const t: ButcherTableau = { name: 'lopsided', a: [[], [1]], b: [0.5, 0.6], order: 2 };
+    expect(() => rungeKutta({ tableau: t, lr: 0.1 })).toThrow(SymflowError);
+    expect(() => rungeKutta({ tableau: t, lr: 0.1 })).toThrow(/tableau 'lopsided'.*sum to 1/);
+  });
+
+  it('refuses a non-explicit tableau (row i with more than i entries)', () => {
+    const implicit: ButcherTableau = { name: 'implicitMidpoint', a: [[0.5]], b: [1], order: 2 };
+    expect(() => rungeKutta({ tableau: implicit, lr: 0.1 })).toThrow(/tableau 'implicitMidpoint'.*row 0.*explicit/);
+    const rowTwo: ButcherTableau = { name: 'wide', a: [[], [0.5, 0.5]], b: [0.5, 0.5], order: 2 };
+    expect(() => rungeKutta({ tableau: rowTwo, lr: 0.1 })).toThrow(/row 1/);
+  });
+
+  it('refuses a mismatched a and b, and bStar that does not sum to 1', () => {
+    expect(() => rungeKutta({ tableau: { name: 'short', a: [[]], b: [0.5, 0.5], order: 1 }, lr: 0.1 })).toThrow(/a has 1 rows/);
+    const t: ButcherTableau = { ...tableaux.bogackiShampine, name: 'badStar', bStar: [0.5, 0.5, 0.5, 0] };
+    expect(() => rungeKutta({ tableau: t, lr: 0.1 })).toThrow(/bStar/);
+  });
+
+  it.each([-1, NaN])('lr = %s is refused, naming lr', (lr) => {
+    expect(() => rungeKutta({ tableau: tableaux.heun, lr })).toThrow(/lr must be a finite number/);
+    expect(() => heun({ lr })).toThrow(SymflowError);
+  });
+});
