@@ -63,7 +63,12 @@ export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: 
       return [cond(
         equal(next, steps),
         () => [...inner.update(sums().map((s) => div(s, steps)), state.inner, params, values), ...reset(state)],
-        () => [...state.acc.map((a, i): Update => [a, add(a, grads[i]!)]), [state.count, next]],
+        () => [
+          ...state.acc.map((a, i): Update => [a, add(a, grads[i]!)]),
+          [state.count, next],
+          // Read at other values (a multi-run method such as sam): the parameters go back to them unchanged.
+          ...(values === undefined || values === params ? [] : params.map((p, i): Update => [p, values[i]!])),
+        ],
       )];
     },
     flush(state, params) {

@@ -53,6 +53,8 @@ export interface MultiRunProgram {
   /** Every variable the method owns besides the parameters (restored if a step fails). */
   readonly variables: readonly Variable[];
   step(batch: readonly DeviceValue[]): Promise<StepResult>;
+  /** Finishes a pending partial step (see `TrainStep.flush`), if the method has one. */
+  flush?(): Promise<boolean>;
 }
 
 /**
@@ -145,7 +147,10 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     },
     slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
   };
-  const { program, flushRun, state } = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : { program: optimizer.build(ctx), flushRun: undefined, state: undefined };
+  const built = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : undefined;
+  const program = built?.program ?? (optimizer as MultiRunOptimizer).build(ctx);
+  const state = built?.state;
+  const flushRun = built?.flushRun ?? program.flush?.bind(program);
   const stateVariables = [...(state?.variables ?? []), ...program.variables];
   const everything = [...params, ...stateVariables];
   const atomic = program.runsPerStep > 1 || optimizer.kind === 'multiRun';

@@ -34,6 +34,8 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
       updates: params.flatMap((p, i): Update[] => [[p0[i]!, p], [p, add(p, mul(rho, div(grads[i]!, norm)))]]),
     });
     const descend = ctx.run({ updates: inner.update(grads, state, params, p0) });
+    const flushUpdates = inner.flush?.(state, params);
+    const flushRun = flushUpdates ? ctx.session.function({ updates: flushUpdates }) : undefined;
     return {
       runsPerStep: 2,
       variables: [...p0, ...state.variables],
@@ -42,6 +44,8 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
         await descend(batch);
         return { loss: loss!.data[0]!, outputs, runs: 2 };
       },
+      // A soft-batch inner optimizer's ragged last group is finished as it would be without sam.
+      ...(flushRun ? { flush: async () => { await flushRun(); return true; } } : {}),
     };
   });
 }

@@ -1,0 +1,116 @@
+import onnxProto from 'onnx-proto';
+import type { DType } from '../../graph/tensor.js';
+
+const { onnx } = onnxProto;
+type INodeProto = onnxProto.onnx.INodeProto;
+type ITensorProto = onnxProto.onnx.ITensorProto;
+type IAttributeProto = onnxProto.onnx.IAttributeProto;
+type IGraphProto = onnxProto.onnx.IGraphProto;
+type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
+
+export const OPSET = 17;
+export const ELEM = { float32: 1, int32: 6, bool: 9, int64: 7 } as const;
+export type Elem = keyof typeof ELEM;
+/** Stands for "to the end" in Slice ends (ONNX clamps it to the dimension). */
+export const INT_MAX = Number.MAX_SAFE_INTEGER;
+
+export type AttrSpec = number | string | readonly number[] | { floats: readonly number[] } | { graph: IGraphProto } | { tensor: ITensorProto } | { float: number };
+
+function attribute(name: string, v: AttrSpec): IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof v === 'number') return { name, type: T.INT, i: v };
+  if (typeof v === 'string') return { name, type: T.STRING, s: new TextEncoder().encode(v) };
+  if (Array.isArray(v)) return { name, type: T.INTS, ints: [...v] };
+  if ('floats' in v) return { name, type: T.FLOATS, floats: [...v.floats] };
+  if ('float' in v) return { name, type: T.FLOAT, f: v.float };
+  if ('graph' in v) return { name, type: T.GRAPH, g: v.graph };
+  return { name, type: T.TENSOR, t: (v as { tensor: ITensorProto }).tensor };
+}
+
+/** A tensor constant in ONNX form. */
+export function tensorProto(name: string, elem: Elem, dims: readonly number[], data: ArrayLike<number>): ITensorProto {
+  const t: ITensorProto = { name, dataType: ELEM[elem], dims: [...dims] };
+  if (elem === 'int64') t.int64Data = Array.from(data);
+  else if (elem === 'float32') t.rawData = new Uint8Array(Float32Array.from(data).buffer);
+  else if (elem === 'int32') t.rawData = new Uint8Array(Int32Array.from(data).buffer);
+  else t.rawData = Uint8Array.from(data);
+  return t;
+}
+
+export function valueInfo(name: string, elem: Elem, dims?: readonly (number | null)[]): IValueInfoProto {
+  const tensorType: onnxProto.onnx.TypeProto.ITensor = { elemType: ELEM[elem] };
+  if (dims !== undefined) tensorType.shape = { dim: dims.map((d) => (d === null ? {} : { dimValue: d })) };
+  return { name, type: { tensorType } };
+}
+
+/**
+ * Emits ONNX nodes. Child builders (If branches) share the root's initializers, which subgraphs may reference as
+ * outer-scope values.
+ */
+export class GraphBuilder {
+  readonly nodes: INodeProto[] = [];
+  private readonly root: GraphBuilder;
+  private readonly initializers: ITensorProto[];
+  private readonly constCache: Map<string, string>;
+  private counter: { n: number };
+
+  constructor(parent?: GraphBuilder) {
+    this.root = parent?.root ?? this;
+    this.initializers = parent?.initializers ?? [];
+    this.constCache = parent?.constCache ?? new Map();
+    this.counter = parent?.counter ?? { n: 0 };
+  }
+
+  child(): GraphBuilder {
+    return new GraphBuilder(this);
+  }
+
+  fresh(hint = 't'): string {
+    return `${hint}_${this.counter.n++}`;
+  }
+
+  /** Adds a node; returns its (first) output name. */
+  node(opType: string, inputs: readonly string[], attrs: Record<string, AttrSpec> = {}, output?: string): string {
+    const out = output ?? this.fresh(opType.toLowerCase());
+    this.nodes.push({ opType, input: [...inputs], output: [out], attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) });
+    return out;
+  }
+
+  /** A constant as a (deduplicated) initializer of the root graph. */
+  constant(elem: Elem, dims: readonly number[], data: ArrayLike<number>): string {
+    const key = `${elem}|${dims.join(',')}|${Array.from(data).join(',')}`;
+    const hit = this.constCache.get(key);
+    if (hit !== undefined && data.length <= 64) return hit;
+    const name = this.fresh('c');
+    this.initializers.push(tensorProto(name, elem, dims, data));
+    if (data.length <= 64) this.constCache.set(key, name);
+    return name;
+  }
+
+  /** An int64 vector (shapes, axes, pads). */
+  ints(values: readonly number[]): string {
+    return this.constant('int64', [values.length], values);
+  }
+
+  scalar(elem: Elem, value: number): string {
+    return this.constant(elem, [], [value]);
+  }
+
+  addInitializer(t: ITensorProto): void {
+    this.initializers.push(t);
+  }
+
+  graph(name: string, inputs: IValueInfoProto[], outputs: IValueInfoProto[]): IGraphProto {
+    return { name, node: this.nodes, input: inputs, output: outputs, initializer: this === this.root ? this.initializers : [] };
+  }
+}
+
+/** Serialises a model of one graph. */
+export function encodeModel(graph: IGraphProto): Uint8Array {
+  const model = { irVersion: 8, opsetImport: [{ domain: '', version: OPSET }], producerName: 'symflow', graph };
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+}
+
+export function elemOf(dtype: DType): Elem {
+  return dtype;
+}
