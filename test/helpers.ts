@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import type { HostTensor } from '../src/index.js';
 
 /** The kernel backends every suite runs on. */
-export const BACKENDS = ['cpu', 'wasm'] as const;
+export const BACKENDS = ['cpu', 'wasm', 'onnx'] as const;
 
 /** Plain numbers of a host tensor. */
 export function values(t: HostTensor): number[] {

@@ -67,17 +67,37 @@ function shape(events: readonly TrainEvent[]): unknown[] {
   return events.map((e) => [e.type, e.epoch, 'batch' in e ? e.batch : null, 'step' in e ? e.step : null]);
 }
 
-/** A TrainStep that calls `stop` while its `call`-th step is still in flight (then lets the step finish). */
-function stoppingDuring(train: TrainStep, call: number, stop: () => void): TrainStep {
+/**
+ * A TrainStep that calls `stop` while its `call`-th step is still in flight (then lets the step finish); `settled`
+ * resolves once that step has finished.
+ */
+function stoppingDuring(train: TrainStep, call: number, stop: () => void): { train: TrainStep; settled: Promise<unknown> } {
   let calls = 0;
+  let done: (v: unknown) => void = () => {};
+  const settled = new Promise((resolve) => { done = resolve; });
   return {
-    ...train,
-    step: (values) => {
-      const p = train.step(values);
-      if (++calls === call) stop();
-      return p;
+    settled,
+    train: {
+      ...train,
+      step: (values) => {
+        const p = train.step(values);
+        if (++calls === call) {
+          stop();
+          p.then(done, done);
+        }
+        return p;
+      },
     },
   };
+}
+
+/** Resolves once `cond()` holds (polled on timers), or rejects after `ms`. */
+async function until(cond: () => boolean, ms = 10_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error('condition not reached in time');
+    await sleep(2);
+  }
 }
 
 describe.each(BACKENDS)('fit on %s', (backend) => {
@@ -261,7 +281,14 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
       expect(() => fit(m.train, [X, Y.slice(0, 9)], {})).toThrow(/columns differ in length/);
       expect(() => fit(m.train, [new Float32Array(7), Y], {})).toThrow(/not a whole number of rows/);
       expect(() => fit(m.train, [[], []], {})).toThrow(SymflowError);
-      expect(() => fit(m.train, 42 as never, {})).toThrow(SymflowError);
+    });
+
+    it('an unusable data source errors the stream', async () => {
+      const m = model(sgd({ lr: 0.1 }));
+      const { events, error } = await record(fit(m.train, 42 as never, {}));
+      expect(events).toEqual([]);
+      expect(error).toBeInstanceOf(SymflowError);
+      expect((error as Error).message).toMatch(/data must be in-memory columns/);
     });
   });
 
@@ -326,9 +353,10 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
         const m = model(make());
         const seen: TrainEvent[] = [];
         let sub: Subscription | undefined;
-        const train = stoppingDuring(m.train, 4, () => sub!.unsubscribe());
+        const { train, settled } = stoppingDuring(m.train, 4, () => sub!.unsubscribe());
         sub = fit(train, [X, Y], { epochs: 3, batchSize: 2, shuffle: false }).subscribe((e) => seen.push(e));
-        await sleep(50);
+        await settled;
+        await sleep(30);
         const stepsSeen = seen.filter(isStep).length;
         expect(stepsSeen).toBe(3);
         const done = await applied(m);
@@ -618,7 +646,8 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
       });
       const events = await collect(fit(m.train, source).pipe(take(2)));
       expect(events.length).toBe(2);
-      await sleep(20);
+      await until(() => torn > 0, 2000);
+      await sleep(10);
       expect(torn).toBe(1);
     });
 
@@ -637,8 +666,8 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
       });
       let steps = 0;
       const sub = fit(m.train, source).subscribe((e) => { if (e.type === 'step') steps++; });
-      await sleep(30);
-      expect(steps).toBe(2);
+      await until(() => steps === 2);
+      await sleep(20); // the loop now waits for a third batch
       sub.unsubscribe();
       await sleep(30);
       expect(torn).toBe(1);

@@ -1,7 +1,7 @@
 import { SymflowError } from '../graph/errors.js';
 import type { BackendName, KernelBackend } from './types.js';
 
-export type { BackendName, DeviceTensor, Kernel, KernelBackend, KernelNode } from './types.js';
+export type { BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, ProgramSpec } from './types.js';
 
 /** What `Session.create` accepts: a backend name, or `auto` for the best one available here. */
 export type BackendChoice = 'auto' | BackendName;
@@ -25,27 +25,36 @@ async function loadTensorflow(): Promise<boolean> {
 
 /**
  * Resolves a backend choice and initialises it. `auto` picks tensorflow (when `@tensorflow/tfjs-node-gpu` or
- * `@tensorflow/tfjs-node` can be imported), else wasm, else cpu.
+ * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node), else wasm, else cpu.
  */
 export async function loadBackend(choice: BackendChoice): Promise<KernelBackend> {
-  const { TfjsBackend } = await import('./tfjs.js');
-  const names: BackendName[] = ['tensorflow', 'wasm', 'cpu'];
+  const names: BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
   if (choice !== 'auto' && !names.includes(choice)) {
     throw new SymflowError('Session.create', `unknown backend ${JSON.stringify(choice)}; use 'auto', ${names.map((n) => `'${n}'`).join(', ')}`);
   }
   if (choice === 'tensorflow' && !(await loadTensorflow())) {
     throw new SymflowError('Session.create', "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (same version as @tensorflow/tfjs-core), which could not be imported");
   }
-  const order: BackendName[] = choice === 'auto' ? ((await loadTensorflow()) ? names : ['wasm', 'cpu']) : [choice];
+  const order: BackendName[] = choice === 'auto' ? ((await loadTensorflow()) ? names : names.slice(1)) : [choice];
   let lastError: unknown;
   for (const name of order) {
-    const backend = new TfjsBackend(name);
     try {
+      const backend = await create(name);
       await backend.activate();
       return backend;
     } catch (e) {
       lastError = e;
+      if (choice !== 'auto') break;
     }
   }
-  throw new SymflowError('Session.create', `no backend could be initialised (${String(lastError)})`);
+  throw new SymflowError('Session.create', `backend ${choice} could not be initialised (${lastError instanceof Error ? lastError.message : String(lastError)})`);
+}
+
+async function create(name: BackendName): Promise<KernelBackend> {
+  if (name === 'onnx') {
+    const { OnnxBackend } = await import('./onnx/backend.js');
+    return new OnnxBackend();
+  }
+  const { TfjsBackend } = await import('./tfjs.js');
+  return new TfjsBackend(name);
 }

@@ -1,8 +1,10 @@
 import type { HostTensor } from '../graph/hostValue.js';
+import type { GraphIR, NodeIR } from '../graph/ir.js';
+import type { Block } from '../session/plan.js';
 import type { Attrs, DType, Shape } from '../graph/tensor.js';
 
 /** Names of the kernel backends a session can run on. */
-export type BackendName = 'wasm' | 'cpu' | 'tensorflow';
+export type BackendName = 'onnx' | 'wasm' | 'cpu' | 'tensorflow';
 
 /** An opaque handle to a tensor living on a backend. Only the backend looks inside. */
 export interface DeviceTensor {
@@ -41,4 +43,26 @@ export interface KernelBackend {
   readBool(t: DeviceTensor): boolean;
   /** Live tensors in the backend's engine (the leak check). */
   numTensors(): number;
+  /**
+   * Whole-function backends compile a planned session function into one program (the onnx backend lowers it to
+   * one ONNX model); kernel backends leave this out and run the plan kernel by kernel.
+   */
+  compileProgram?(spec: ProgramSpec): GraphProgram;
+}
+
+/** A planned session function, for whole-function backends. Values are named by slot. */
+export interface ProgramSpec {
+  readonly ir: GraphIR;
+  readonly top: Block;
+  readonly nodeOfSlot: (slot: number) => NodeIR;
+  /** Slots fed at run time (feeds and variables), in the order `run` receives them. */
+  readonly inputs: readonly number[];
+  /** Slots of constants, whose values the program may embed. */
+  readonly constants: readonly number[];
+  /** Slots the program returns, in order (outputs, then new values of variables). */
+  readonly results: readonly number[];
+}
+
+export interface GraphProgram {
+  run(inputs: readonly DeviceTensor[]): Promise<DeviceTensor[]>;
 }

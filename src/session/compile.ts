@@ -1,4 +1,4 @@
-import type { KernelBackend } from '../backend/index.js';
+import type { GraphProgram, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { toIR } from '../graph/ir.js';
 import { prune } from '../graph/passes/prune.js';
@@ -25,6 +25,9 @@ export interface CompiledFunction {
   readonly nSlots: number;
   readonly top: Block;
   readonly kernelCount: number;
+  /** Whole-function backends: the compiled program, fed `programInputs` and returning outputs then updates. */
+  readonly program?: GraphProgram;
+  readonly programInputs: readonly Source[];
 }
 
 function checkTensors(who: string, what: string, list: unknown): readonly Tensor[] {
@@ -71,7 +74,18 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   }
   const top = planProgram(ir, targets.map((t) => t.id), slotOf, backend);
   const sourceSlots = new Set(sources.map((s) => s.slot));
+  const programInputs = sources.filter((s) => s.kind !== 'constant');
+  const updateSlots = updates.map(([, t]) => slotOf(t.id));
+  const nodeBySlot = slotIds.map((id) => ir.nodes[id]!);
+  const program = backend.compileProgram?.({
+    ir, top, nodeOfSlot: (slot) => nodeBySlot[slot]!,
+    inputs: programInputs.map((s) => s.slot),
+    constants: sources.filter((s) => s.kind === 'constant').map((s) => s.slot),
+    results: [...outputs.map((t) => slotOf(t.id)), ...updateSlots],
+  });
   return {
+    program,
+    programInputs,
     who,
     inputs,
     outputs,

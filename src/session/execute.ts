@@ -34,12 +34,7 @@ export function execute(session: Session, fn: CompiledFunction, values: readonly
       }
     }
     runBlock(fn.top, vals, backend);
-    for (const { variable, slot } of fn.updates) {
-      const shape = backend.shapeOf(vals[slot]!);
-      if (shape.length !== variable.rank || shape.some((d, i) => d !== variable.shape[i])) {
-        throw new SymflowError(fn.who, `new value of variable '${variable.name}' has shape ${shapeString(shape)}, the variable ${shapeString(variable.shape)}`);
-      }
-    }
+    for (const { variable, slot } of fn.updates) checkShape(fn, variable, backend.shapeOf(vals[slot]!));
     const results = fn.outputSlots.map((s) => backend.download(vals[s]!));
     commit(session, fn, vals);
     return results;
@@ -53,7 +48,7 @@ export function execute(session: Session, fn: CompiledFunction, values: readonly
 }
 
 /** Applies all updates at once. Slots handed to the store are cleared so the caller's cleanup skips them. */
-function commit(session: Session, fn: CompiledFunction, vals: Slots): void {
+export function commit(session: Session, fn: CompiledFunction, vals: Slots): void {
   const backend = session.backendImpl;
   const owned = new Set(fn.ownedSlots);
   const claimed = new Set<number>();
@@ -110,7 +105,7 @@ function runKernel(step: KernelStep, vals: Slots, backend: KernelBackend): Devic
   }
 }
 
-function readFeeds(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): (HostTensor | DeviceValue)[] {
+export function readFeeds(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): (HostTensor | DeviceValue)[] {
   if (!Array.isArray(values)) throw new SymflowError(fn.who, `values must be an array (one per input), got ${typeof values}`);
   if (values.length !== fn.inputs.length) {
     throw new SymflowError(fn.who, `expected ${fn.inputs.length} input value(s) (${fn.inputs.map((t) => `'${t.name}'`).join(', ')}), got ${values.length}`);
@@ -125,4 +120,37 @@ function readFeeds(session: Session, fn: CompiledFunction, values: readonly Feed
     if (!shapesCompatible(v.shape, t.shape)) throw new SymflowError(who, `shape mismatch: expected ${shapeString(t.shape)}, got ${shapeString(v.shape)}`);
     return v;
   });
+}
+
+/**
+ * One call on a whole-function backend: sources go in as the program's inputs, outputs and new values come back,
+ * and the new values replace the old only after the run succeeded (double buffering).
+ */
+export async function executeProgram(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
+  const backend = session.backendImpl;
+  const feeds = readFeeds(session, fn, values);
+  const inputs = fn.programInputs.map((src) => {
+    if (src.kind === 'variable') return session.variableTensor(src.tensor);
+    if (src.kind === 'feed') {
+      const feed = feeds[src.index]!;
+      return feed instanceof DeviceValue ? feed.tensor : backend.upload(feed);
+    }
+    throw new SymflowError(fn.who, 'internal: constants are part of the program');
+  });
+  const results = await fn.program!.run(inputs);
+  const nOut = fn.outputSlots.length;
+  fn.updates.forEach(({ variable }, i) => checkShape(fn, variable, backend.shapeOf(results[nOut + i]!)));
+  const out = results.slice(0, nOut).map((t) => backend.download(t));
+  fn.updates.forEach(({ variable }, i) => {
+    const prev = session.store.get(variable);
+    session.store.set(variable, results[nOut + i]!);
+    if (prev !== undefined) backend.dispose(prev);
+  });
+  return out;
+}
+
+function checkShape(fn: CompiledFunction, variable: { name: string; rank: number; shape: readonly (number | null)[] }, shape: readonly number[]): void {
+  if (shape.length !== variable.rank || shape.some((d, i) => d !== variable.shape[i])) {
+    throw new SymflowError(fn.who, `new value of variable '${variable.name}' has shape ${shapeString(shape)}, the variable ${shapeString(variable.shape)}`);
+  }
 }

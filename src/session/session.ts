@@ -5,7 +5,7 @@ import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js
 import { initialValue } from '../graph/initializers.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { compileFunction, type CompiledFunction } from './compile.js';
-import { execute } from './execute.js';
+import { execute, executeProgram } from './execute.js';
 
 export interface SessionOptions {
   /** Kernel backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else wasm, else cpu. */
@@ -248,11 +248,19 @@ export class Session {
     return t;
   }
 
-  private async call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
-    this.checkAlive(compiled.who);
-    if (!this.backendImpl.isActive()) await this.backendImpl.activate();
-    this.checkAlive(compiled.who);
-    return execute(this, compiled, values);
+  private queue: Promise<unknown> = Promise.resolve();
+
+  /** Calls run one at a time, in order: each sees the state the previous one left (an async backend could interleave). */
+  private call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
+    const run = async () => {
+      this.checkAlive(compiled.who);
+      if (!this.backendImpl.isActive()) await this.backendImpl.activate();
+      this.checkAlive(compiled.who);
+      return compiled.program ? executeProgram(this, compiled, values) : execute(this, compiled, values);
+    };
+    const result = this.queue.then(run, run);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   private checkAlive(who: string): void {

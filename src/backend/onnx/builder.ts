@@ -49,6 +49,8 @@ export function valueInfo(name: string, elem: Elem, dims?: readonly (number | nu
  */
 export class GraphBuilder {
   readonly nodes: INodeProto[] = [];
+  /** The symflow node being lowered: ONNX node names carry it, so run-time errors can name it. */
+  owner: string | undefined;
   private readonly root: GraphBuilder;
   private readonly initializers: ITensorProto[];
   private readonly constCache: Map<string, string>;
@@ -72,7 +74,8 @@ export class GraphBuilder {
   /** Adds a node; returns its (first) output name. */
   node(opType: string, inputs: readonly string[], attrs: Record<string, AttrSpec> = {}, output?: string): string {
     const out = output ?? this.fresh(opType.toLowerCase());
-    this.nodes.push({ opType, input: [...inputs], output: [out], attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)) });
+    const name = this.owner === undefined ? undefined : `${this.owner}#${this.counter.n++}`;
+    this.nodes.push({ opType, input: [...inputs], output: [out], attribute: Object.entries(attrs).map(([k, v]) => attribute(k, v)), ...(name ? { name } : {}) });
     return out;
   }
 

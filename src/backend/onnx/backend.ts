@@ -1,0 +1,156 @@
+import { availableParallelism } from 'node:os';
+import ort from 'onnxruntime-node';
+import { SymflowError } from '../../graph/errors.js';
+import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
+import type { Block } from '../../session/plan.js';
+import type { DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, ProgramSpec } from '../types.js';
+import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
+import { hasLowering, lowerNode } from './lower.js';
+
+const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
+const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
+
+export interface OnnxOptions {
+  /** Threads for one op (default: the number of cores). */
+  intraOpNumThreads?: number;
+}
+
+/**
+ * A compiled native CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic
+ * gradient, updates, and lazy `cond` as ONNX `If`) run by onnxruntime-node. Variables live in host buffers owned
+ * by the session; new values come back as outputs and replace the old ones only after the run succeeded.
+ */
+export class OnnxBackend implements KernelBackend {
+  readonly name = 'onnx' as const;
+  private readonly threads: number;
+
+  constructor(opts: OnnxOptions = {}) {
+    this.threads = opts.intraOpNumThreads ?? availableParallelism();
+  }
+
+  async activate(): Promise<void> {}
+
+  isActive(): boolean {
+    return true;
+  }
+
+  kernelFor(node: KernelNode): Kernel {
+    if (!hasLowering(node.op)) throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx`);
+    return () => { throw new SymflowError(node.op, 'the onnx backend runs whole programs, not single kernels'); };
+  }
+
+  upload(value: HostTensor): DeviceTensor {
+    return asDevice(new ort.Tensor(value.dtype, value.data.slice(), value.shape));
+  }
+
+  download(t: DeviceTensor): HostTensor {
+    const x = asOrt(t);
+    return { shape: [...x.dims], dtype: x.type as HostTensor['dtype'], data: (x.data as TypedArray).slice() };
+  }
+
+  // Host buffers are never written after creation, so a second handle is the same object; the GC frees them.
+  alias(t: DeviceTensor): DeviceTensor {
+    return t;
+  }
+
+  dispose(): void {}
+
+  shapeOf(t: DeviceTensor): readonly number[] {
+    return asOrt(t).dims;
+  }
+
+  readBool(t: DeviceTensor): boolean {
+    return (asOrt(t).data as Uint8Array)[0] !== 0;
+  }
+
+  numTensors(): number {
+    return 0;
+  }
+
+  compileProgram(spec: ProgramSpec): GraphProgram {
+    const b = new GraphBuilder();
+    const name = (slot: number) => `s${slot}`;
+    for (const slot of spec.constants) {
+      const n = spec.nodeOfSlot(slot);
+      b.addInitializer(tensorProto(name(slot), n.dtype, n.shape as number[], n.attrs['value'] as TypedArray));
+    }
+    emitBlock(b, spec.top, spec, new Map(), true);
+    const outputs = spec.results.map((slot, k) => {
+      b.node('Identity', [name(slot)], {}, `out${k}`);
+      return valueInfo(`out${k}`, spec.nodeOfSlot(slot).dtype);
+    });
+    const inputs = spec.inputs.map((slot) => valueInfo(name(slot), spec.nodeOfSlot(slot).dtype, spec.nodeOfSlot(slot).shape));
+    const bytes = encodeModel(b.graph('symflow', inputs, outputs));
+    // Created once, when the function is compiled; the first call waits for it.
+    const session = ort.InferenceSession.create(bytes, {
+      intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+    });
+    session.catch(() => undefined);
+    const inputNames = spec.inputs.map(name);
+    const outputNames = spec.results.map((_, k) => `out${k}`);
+    return {
+      async run(values) {
+        const s = await session.catch((e: unknown) => {
+          throw new SymflowError('onnx', `onnxruntime refused the compiled model: ${e instanceof Error ? e.message : String(e)}`);
+        });
+        const feeds: Record<string, ort.Tensor> = {};
+        inputNames.forEach((n, i) => (feeds[n] = asOrt(values[i]!)));
+        let out: ort.InferenceSession.ReturnType;
+        try {
+          out = await s.run(feeds, outputNames);
+        } catch (e) {
+          throw runError(e, spec);
+        }
+        return outputNames.map((n) => asDevice(out[n]!));
+      },
+    };
+  }
+}
+
+/**
+ * Lowers a planned block; a cond step becomes an ONNX `If` whose branches are the planned blocks. Values made
+ * inside a branch get names of their own (a node both branches need is computed in each), outer ones keep theirs.
+ */
+function emitBlock(b: GraphBuilder, block: Block, spec: ProgramSpec, names: ReadonlyMap<number, string>, top: boolean): Map<number, string> {
+  const local = new Map(names);
+  const name = (slot: number) => local.get(slot) ?? `s${slot}`;
+  const define = (slot: number) => {
+    const n = top ? `s${slot}` : b.fresh(`s${slot}`);
+    local.set(slot, n);
+    return n;
+  };
+  for (const step of block.steps) {
+    if (step.kind === 'kernel') {
+      const inputs = step.inputs.map(name);
+      lowerNode(b, step.node, inputs, step.node.inputs.map((id) => spec.ir.nodes[id]!), define(step.out));
+      continue;
+    }
+    const pred = name(step.pred);
+    const branches = step.blocks.map((inner, side) => {
+      const c = b.child();
+      const innerNames = emitBlock(c, inner, spec, local, false);
+      const outs = inner.results.map((slot, i) => {
+        const o = c.node('Identity', [innerNames.get(slot) ?? name(slot)], {}, c.fresh(`branch${side}_${i}`));
+        return valueInfo(o, spec.nodeOfSlot(slot).dtype);
+      });
+      return c.graph(side === 0 ? 'then' : 'else', [], outs);
+    });
+    b.nodes.push({
+      opType: 'If', input: [pred], output: step.outs.map(define),
+      attribute: [
+        { name: 'then_branch', type: 5, g: branches[0]! },
+        { name: 'else_branch', type: 5, g: branches[1]! },
+      ],
+    });
+  }
+  return local;
+}
+
+/** Names the symflow node an onnxruntime error came from (ONNX node names are `symflowName#k`). */
+function runError(e: unknown, spec: ProgramSpec): SymflowError {
+  const msg = e instanceof Error ? e.message : String(e);
+  const owner = /Name:'([^']*)#\d+'/.exec(msg)?.[1];
+  const node = owner === undefined ? undefined : Object.values(spec.ir.nodes).find((n) => n.name === owner);
+  if (node === undefined) return new SymflowError('onnx', `run failed on backend onnx: ${msg}`);
+  return new SymflowError(node.op, `failed at node '${node.name}' on backend onnx: ${msg}`);
+}

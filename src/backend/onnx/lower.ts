@@ -1,0 +1,129 @@
+import { SymflowError } from '../../graph/errors.js';
+import type { NodeIR } from '../../graph/ir.js';
+import { isFullyKnown } from '../../graph/tensor.js';
+import { type Elem, ELEM, type GraphBuilder, INT_MAX } from './builder.js';
+
+/** One op's lowering: emit nodes that compute `out` from the input value names. */
+type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
+
+const attrs = (n: NodeIR) => n.attrs as Record<string, never>;
+const simple = (opType: string): Lowering => (b, xs, _n, _i, out) => { b.node(opType, xs, {}, out); };
+
+/** Reduction axes along which `x` was broadcast to reach `like`, found at run time from the real shapes. */
+function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: NodeIR, out: string): void {
+  const lead = xn.shape.length - ln.shape.length;
+  if (isFullyKnown(xn.shape) && isFullyKnown(ln.shape)) {
+    const axes = xn.shape.flatMap((d, i) => (i < lead || (ln.shape[i - lead] === 1 && d !== 1) ? [i] : []));
+    if (axes.length === 0) b.node('Identity', [x], {}, out);
+    else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], {}, out);
+    return;
+  }
+  const x1 = lead > 0 ? b.node('ReduceSum', [x, b.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 }) : x;
+  const xs = b.node('Shape', [x1]);
+  const ls = b.node('Shape', [like]);
+  const one = b.ints([1]);
+  const reduce = b.node('And', [b.node('Equal', [ls, one]), b.node('Not', [b.node('Equal', [xs, one])])]);
+  const axes = b.node('Reshape', [b.node('NonZero', [reduce]), b.ints([-1])]);
+  b.node('ReduceSum', [x1, axes], { keepdims: 1, noop_with_empty_axes: 1 }, out);
+}
+
+const lowerings: Record<string, Lowering> = {
+  add: simple('Add'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'), pow: simple('Pow'),
+  div: (b, [x, y], n, _i, out) => {
+    if (n.dtype === 'float32') { b.node('Div', [x!, y!], {}, out); return; }
+    // TF.js floors an int32 division; ONNX truncates. Divide in float and floor (exact below 2^24).
+    const f = (v: string) => b.node('Cast', [v], { to: ELEM.float32 });
+    b.node('Cast', [b.node('Floor', [b.node('Div', [f(x!), f(y!)])])], { to: ELEM.int32 }, out);
+  },
+  neg: simple('Neg'), exp: simple('Exp'), log: simple('Log'), sqrt: simple('Sqrt'), abs: simple('Abs'), sign: simple('Sign'),
+  sigmoid: simple('Sigmoid'), tanh: simple('Tanh'), floor: simple('Floor'),
+  greater: simple('Greater'), less: simple('Less'), equal: simple('Equal'), greaterEqual: simple('GreaterOrEqual'),
+  lessEqual: simple('LessOrEqual'), logicalAnd: simple('And'), logicalOr: simple('Or'), logicalNot: simple('Not'),
+  notEqual: (b, xs, _n, _i, out) => { b.node('Not', [b.node('Equal', xs)], {}, out); },
+  identity: simple('Identity'), stopGradient: simple('Identity'), addN: simple('Sum'), where: simple('Where'),
+  cast: (b, [x], n, _i, out) => { b.node('Cast', [x!], { to: ELEM[n.dtype] }, out); },
+  matMul: (b, [x, y], n, ins, out) => {
+    const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
+    if (ins[0]!.shape.length === 2 && ins[1]!.shape.length === 2 && (ta || tb)) {
+      b.node('Gemm', [x!, y!], { transA: ta ? 1 : 0, transB: tb ? 1 : 0 }, out);
+      return;
+    }
+    const swap = (v: string, rank: number) => b.node('Transpose', [v], { perm: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] });
+    b.node('MatMul', [ta ? swap(x!, ins[0]!.shape.length) : x!, tb ? swap(y!, ins[1]!.shape.length) : y!], {}, out);
+  },
+  transpose: (b, [x], n, _i, out) => { b.node('Transpose', [x!], { perm: attrs(n).perm }, out); },
+  reshape: (b, [x], n, _i, out) => { b.node('Reshape', [x!, b.ints(attrs(n).shape)], { allowzero: 0 }, out); },
+  reshapeLike: (b, [x, like], _n, _i, out) => { b.node('Reshape', [x!, b.node('Shape', [like!])], {}, out); },
+  expandDims: (b, [x], n, _i, out) => { b.node('Unsqueeze', [x!, b.ints([attrs(n).axis])], {}, out); },
+  squeeze: (b, [x], n, _i, out) => { b.node('Squeeze', [x!, b.ints(attrs(n).axes)], {}, out); },
+  concat: (b, xs, n, _i, out) => { b.node('Concat', xs, { axis: attrs(n).axis }, out); },
+  slice: (b, [x], n, _i, out) => {
+    const { begin, size } = n.attrs as { begin: number[]; size: number[] };
+    const ends = begin.map((s, i) => (size[i] === -1 ? INT_MAX : s + size[i]!));
+    b.node('Slice', [x!, b.ints(begin), b.ints(ends), b.ints(begin.map((_, i) => i))], {}, out);
+  },
+  pad: (b, [x], n, ins, out) => {
+    const { paddings, value } = n.attrs as { paddings: [number, number][]; value: number };
+    const pads = [...paddings.map((p) => p[0]), ...paddings.map((p) => p[1])];
+    b.node('Pad', [x!, b.ints(pads), b.scalar(ins[0]!.dtype as Elem, value)], { mode: 'constant' }, out);
+  },
+  gather: (b, [x, i], n, _i, out) => { b.node('Gather', [x!, i!], { axis: attrs(n).axis }, out); },
+  unsortedSegmentSum: (b, [d, ids], n, ins, out) => {
+    // ScatterND adds duplicate indices; ids outside [0, k) are dropped first, as unsortedSegmentSum does.
+    const k = attrs(n).numSegments as number;
+    const rank = ins[0]!.shape.length;
+    const inRange = b.node('And', [b.node('GreaterOrEqual', [ids!, b.scalar('int32', 0)]), b.node('Less', [ids!, b.scalar('int32', k)])]);
+    const safe = b.node('Cast', [b.node('Unsqueeze', [b.node('Where', [inRange, ids!, b.scalar('int32', 0)]), b.ints([1])])], { to: ELEM.int64 });
+    const mask = b.node('Reshape', [b.node('Cast', [inRange], { to: ELEM[ins[0]!.dtype] }), b.ints([-1, ...Array.from({ length: rank - 1 }, () => 1)])]);
+    const rest = b.node('Slice', [b.node('Shape', [d!]), b.ints([1]), b.ints([INT_MAX])]);
+    const zeros = b.node('ConstantOfShape', [b.node('Concat', [b.ints([k]), rest], { axis: 0 })], { value: { tensor: { dataType: ELEM[ins[0]!.dtype], dims: [1], ...valueOf(ins[0]!.dtype, 0) } } });
+    b.node('ScatterND', [zeros, safe, b.node('Mul', [d!, mask])], { reduction: 'add' }, out);
+  },
+  sum: (b, [x], n, _i, out) => { b.node('ReduceSum', [x!, b.ints(attrs(n).axes)], { keepdims: attrs(n).keepDims ? 1 : 0 }, out); },
+  max: (b, [x], n, _i, out) => { b.node('ReduceMax', [x!], { axes: attrs(n).axes, keepdims: attrs(n).keepDims ? 1 : 0 }, out); },
+  argMax: (b, [x], n, _i, out) => { b.node('Cast', [b.node('ArgMax', [x!], { axis: attrs(n).axis, keepdims: 0 })], { to: ELEM.int32 }, out); },
+  oneHot: (b, [i], n, _i, out) => {
+    const { depth, onValue, offValue } = n.attrs as { depth: number; onValue: number; offValue: number };
+    // Negative indices wrap in ONNX but give an all-off row in TF.js: map them out of range first.
+    const safe = b.node('Where', [b.node('Less', [i!, b.scalar('int32', 0)]), b.scalar('int32', depth), i!]);
+    b.node('OneHot', [safe, b.scalar('int32', depth), b.constant('float32', [2], [offValue, onValue])], { axis: -1 }, out);
+  },
+  fillLike: (b, [x], n, _i, out) => {
+    const { value, dtype } = n.attrs as { value: number; dtype: Elem };
+    b.node('ConstantOfShape', [b.node('Shape', [x!])], { value: { tensor: { dataType: ELEM[dtype], dims: [1], ...valueOf(dtype, value) } } }, out);
+  },
+  shapeSize: (b, [x], n, _i, out) => {
+    const dims = b.node('Gather', [b.node('Shape', [x!]), b.ints(attrs(n).axes)], { axis: 0 });
+    b.node('Cast', [b.node('ReduceProd', [dims], { keepdims: 0 })], { to: ELEM.float32 }, out);
+  },
+  broadcastLike: (b, [x, like], _n, _i, out) => { b.node('Expand', [x!, b.node('Shape', [like!])], {}, out); },
+  sumToShape: (b, [x, like], _n, ins, out) => sumToShape(b, x!, like!, ins[0]!, ins[1]!, out),
+  softmaxCrossEntropy: (b, [logits, labels], _n, _i, out) => {
+    const z = b.node('Sub', [logits!, b.node('ReduceMax', [logits!], { axes: [-1], keepdims: 1 })]);
+    const lse = b.node('Log', [b.node('ReduceSum', [b.node('Exp', [z]), b.ints([-1])], { keepdims: 1 })]);
+    b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [labels!, b.node('Sub', [z, lse])]), b.ints([-1])], { keepdims: 0 })], {}, out);
+  },
+};
+
+function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {
+  if (dtype === 'float32') return { rawData: new Uint8Array(Float32Array.of(v).buffer) };
+  if (dtype === 'int32') return { rawData: new Uint8Array(Int32Array.of(v).buffer) };
+  if (dtype === 'int64') return { rawData: new Uint8Array(BigInt64Array.of(BigInt(v)).buffer) };
+  return { rawData: Uint8Array.of(v) };
+}
+
+export function hasLowering(op: string): boolean {
+  return op in lowerings;
+}
+
+/** Emits the ONNX nodes of one symflow node. */
+export function lowerNode(b: GraphBuilder, node: NodeIR, inputs: readonly string[], ins: readonly NodeIR[], out: string): void {
+  const lower = lowerings[node.op];
+  if (lower === undefined) throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx`);
+  b.owner = node.name;
+  try {
+    lower(b, inputs, node, ins, out);
+  } finally {
+    b.owner = undefined;
+  }
+}
