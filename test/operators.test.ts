@@ -142,6 +142,13 @@ describe('earlyStopping', () => {
     });
   });
 
+  it('by default, an epoch without validation is judged by its training loss', () => {
+    scheduler().run(({ cold, expectObservable }) => {
+      const values: Record<string, TrainEvent> = { a: epochEv(0, 3), b: epochEv(1, 4), c: epochEv(2, 5), d: epochEv(3, 1) };
+      expectObservable(cold('abcd|', values).pipe(earlyStopping({ patience: 1 }))).toBe('ab(c|)', values);
+    });
+  });
+
   it("on: 'val' without validation errors at the first epoch (after passing it)", () => {
     scheduler().run(({ cold, expectObservable }) => {
       const values: Record<string, TrainEvent> = { s: step(0, 0, 0, 1), a: epochEv(0, 1), b: epochEv(1, 1) };

@@ -49,7 +49,7 @@ describe.each(BACKENDS)('session on %s', (backend) => {
 
   it('runs only what the fetches need (pruning)', async () => {
     const x = placeholder([], { name: 'unneeded' });
-    const c = constant(4);
+    const c = variable(4);
     const both = add(c, x);
     const f = s.function({ outputs: [mul(c, c)] });
     expect(values((await f())[0]!)).toEqual([16]);

@@ -1,6 +1,9 @@
 import type { GraphProgram, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
-import { toIR } from '../graph/ir.js';
+import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
+import { constantFold } from '../graph/passes/constantFold.js';
+import { cse } from '../graph/passes/cse.js';
+import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { type Block, planProgram, type Step } from './plan.js';
@@ -10,7 +13,7 @@ import { lowerUpdates } from './updates.js';
 export type Source =
   | { readonly kind: 'feed'; readonly slot: number; readonly index: number }
   | { readonly kind: 'variable'; readonly slot: number; readonly tensor: Variable }
-  | { readonly kind: 'constant'; readonly slot: number; readonly tensor: Tensor };
+  | { readonly kind: 'constant'; readonly slot: number; readonly node: NodeIR };
 
 /** Everything a call needs, decided once at compile time. */
 export interface CompiledFunction {
@@ -48,40 +51,37 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   }
   const updates = [...lowerUpdates(spec.updates ?? [])];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
-  const ir = prune(toIR(targets, inputs).ir);
+  const { ir: raw, tensors } = toIR(targets, inputs);
+  const ir = optimize(raw);
+  // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
+  const targetIds = ir.outputs;
 
   const fedIndex = new Map(inputs.map((t, i) => [t.id, i]));
   const slotIds = Object.keys(ir.nodes).map(Number).sort((p, q) => p - q);
   const slotMap = new Map(slotIds.map((id, i) => [id, i]));
   const slotOf = (id: number) => slotMap.get(id)!;
   const sources: Source[] = [];
-  const tensorOf = new Map<number, Tensor>();
-  const collect = (t: Tensor) => {
-    if (tensorOf.has(t.id) || !(t.id in ir.nodes)) return;
-    tensorOf.set(t.id, t);
-    if (!fedIndex.has(t.id)) t.inputs.forEach(collect);
-  };
-  targets.forEach(collect);
   for (const id of slotIds) {
     const node = ir.nodes[id]!;
     const index = fedIndex.get(id);
     if (index !== undefined) sources.push({ kind: 'feed', slot: slotOf(id), index });
-    else if (node.op === 'variable') sources.push({ kind: 'variable', slot: slotOf(id), tensor: tensorOf.get(id) as Variable });
-    else if (node.op === 'constant') sources.push({ kind: 'constant', slot: slotOf(id), tensor: tensorOf.get(id)! });
+    else if (node.op === 'variable') sources.push({ kind: 'variable', slot: slotOf(id), tensor: tensors.get(id) as Variable });
+    else if (node.op === 'constant') sources.push({ kind: 'constant', slot: slotOf(id), node });
     else if (node.op === 'placeholder') {
       throw new SymflowError(who, `missing feed for placeholder '${node.name}' ${shapeString(node.shape)} ${node.dtype}`);
     }
   }
-  const top = planProgram(ir, targets.map((t) => t.id), slotOf, backend);
+  const top = planProgram(ir, targetIds, slotOf, backend);
   const sourceSlots = new Set(sources.map((s) => s.slot));
   const programInputs = sources.filter((s) => s.kind !== 'constant');
-  const updateSlots = updates.map(([, t]) => slotOf(t.id));
+  const outputSlots = targetIds.slice(0, outputs.length).map(slotOf);
+  const updateSlots = targetIds.slice(outputs.length).map(slotOf);
   const nodeBySlot = slotIds.map((id) => ir.nodes[id]!);
   const program = backend.compileProgram?.({
     ir, top, nodeOfSlot: (slot) => nodeBySlot[slot]!,
     inputs: programInputs.map((s) => s.slot),
     constants: sources.filter((s) => s.kind === 'constant').map((s) => s.slot),
-    results: [...outputs.map((t) => slotOf(t.id)), ...updateSlots],
+    results: [...outputSlots, ...updateSlots],
   });
   return {
     program,
@@ -89,14 +89,23 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
     who,
     inputs,
     outputs,
-    outputSlots: outputs.map((t) => slotOf(t.id)),
-    updates: updates.map(([variable, t]) => ({ variable, slot: slotOf(t.id) })),
+    outputSlots,
+    updates: updates.map(([variable], i) => ({ variable, slot: updateSlots[i]! })),
     sources,
     ownedSlots: slotIds.map(slotOf).filter((s) => !sourceSlots.has(s)),
     nSlots: slotIds.length,
     top,
     kernelCount: countKernels(top.steps),
   };
+}
+
+/**
+ * The rewrite pipeline every session function goes through, each pass an immutable transformation: dead-code
+ * pruning (feeds cut what lies upstream), no-op shape adapters removed, constants folded, common subexpressions
+ * merged, and pruning again.
+ */
+export function optimize(ir: GraphIR): GraphIR {
+  return prune(cse(constantFold(simplifyShapes(prune(ir)))));
 }
 
 function countKernels(steps: readonly Step[]): number {

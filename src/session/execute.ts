@@ -22,7 +22,7 @@ export function execute(session: Session, fn: CompiledFunction, values: readonly
   try {
     for (const src of fn.sources) {
       if (src.kind === 'variable') vals[src.slot] = session.variableTensor(src.tensor);
-      else if (src.kind === 'constant') vals[src.slot] = session.constantTensor(src.tensor);
+      else if (src.kind === 'constant') vals[src.slot] = session.constantTensor(src.node);
       else {
         const feed = feeds[src.index]!;
         if (feed instanceof DeviceValue) vals[src.slot] = feed.tensor;

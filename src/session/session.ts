@@ -3,6 +3,7 @@ import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
 import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
 import { initialValue } from '../graph/initializers.js';
+import type { NodeIR } from '../graph/ir.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { compileFunction, type CompiledFunction } from './compile.js';
 import { execute, executeProgram } from './execute.js';
@@ -98,7 +99,7 @@ export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedVal
 export class Session {
   /** @internal */ readonly backendImpl: KernelBackend;
   /** @internal */ readonly store = new Map<Variable, DeviceTensor>();
-  /** @internal */ readonly constants = new Map<Tensor, DeviceTensor>();
+  /** @internal */ readonly constants = new Map<number, DeviceTensor>();
   private readonly runCache = new Map<string, CompiledFunction>();
   private disposed = false;
 
@@ -238,12 +239,12 @@ export class Session {
   }
 
   /** @internal */
-  constantTensor(c: Tensor): DeviceTensor {
-    let t = this.constants.get(c);
+  constantTensor(c: NodeIR): DeviceTensor {
+    let t = this.constants.get(c.id);
     if (t === undefined) {
       const value = c.attrs['value'] as HostTensor['data'];
       t = this.backendImpl.upload({ shape: c.shape as number[], dtype: c.dtype, data: value });
-      this.constants.set(c, t);
+      this.constants.set(c.id, t);
     }
     return t;
   }

@@ -101,6 +101,7 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
 
   return new Observable<TrainEvent>((subscriber) => {
     let stopped = false;
+    let reading: AsyncIterator<Batch> | undefined;
     const emit = (e: TrainEvent) => { if (!stopped) subscriber.next(e); };
     const loop = async () => {
       let step = 0;
@@ -109,6 +110,7 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
         const reader = columns
           ? syncReader(inMemoryBatches(columns, epochOrder(columns[0]!.rows, opts.shuffle ?? true, opts.seed ?? 0, epoch), batchSize, opts.dropRemainder ?? false))
           : batchReader(data as Exclude<DataSource, readonly Column[]>);
+        reading = reader;
         let total = 0;
         let count = 0;
         let batch = 0;
@@ -146,7 +148,11 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
       () => { if (!stopped) subscriber.complete(); },
       (e) => { if (!stopped) subscriber.error(e); },
     );
-    return () => { stopped = true; };
+    return () => {
+      stopped = true;
+      // A loop waiting for a batch that may never come is released: the source is unsubscribed now.
+      void reading?.return?.();
+    };
   });
 }
 
@@ -177,6 +183,7 @@ function stepEvent(epoch: number, step: number, batch: number, r: Timed): StepEv
 
 /** Validation through one session function: the loss and each metric, weighted by rows over batches. */
 function validator(trainStep: TrainStep, v: ValidationOptions): () => Promise<Record<string, number>> {
+  if (v.metrics && Object.hasOwn(v.metrics, 'loss')) throw new SymflowError('fit', "validation metric name 'loss' is taken by the validation loss; rename it");
   const names = ['loss', ...Object.keys(v.metrics ?? {})];
   const f: SessionFunction = trainStep.session.function({ inputs: trainStep.inputs, outputs: [trainStep.loss, ...Object.values(v.metrics ?? {})] });
   for (const [name, t] of Object.entries(v.metrics ?? {})) {

@@ -7,7 +7,10 @@ export interface EarlyStoppingOptions {
   patience: number;
   /** How much lower than the best a value must be to count as an improvement (default 0). */
   minDelta?: number;
-  /** Watch the validation loss (`val.loss`, the default when present) or the epoch's training loss. */
+  /**
+   * Watch the validation loss (`'val'`) or the epoch's training loss (`'loss'`). Default: the validation loss when
+   * the epoch has one, else the training loss.
+   */
   on?: 'val' | 'loss';
 }
 
@@ -24,7 +27,7 @@ export function earlyStopping(opts: EarlyStoppingOptions): MonoTypeOperatorFunct
   if (!Number.isInteger(patience) || patience < 0) throw new SymflowError('earlyStopping', `patience must be a non-negative integer, got ${patience}`);
   const minDelta = opts.minDelta ?? 0;
   if (!(minDelta >= 0)) throw new SymflowError('earlyStopping', `minDelta must be >= 0, got ${minDelta}`);
-  const on = opts.on ?? 'val';
+  const on = opts.on;
   return (source) => new Observable<TrainEvent>((subscriber) => {
     let best = Infinity;
     let waited = 0;
@@ -32,7 +35,7 @@ export function earlyStopping(opts: EarlyStoppingOptions): MonoTypeOperatorFunct
       next: (e) => {
         subscriber.next(e);
         if (e.type !== 'epoch') return;
-        const value = on === 'val' ? e.val?.['loss'] : e.loss;
+        const value = on === 'val' ? e.val?.['loss'] : on === 'loss' ? e.loss : e.val?.['loss'] ?? e.loss;
         if (value === undefined) {
           subscriber.error(new SymflowError('earlyStopping', "on: 'val' needs validation in fit (or use on: 'loss')"));
           return;
