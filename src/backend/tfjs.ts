@@ -14,6 +14,7 @@ const asDevice = (t: tf.Tensor) => t as unknown as DeviceTensor;
 /** TF.js kernels on one of its backends (cpu, wasm, or tensorflow from tfjs-node). */
 export class TfjsBackend implements KernelBackend {
   readonly name: BackendName;
+  readonly fusedMatMul = true;
   private readonly tfName: string;
 
   constructor(name: BackendName) {

@@ -50,6 +50,13 @@ const factories: Record<string, Factory> = {
     if (!opts.explicitTranspose || (!ta && !tb)) return ([x, y]) => tf.matMul(x!, y!, ta, tb);
     return ([x, y]) => tf.tidy(() => tf.matMul(ta ? swapLast(x!) : x!, tb ? swapLast(y!) : y!));
   },
+  fusedMatMul: (n, opts) => {
+    const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: 'linear' | 'relu' };
+    if (!opts.explicitTranspose || (!ta && !tb)) {
+      return ([x, y, bias]) => tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
+    }
+    return ([x, y, bias]) => tf.tidy(() => tf.fused.matMul({ a: ta ? swapLast(x!) : x!, b: tb ? swapLast(y!) : y!, bias: bias!, activation }));
+  },
   transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
   reshape: (n) => ([x]) => tf.reshape(x!, a(n).shape),
   reshapeLike: () => ([x, like]) => tf.reshape(x!, like!.shape),

@@ -3,6 +3,7 @@ import { SymflowError } from '../graph/errors.js';
 import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
 import { constantFold } from '../graph/passes/constantFold.js';
 import { cse } from '../graph/passes/cse.js';
+import { fuseMatMul } from '../graph/passes/fuseMatMul.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
@@ -52,7 +53,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const updates = [...lowerUpdates(spec.updates ?? [])];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
   const { ir: raw, tensors } = toIR(targets, inputs);
-  const ir = optimize(raw);
+  const ir = optimize(raw, { fuseMatMul: backend.fusedMatMul === true });
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 
@@ -102,10 +103,11 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
 /**
  * The rewrite pipeline every session function goes through, each pass an immutable transformation: dead-code
  * pruning (feeds cut what lies upstream), no-op shape adapters removed, constants folded, common subexpressions
- * merged, and pruning again.
+ * merged, pruning again, and matMul + bias (+ relu) fused where the backend has a fused kernel.
  */
-export function optimize(ir: GraphIR): GraphIR {
-  return prune(cse(constantFold(simplifyShapes(prune(ir)))));
+export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean } = {}): GraphIR {
+  const lean = prune(cse(constantFold(simplifyShapes(prune(ir)))));
+  return opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean;
 }
 
 function countKernels(steps: readonly Step[]): number {

@@ -22,6 +22,7 @@ export interface OnnxOptions {
  */
 export class OnnxBackend implements KernelBackend {
   readonly name = 'onnx' as const;
+  readonly fusedMatMul = true;
   private readonly threads: number;
 
   constructor(opts: OnnxOptions = {}) {

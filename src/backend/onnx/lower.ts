@@ -51,6 +51,11 @@ const lowerings: Record<string, Lowering> = {
     const swap = (v: string, rank: number) => b.node('Transpose', [v], { perm: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] });
     b.node('MatMul', [ta ? swap(x!, ins[0]!.shape.length) : x!, tb ? swap(y!, ins[1]!.shape.length) : y!], {}, out);
   },
+  fusedMatMul: (b, [x, y, bias], n, _i, out) => {
+    const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: string };
+    const gemm = b.node('Gemm', [x!, y!, bias!], { transA: ta ? 1 : 0, transB: tb ? 1 : 0 }, activation === 'relu' ? undefined : out);
+    if (activation === 'relu') b.node('Relu', [gemm], {}, out);
+  },
   transpose: (b, [x], n, _i, out) => { b.node('Transpose', [x!], { perm: attrs(n).perm }, out); },
   reshape: (b, [x], n, _i, out) => { b.node('Reshape', [x!, b.ints(attrs(n).shape)], { allowzero: 0 }, out); },
   reshapeLike: (b, [x, like], _n, _i, out) => { b.node('Reshape', [x!, b.node('Shape', [like!])], {}, out); },
