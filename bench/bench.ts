@@ -1,0 +1,221 @@
+// `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
+// Not part of `npm test`. Set STEPS (default 100) or QUICK=1 for a short smoke run.
+import { execFileSync, spawnSync } from 'node:child_process';
+import { cpus } from 'node:os';
+import * as tf from '@tensorflow/tfjs';
+import '@tensorflow/tfjs-backend-wasm';
+import {
+  Session, accumulate, add, compile, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, variablesOf,
+  type AnyOptimizer, type BackendName, type Tensor,
+} from '../src/index.js';
+
+const QUICK = process.env['QUICK'] === '1';
+const STEPS = Number(process.env['STEPS'] ?? (QUICK ? 20 : 100));
+const BATCH = 128;
+const SIZES = [784, 256, 256, 10];
+// Forward 2·B·Σ(in·out); backward: dW for every layer, dX for all but the first.
+const MFLOP = (2 * BATCH * (784 * 256 + 256 * 256 + 256 * 10) * 3 - 2 * BATCH * 784 * 256) / 1e6;
+
+const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+
+async function time(steps: number, warm: number, f: () => Promise<unknown> | unknown): Promise<number> {
+  for (let i = 0; i < warm; i++) await f();
+  const t: number[] = [];
+  for (let i = 0; i < steps; i++) {
+    const s = performance.now();
+    await f();
+    t.push(performance.now() - s);
+  }
+  return median(t);
+}
+
+function batch(): { xs: Float32Array; ys: Int32Array } {
+  return {
+    xs: new Float32Array(BATCH * 784).map((_, i) => ((i * 7919) % 255) / 255),
+    ys: new Int32Array(BATCH).map((_, i) => i % 10),
+  };
+}
+
+function mlp(seedBase = 1): { x: Tensor; y: Tensor; loss: Tensor } {
+  const x = placeholder([null, 784]);
+  const y = placeholder([null], { dtype: 'int32' });
+  let h: Tensor = x;
+  SIZES.slice(1).forEach((units, i) => {
+    h = layers.dense(h, units, { activation: i < SIZES.length - 2 ? 'relu' : 'linear', seed: seedBase + i });
+  });
+  return { x, y, loss: mean(sparseSoftmaxCrossEntropy(h, y)) };
+}
+
+interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown> }
+
+async function symflowStep(backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 })): Promise<StepBench> {
+  const session = await Session.create({ backend });
+  const { x, y, loss } = mlp();
+  const t0 = performance.now();
+  const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y] });
+  const compileMs = performance.now() - t0;
+  const { xs, ys } = batch();
+  const xv = session.upload(x, xs);
+  const yv = session.upload(y, ys);
+  const t1 = performance.now();
+  await train.step([xv, yv]);
+  const firstCallMs = performance.now() - t1;
+  const step = () => train.step([xv, yv]);
+  return { ms: 0, compileMs, firstCallMs, session, step };
+}
+
+async function measure(backend: BackendName, make?: () => AnyOptimizer, steps = STEPS): Promise<StepBench> {
+  const b = await symflowStep(backend, make);
+  b.ms = await time(steps, 10, b.step);
+  b.session.dispose();
+  return b;
+}
+
+/** Eager TF.js: the same MLP with `optimizer.minimize`, the peer a TypeScript user would pick. */
+async function eagerTfjs(backend: string, steps: number): Promise<number> {
+  await tf.setBackend(backend);
+  const ws = SIZES.slice(1).map((units, i) => [
+    tf.variable(tf.randomNormal([SIZES[i]!, units], 0, 0.05, 'float32', i + 1)),
+    tf.variable(tf.zeros([units])),
+  ] as const);
+  const { xs, ys } = batch();
+  const x = tf.tensor2d(xs, [BATCH, 784]);
+  const labels = tf.oneHot(tf.tensor1d(ys, 'int32'), 10);
+  const opt = tf.train.sgd(0.01);
+  const loss = () => tf.tidy(() => {
+    let h: tf.Tensor2D = x;
+    ws.forEach(([w, b], i) => { h = tf.add(tf.matMul(h, w), b); if (i < ws.length - 1) h = tf.relu(h); });
+    return tf.losses.softmaxCrossEntropy(labels, h) as unknown as tf.Scalar;
+  });
+  const ms = await time(steps, 5, () => { const l = opt.minimize(loss, true); l!.dataSync(); l!.dispose(); });
+  tf.dispose([x, labels, ...ws.flat()]);
+  opt.dispose();
+  return ms;
+}
+
+function pytorch(steps: number): { ms?: number; why?: string } {
+  const script = `
+import time, torch
+torch.manual_seed(0)
+sizes=[784,256,256,10]
+layers=[torch.nn.Linear(sizes[i],sizes[i+1]) for i in range(3)]
+model=torch.nn.Sequential(layers[0],torch.nn.ReLU(),layers[1],torch.nn.ReLU(),layers[2])
+opt=torch.optim.SGD(model.parameters(),lr=0.01)
+x=torch.rand(${BATCH},784); y=torch.arange(${BATCH})%10
+loss_fn=torch.nn.CrossEntropyLoss()
+def step():
+    opt.zero_grad(); l=loss_fn(model(x),y); l.backward(); opt.step(); return l.item()
+for _ in range(10): step()
+ts=[]
+for _ in range(${steps}):
+    t=time.perf_counter(); step(); ts.append((time.perf_counter()-t)*1000)
+ts.sort(); print(ts[len(ts)//2], torch.__version__, torch.get_num_threads())
+`;
+  for (const python of ['python3', '/usr/bin/python3']) {
+    if (spawnSync(python, ['-c', 'import torch'], { stdio: 'ignore' }).status !== 0) continue;
+    const out = execFileSync(python, ['-c', script], { encoding: 'utf8' }).trim().split(/\s+/);
+    return { ms: Number(out[0]), why: `PyTorch ${out[1]}, ${out[2]} threads` };
+  }
+  return { why: "skipped: `python3 -c 'import torch'` fails here (install python3-torch to include it)" };
+}
+
+/** Per-node executor overhead: a chain of 1,000 tiny adds through a session, against the same adds called eagerly. */
+async function executorOverhead(backend: 'wasm' | 'cpu'): Promise<{ perNodeUs: number }> {
+  const session = await Session.create({ backend });
+  const x = placeholder([]);
+  let h: Tensor = x;
+  for (let i = 0; i < 1000; i++) h = add(h, 1);
+  const f = session.function({ inputs: [x], outputs: [h] });
+  const xv = session.upload(x, 0);
+  const graphMs = await time(QUICK ? 10 : 50, 5, () => f([xv]));
+  xv.dispose();
+  session.dispose();
+  await tf.setBackend(backend);
+  const one = tf.scalar(1);
+  const eagerMs = await time(QUICK ? 10 : 50, 5, () => {
+    let t = tf.scalar(0);
+    for (let i = 0; i < 1000; i++) { const n = tf.add(t, one); t.dispose(); t = n; }
+    t.dataSync();
+    t.dispose();
+  });
+  one.dispose();
+  return { perNodeUs: ((graphMs - eagerMs) / 1000) * 1000 };
+}
+
+/** The machine's matmul peak as onnxruntime reaches it: a 1024³ product, 2 threads. */
+async function matmulPeakGflops(): Promise<number> {
+  const session = await Session.create({ backend: 'onnx' });
+  const n = 1024;
+  const a = placeholder([n, n]);
+  const b = placeholder([n, n]);
+  const { matMul } = await import('../src/index.js');
+  const f = session.function({ inputs: [a, b], outputs: [matMul(a, b)] });
+  const data = new Float32Array(n * n).map((_, i) => (i % 13) / 13);
+  const av = session.upload(a, data);
+  const bv = session.upload(b, data);
+  const ms = await time(QUICK ? 5 : 20, 3, () => f([av, bv]));
+  session.dispose();
+  return (2 * n ** 3) / (ms / 1000) / 1e9;
+}
+
+async function leakAndRss(): Promise<string> {
+  const b = await symflowStep('wasm');
+  for (let i = 0; i < 20; i++) await b.step();
+  global.gc?.();
+  const before = { tensors: b.session.numTensors(), rss: process.memoryUsage().rss };
+  for (let i = 0; i < (QUICK ? 100 : 1000); i++) await b.step();
+  global.gc?.();
+  const after = { tensors: b.session.numTensors(), rss: process.memoryUsage().rss };
+  b.session.dispose();
+  const mb = (v: number) => (v / 2 ** 20).toFixed(1);
+  return `TF.js tensors ${before.tensors} → ${after.tensors}; RSS ${mb(before.rss)} → ${mb(after.rss)} MiB over ${QUICK ? 100 : 1000} wasm steps`;
+}
+
+const rows: [string, string, string][] = [];
+const row = (what: string, value: string, note = '') => { rows.push([what, value, note]); console.error(`  ${what}: ${value} ${note}`); };
+const cpu = cpus()[0]?.model ?? 'unknown cpu';
+console.error(`symflow bench on ${cpus().length}× ${cpu}, Node ${process.version}; ${STEPS} steps after warm-up`);
+
+const onnx = await measure('onnx');
+const wasm = await measure('wasm');
+const cpuBackend = await measure('cpu', undefined, QUICK ? 5 : Math.min(STEPS, 100));
+const eager = await eagerTfjs('wasm', QUICK ? 5 : 30);
+const torch = pytorch(STEPS);
+row('MLP 784-256-256-10 SGD step, batch 128: symflow onnx', `${onnx.ms.toFixed(2)} ms`, `${(MFLOP / onnx.ms).toFixed(1)} GFLOP/s`);
+row('  symflow wasm', `${wasm.ms.toFixed(2)} ms`, `${(MFLOP / wasm.ms).toFixed(1)} GFLOP/s`);
+row('  symflow cpu', `${cpuBackend.ms.toFixed(1)} ms`);
+row('  eager TF.js 4.22 wasm, optimizer.minimize', `${eager.toFixed(1)} ms`, `symflow wasm is ${(eager / wasm.ms).toFixed(1)}× faster`);
+row('  PyTorch', torch.ms === undefined ? '—' : `${torch.ms.toFixed(2)} ms`, torch.why ?? '');
+
+const heunOnnx = await measure('onnx', () => heun({ lr: 0.01 }));
+const sgdOnnx = await measure('onnx');
+const accOnnx = await measure('onnx', () => accumulate(sgd({ lr: 0.01 }), { steps: 1_000_000_000 }));
+row('heun step / sgd step (onnx)', `${(heunOnnx.ms / sgdOnnx.ms).toFixed(2)}×`, `${heunOnnx.ms.toFixed(2)} / ${sgdOnnx.ms.toFixed(2)} ms`);
+row('accumulate-only step / plain step (onnx)', `${(accOnnx.ms / sgdOnnx.ms).toFixed(2)}×`, `${accOnnx.ms.toFixed(2)} / ${sgdOnnx.ms.toFixed(2)} ms`);
+const heunWasm = await measure('wasm', () => heun({ lr: 0.01 }), QUICK ? 10 : 40);
+const accWasm = await measure('wasm', () => accumulate(sgd({ lr: 0.01 }), { steps: 1_000_000_000 }), QUICK ? 10 : 40);
+row('heun step / sgd step (wasm)', `${(heunWasm.ms / wasm.ms).toFixed(2)}×`);
+row('accumulate-only step / plain step (wasm)', `${(accWasm.ms / wasm.ms).toFixed(2)}×`);
+row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
+row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
+const overhead: Record<string, number> = {};
+for (const b of ['wasm', 'cpu'] as const) {
+  overhead[b] = (await executorOverhead(b)).perNodeUs;
+  row(`executor overhead per node (${b}, chain of 1,000 adds)`, `${overhead[b]!.toFixed(2)} µs`);
+}
+row('memory', await leakAndRss());
+const peak = await matmulPeakGflops();
+row('matmul peak (onnxruntime, 1024³, all cores)', `${peak.toFixed(0)} GFLOP/s`, `the onnx MLP step reaches ${((100 * MFLOP) / onnx.ms / peak).toFixed(0)} % of it`);
+
+console.log(`\n| measure | value | notes |\n|---|---|---|`);
+for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
+const targets: [string, boolean][] = [
+  ['onnx MLP step ≤ 2.0 ms', onnx.ms <= 2.0],
+  ['onnx faster than PyTorch', torch.ms === undefined ? true : onnx.ms < torch.ms],
+  ['wasm ≥ 7× faster than eager TF.js minimize', eager / wasm.ms >= 7],
+  ['heun / sgd ≤ 2.05× (onnx)', heunOnnx.ms / sgdOnnx.ms <= 2.05],
+  ['accumulate-only / plain ≤ 1.05× (onnx)', accOnnx.ms / sgdOnnx.ms <= 1.05],
+  ['compile ≤ 50 ms', onnx.compileMs <= 50 && wasm.compileMs <= 50],
+  ['executor overhead ≤ 2 µs per node', Math.max(...Object.values(overhead)) <= 2],
+];
+console.log(`\ntargets: ${targets.map(([t, ok]) => `${ok ? 'met' : 'MISSED'}: ${t}`).join('; ')}`);
