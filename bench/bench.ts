@@ -133,7 +133,7 @@ async function executorOverhead(backend: 'wasm' | 'cpu'): Promise<{ perNodeUs: n
   await tf.setBackend(backend);
   const one = tf.scalar(1);
   const eagerMs = await time(QUICK ? 10 : 50, 5, () => {
-    let t = tf.scalar(0);
+    let t: tf.Tensor = tf.scalar(0);
     for (let i = 0; i < 1000; i++) { const n = tf.add(t, one); t.dispose(); t = n; }
     t.dataSync();
     t.dispose();
