@@ -20,6 +20,12 @@ export { toJSON, fromJSON, type GraphJSON, type GraphFromJSON, type FromJSONOpti
 export { layers, type DenseOptions, type DenseLayer, type Activation } from './graph/layers.js';
 export { variablesOf } from './graph/traverse.js';
 export { prune } from './graph/passes/prune.js';
+export { simplifyShapes } from './graph/passes/simplify.js';
+export { constantFold } from './graph/passes/constantFold.js';
+export { cse } from './graph/passes/cse.js';
+export { fuseMatMul } from './graph/passes/fuseMatMul.js';
+export { symbolicShapes, type SymDim } from './graph/passes/symbolicShapes.js';
+export { optimize } from './session/compile.js';
 export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
 export * from './training/index.js';

@@ -42,7 +42,7 @@ function checkTensors(who: string, what: string, list: unknown): readonly Tensor
 }
 
 /** Lowers updates, prunes, checks feeds and plans execution for one session function. */
-export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who: string): CompiledFunction {
+export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who: string, rewrite = true): CompiledFunction {
   const inputs = checkTensors(who, 'inputs', spec.inputs);
   const outputs = checkTensors(who, 'outputs', spec.outputs);
   if (spec.updates !== undefined && !Array.isArray(spec.updates)) throw new SymflowError(who, 'updates must be an array');
@@ -53,7 +53,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const updates = [...lowerUpdates(spec.updates ?? [])];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
   const { ir: raw, tensors } = toIR(targets, inputs);
-  const ir = optimize(raw, { fuseMatMul: backend.fusedMatMul === true });
+  const ir = rewrite ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true }) : prune(raw);
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 

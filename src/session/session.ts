@@ -11,6 +11,12 @@ import { execute, executeProgram } from './execute.js';
 export interface SessionOptions {
   /** Kernel backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else wasm, else cpu. */
   backend?: BackendChoice;
+  /**
+   * Run the graph rewrites (shape simplification, constant folding, CSE, matMul fusion) before execution
+   * (default true). Pruning always runs. Turning them off is for debugging and for checking that they change no
+   * result.
+   */
+  optimize?: boolean;
 }
 
 export interface FunctionSpec {
@@ -103,8 +109,11 @@ export class Session {
   private readonly runCache = new Map<string, CompiledFunction>();
   private disposed = false;
 
-  private constructor(backend: KernelBackend) {
+  /** @internal */ readonly optimizeGraphs: boolean;
+
+  private constructor(backend: KernelBackend, optimize: boolean) {
     this.backendImpl = backend;
+    this.optimizeGraphs = optimize;
   }
 
   /**
@@ -113,7 +122,7 @@ export class Session {
    * @returns the session, once its backend is ready
    */
   static async create(opts: SessionOptions = {}): Promise<Session> {
-    return new Session(await loadBackend(opts.backend ?? 'auto'));
+    return new Session(await loadBackend(opts.backend ?? 'auto'), opts.optimize ?? true);
   }
 
   /** The backend that runs this session's kernels. */
@@ -129,7 +138,7 @@ export class Session {
    */
   function(spec: FunctionSpec): SessionFunction {
     this.checkAlive('session.function');
-    const compiled = compileFunction(spec, this.backendImpl, 'session.function');
+    const compiled = compileFunction(spec, this.backendImpl, 'session.function', this.optimizeGraphs);
     const f = ((values: readonly FeedValue[] = []) => this.call(compiled, values)) as SessionFunction;
     return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount });
   }
@@ -153,7 +162,7 @@ export class Session {
     const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}`;
     let compiled = this.runCache.get(key);
     if (compiled === undefined) {
-      compiled = compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run');
+      compiled = compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs);
       this.runCache.set(key, compiled);
     }
     const out = await this.call(compiled, pairs.map(([, v]) => v));

@@ -10,28 +10,45 @@ export type SymDim = number | string;
  * the static shapes alone (`[?,256]` and `[?,256]`) cannot.
  */
 export function symbolicShapes(ir: GraphIR): Map<number, SymDim[]> {
-  const out = new Map<number, SymDim[]>();
-  let fresh = 0;
-  const unknown = () => `?${fresh++}`;
-  const fallback = (n: NodeIR): SymDim[] => n.shape.map((d) => d ?? unknown());
+  // Union–find over symbols: ops that require equal sizes (softmaxCrossEntropy's logits and labels, addN's terms,
+  // matMul's inner dimension) make their symbols one. Symbol names are deterministic (node id and axis), so the
+  // inference is repeated until no new equality turns up, and a late union reaches the nodes before it.
+  const parent = new Map<string, SymDim>();
+  const find = (d: SymDim): SymDim => {
+    while (typeof d === 'string' && parent.has(d)) d = parent.get(d)!;
+    return d;
+  };
+  const unify = (a: SymDim, b: SymDim): boolean => {
+    const [x, y] = [find(a), find(b)];
+    if (x === y) return false;
+    if (typeof x === 'string') parent.set(x, y);
+    else if (typeof y === 'string') parent.set(y, x);
+    else return false;
+    return true;
+  };
   const ids = Object.keys(ir.nodes).map(Number).sort((a, b) => a - b);
   const fed = new Set(ir.feeds);
-  for (const id of ids) {
-    const n = ir.nodes[id]!;
-    // A fed node is a source here (what lies upstream of it was pruned).
-    if (fed.has(id)) {
-      out.set(id, fallback(n));
-      continue;
+  let out = new Map<number, SymDim[]>();
+  for (let pass = 0; pass < 4; pass++) {
+    out = new Map();
+    let changed = false;
+    for (const id of ids) {
+      const n = ir.nodes[id]!;
+      const fallback = (): SymDim[] => n.shape.map((d, i) => d ?? `${id}:${i}`);
+      // A fed node is a source here (what lies upstream of it was pruned).
+      const ins = fed.has(id) ? [] : n.inputs.map((i) => out.get(i)!);
+      const inferred = fed.has(id) ? undefined : infer(n, ins, (axis) => `${id}:${axis}`);
+      if (!fed.has(id)) for (const [a, b] of equalDims(n, ins)) changed = unify(a, b) || changed;
+      // Never lose what the static shape knows.
+      out.set(id, (inferred ?? fallback()).map((d, i) => find(n.shape[i] ?? d)));
     }
-    const ins = n.inputs.map((i) => out.get(i) ?? fallback(ir.nodes[i]!));
-    const inferred = infer(n, ins, unknown);
-    // Never lose what the static shape knows.
-    out.set(id, (inferred ?? fallback(n)).map((d, i) => n.shape[i] ?? d));
+    if (!changed) break;
   }
+  for (const [id, dims] of out) out.set(id, dims.map(find));
   return out;
 }
 
-function broadcast(a: SymDim[], b: SymDim[], unknown: () => string): SymDim[] {
+function broadcast(a: SymDim[], b: SymDim[], unknown: (axis: number) => string): SymDim[] {
   const rank = Math.max(a.length, b.length);
   return Array.from({ length: rank }, (_, i) => {
     const x = i < rank - a.length ? 1 : a[i - (rank - a.length)]!;
@@ -41,8 +58,22 @@ function broadcast(a: SymDim[], b: SymDim[], unknown: () => string): SymDim[] {
     if (y === 1) return x;
     if (typeof x === 'number') return x;
     if (typeof y === 'number') return y;
-    return unknown();
+    return unknown(i);
   });
+}
+
+/** Pairs of dimensions an op requires to be equal (a run with them different fails). */
+function equalDims(n: NodeIR, ins: SymDim[][]): [SymDim, SymDim][] {
+  const pairs: [SymDim, SymDim][] = [];
+  const same = (a: SymDim[], b: SymDim[]) => { if (a.length === b.length) a.forEach((d, i) => pairs.push([d, b[i]!])); };
+  if (n.op === 'softmaxCrossEntropy') same(ins[0]!, ins[1]!);
+  if (n.op === 'addN') ins.slice(1).forEach((x) => same(ins[0]!, x));
+  if (n.op === 'matMul') {
+    const [x, y] = ins as [SymDim[], SymDim[]];
+    const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
+    pairs.push([ta ? x[x.length - 2]! : x[x.length - 1]!, tb ? y[y.length - 1]! : y[y.length - 2]!]);
+  }
+  return pairs;
 }
 
 const ELEMENTWISE = new Set([
@@ -54,7 +85,7 @@ const SAME_AS_FIRST = new Set([
   'fillLike', 'addN',
 ]);
 
-function infer(n: NodeIR, ins: SymDim[][], unknown: () => string): SymDim[] | undefined {
+function infer(n: NodeIR, ins: SymDim[][], unknown: (axis: number) => string): SymDim[] | undefined {
   const a = n.attrs as Record<string, never>;
   if (SAME_AS_FIRST.has(n.op)) return ins[0];
   if (ELEMENTWISE.has(n.op)) return ins.reduce((p, q) => broadcast(p, q, unknown));
