@@ -63,8 +63,15 @@ export interface ProgramSpec {
   readonly constants: readonly number[];
   /** Slots the program returns, in order (outputs, then new values of variables). */
   readonly results: readonly number[];
+  /**
+   * Results that are a variable's new value, by result index → the variable's input slot. Where a taken branch
+   * leaves that variable as it was, the program may return `undefined` for it instead of copying it out.
+   */
+  readonly keeps: ReadonlyMap<number, number>;
 }
 
 export interface GraphProgram {
-  run(inputs: readonly DeviceTensor[]): Promise<DeviceTensor[]>;
+  run(inputs: readonly DeviceTensor[]): Promise<(DeviceTensor | undefined)[]>;
+  /** Releases what the program holds (an onnxruntime session and its threads). */
+  dispose(): Promise<void>;
 }

@@ -32,6 +32,8 @@ export interface CompiledFunction {
   /** Whole-function backends: the compiled program, fed `programInputs` and returning outputs then updates. */
   readonly program?: GraphProgram;
   readonly programInputs: readonly Source[];
+  /** The slots the program returns, in order. */
+  readonly programResults: readonly number[];
 }
 
 function checkTensors(who: string, what: string, list: unknown): readonly Tensor[] {
@@ -78,15 +80,27 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const outputSlots = targetIds.slice(0, outputs.length).map(slotOf);
   const updateSlots = targetIds.slice(outputs.length).map(slotOf);
   const nodeBySlot = slotIds.map((id) => ir.nodes[id]!);
+  // Whole-function backends return only what they compute: a value that is a source (a variable copied to another,
+  // a fed value, a constant) is taken on the host, without a trip through the program.
+  const computed = [...new Set([...outputSlots, ...updateSlots].filter((slot) => !sourceSlots.has(slot)))];
+  const used = new Set(Object.values(ir.nodes).flatMap((n) => n.inputs.map(slotOf)));
+  const keeps = new Map<number, number>();
+  updates.forEach(([variable], i) => {
+    const k = computed.indexOf(updateSlots[i]!);
+    const own = sources.find((s) => s.kind === 'variable' && s.tensor === variable);
+    if (k >= 0 && own !== undefined && !used.has(updateSlots[i]!) && !outputSlots.includes(updateSlots[i]!)) keeps.set(k, own.slot);
+  });
   const program = backend.compileProgram?.({
     ir, top, nodeOfSlot: (slot) => nodeBySlot[slot]!,
     inputs: programInputs.map((s) => s.slot),
     constants: sources.filter((s) => s.kind === 'constant').map((s) => s.slot),
-    results: [...outputSlots, ...updateSlots],
+    results: computed,
+    keeps,
   });
   return {
     program,
     programInputs,
+    programResults: computed,
     who,
     inputs,
     outputs,

@@ -129,22 +129,31 @@ export function readFeeds(session: Session, fn: CompiledFunction, values: readon
 export async function executeProgram(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
   const backend = session.backendImpl;
   const feeds = readFeeds(session, fn, values);
-  const inputs = fn.programInputs.map((src) => {
-    if (src.kind === 'variable') return session.variableTensor(src.tensor);
-    if (src.kind === 'feed') {
+  const bySlot = new Map<number, DeviceTensor>();
+  for (const src of fn.sources) {
+    if (src.kind === 'variable') bySlot.set(src.slot, session.variableTensor(src.tensor));
+    else if (src.kind === 'constant') bySlot.set(src.slot, session.constantTensor(src.node));
+    else {
       const feed = feeds[src.index]!;
-      return feed instanceof DeviceValue ? feed.tensor : backend.upload(feed);
+      bySlot.set(src.slot, feed instanceof DeviceValue ? feed.tensor : backend.upload(feed));
     }
-    throw new SymflowError(fn.who, 'internal: constants are part of the program');
+  }
+  const results = await fn.program!.run(fn.programInputs.map((src) => bySlot.get(src.slot)!));
+  // Every value is read before anything is committed: a source result is the state before the call.
+  const computed = new Map(fn.programResults.map((slot, k) => [slot, results[k]]));
+  const valueOf = (slot: number) => (computed.has(slot) ? computed.get(slot) : bySlot.get(slot));
+  const news = fn.updates.map(({ variable, slot }) => {
+    const t = valueOf(slot);
+    if (t !== undefined) checkShape(fn, variable, backend.shapeOf(t));
+    return t;
   });
-  const results = await fn.program!.run(inputs);
-  const nOut = fn.outputSlots.length;
-  fn.updates.forEach(({ variable }, i) => checkShape(fn, variable, backend.shapeOf(results[nOut + i]!)));
-  const out = results.slice(0, nOut).map((t) => backend.download(t));
+  const out = fn.outputSlots.map((slot) => backend.download(valueOf(slot)!));
   fn.updates.forEach(({ variable }, i) => {
+    const t = news[i];
+    if (t === undefined) return; // the taken branch left this variable as it was
     const prev = session.store.get(variable);
-    session.store.set(variable, results[nOut + i]!);
-    if (prev !== undefined) backend.dispose(prev);
+    session.store.set(variable, t);
+    if (prev !== undefined && prev !== t) backend.dispose(prev);
   });
   return out;
 }

@@ -1,4 +1,4 @@
-import { type BackendChoice, type BackendName, type DeviceTensor, type KernelBackend, loadBackend } from '../backend/index.js';
+import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
 import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
@@ -138,7 +138,7 @@ export class Session {
    */
   function(spec: FunctionSpec): SessionFunction {
     this.checkAlive('session.function');
-    const compiled = compileFunction(spec, this.backendImpl, 'session.function', this.optimizeGraphs);
+    const compiled = this.track(compileFunction(spec, this.backendImpl, 'session.function', this.optimizeGraphs));
     const f = ((values: readonly FeedValue[] = []) => this.call(compiled, values)) as SessionFunction;
     return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount });
   }
@@ -162,7 +162,7 @@ export class Session {
     const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}`;
     let compiled = this.runCache.get(key);
     if (compiled === undefined) {
-      compiled = compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs);
+      compiled = this.track(compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs));
       this.runCache.set(key, compiled);
     }
     const out = await this.call(compiled, pairs.map(([, v]) => v));
@@ -226,6 +226,15 @@ export class Session {
     this.store.clear();
     this.constants.clear();
     this.runCache.clear();
+    for (const p of this.programs) void p.dispose();
+    this.programs.length = 0;
+  }
+
+  private readonly programs: GraphProgram[] = [];
+
+  private track(compiled: CompiledFunction): CompiledFunction {
+    if (compiled.program) this.programs.push(compiled.program);
+    return compiled;
   }
 
   get isDisposed(): boolean {

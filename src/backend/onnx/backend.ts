@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { SymflowError } from '../../graph/errors.js';
+import { sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import type { Block } from '../../session/plan.js';
 import type { DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, ProgramSpec } from '../types.js';
@@ -69,13 +70,18 @@ export class OnnxBackend implements KernelBackend {
   }
 
   compileProgram(spec: ProgramSpec): GraphProgram {
+    // Nothing to compute (every result is a source the host hands over): no model at all.
+    if (spec.results.length === 0) return { run: async () => [], dispose: async () => {} };
     const b = new GraphBuilder();
     const name = (slot: number) => `s${slot}`;
     for (const slot of spec.constants) {
       const n = spec.nodeOfSlot(slot);
       b.addInitializer(tensorProto(name(slot), n.dtype, n.shape as number[], n.attrs['value'] as TypedArray));
     }
-    emitBlock(b, spec.top, spec, new Map(), true);
+    // The cond outputs that are kept variables' new values: a branch that passes such a variable through returns
+    // an empty tensor instead of a copy of it.
+    const keepsBySlot = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
+    emitBlock(b, spec.top, spec, new Map(), true, keepsBySlot);
     const outputs = spec.results.map((slot, k) => {
       b.node('Identity', [name(slot)], {}, `out${k}`);
       return valueInfo(`out${k}`, spec.nodeOfSlot(slot).dtype);
@@ -85,11 +91,18 @@ export class OnnxBackend implements KernelBackend {
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+      // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
+      // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
+      // the next model (heun measured 6.9× an sgd step that way).
+      extra: { session: { force_spinning_stop: '1' } },
     });
     session.catch(() => undefined);
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
     return {
+      async dispose() {
+        await (await session.catch(() => undefined))?.release();
+      },
       async run(values) {
         const s = await session.catch((e: unknown) => {
           throw new SymflowError('onnx', `onnxruntime refused the compiled model: ${e instanceof Error ? e.message : String(e)}`);
@@ -102,7 +115,11 @@ export class OnnxBackend implements KernelBackend {
         } catch (e) {
           throw runError(e, spec);
         }
-        return outputNames.map((n) => asDevice(out[n]!));
+        // A kept variable comes back empty (see `keeps`): it is unchanged.
+        return outputNames.map((n, k) => {
+          const t = out[n]!;
+          return spec.keeps.has(k) && t.size === 0 && sizeOf(spec.nodeOfSlot(spec.keeps.get(k)!).shape as number[]) > 0 ? undefined : asDevice(t);
+        });
       },
     };
   }
@@ -112,7 +129,9 @@ export class OnnxBackend implements KernelBackend {
  * Lowers a planned block; a cond step becomes an ONNX `If` whose branches are the planned blocks. Values made
  * inside a branch get names of their own (a node both branches need is computed in each), outer ones keep theirs.
  */
-function emitBlock(b: GraphBuilder, block: Block, spec: ProgramSpec, names: ReadonlyMap<number, string>, top: boolean): Map<number, string> {
+function emitBlock(
+  b: GraphBuilder, block: Block, spec: ProgramSpec, names: ReadonlyMap<number, string>, top: boolean, keeps: ReadonlyMap<number, number>,
+): Map<number, string> {
   const local = new Map(names);
   const name = (slot: number) => local.get(slot) ?? `s${slot}`;
   const define = (slot: number) => {
@@ -129,10 +148,13 @@ function emitBlock(b: GraphBuilder, block: Block, spec: ProgramSpec, names: Read
     const pred = name(step.pred);
     const branches = step.blocks.map((inner, side) => {
       const c = b.child();
-      const innerNames = emitBlock(c, inner, spec, local, false);
+      const innerNames = emitBlock(c, inner, spec, local, false, keeps);
       const outs = inner.results.map((slot, i) => {
-        const o = c.node('Identity', [innerNames.get(slot) ?? name(slot)], {}, c.fresh(`branch${side}_${i}`));
-        return valueInfo(o, spec.nodeOfSlot(slot).dtype);
+        const dtype = spec.nodeOfSlot(slot).dtype;
+        const kept = keeps.get(step.outs[i]!) === slot;
+        const src = kept ? c.constant(dtype, [0], []) : innerNames.get(slot) ?? name(slot);
+        const o = c.node('Identity', [src], {}, c.fresh(`branch${side}_${i}`));
+        return valueInfo(o, dtype);
       });
       return c.graph(side === 0 ? 'then' : 'else', [], outs);
     });
