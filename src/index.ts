@@ -29,3 +29,4 @@ export { optimize } from './session/compile.js';
 export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
 export * from './training/index.js';
+export { substitute } from './graph/substitute.js';

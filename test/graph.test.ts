@@ -142,3 +142,23 @@ describe('graph JSON errors', () => {
     expect(() => fromJSON(literal)).toThrow(/initialised from a literal value/);
   });
 });
+
+describe.each(BACKENDS)('substitute on %s', (backend) => {
+  it('evaluates a loss, its gradient and a cond at another point without writing the variable', async () => {
+    const { substitute } = await import('../src/index.js');
+    const s = await Session.create({ backend });
+    const w = variable([1, -2]);
+    const loss = sum(cond(greater(sum(w), 0), () => mul(w, w), () => mul(w, 3)));
+    const g = gradients(loss, w);
+    const shifted = add(w, constant([2, 2]));
+    const [loss2, g2] = substitute([loss, g], new Map([[w, shifted]]));
+    expect(loss2).not.toBe(loss);
+    const at = async (ts: Parameters<Session['run']>[0]) => (await s.run(ts as never)) as unknown as { data: Float32Array }[];
+    // At w = [1, −2]: sum < 0, so 3w: loss −3, gradient [3, 3]. At w + 2 = [3, 0]: w², loss 9, gradient [6, 0].
+    const r = await at([loss, g, loss2!, g2!]);
+    expect(r.map((x) => Array.from(x.data))).toEqual([[-3], [3, 3], [9], [6, 0]]);
+    expect(values(await s.getValue(w))).toEqual([1, -2]);
+    expect(() => substitute([loss], new Map([[w, constant([1, 2, 3])]]))).toThrow(/replacement for/);
+    s.dispose();
+  });
+});

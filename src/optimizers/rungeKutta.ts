@@ -8,6 +8,7 @@ import { sum } from '../graph/ops/reduce.js';
 import { neg, sqrt } from '../graph/ops/unary.js';
 import { where } from '../graph/ops/where.js';
 import { scalarConstant, variable } from '../graph/sources.js';
+import { substitute } from '../graph/substitute.js';
 import { sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
 import { defineMultiRun, type MultiRunOptimizer, type StepResult } from './compile.js';
 import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
@@ -41,8 +42,10 @@ function combine(coefs: readonly number[], ks: readonly Tensor[]): Tensor | unde
 /**
  * Gradient descent as an explicit Runge–Kutta method for the gradient flow dp/dt = −∇L(p), on ANY explicit Butcher
  * tableau: s stages are s session runs per step, run i evaluating kᵢ = −∇L at p₀ + lr·Σⱼ aᵢⱼkⱼ on the SAME batch;
- * the last run sets p = p₀ + lr·Σᵢ bᵢkᵢ. With `adaptive` (embedded tableaux), the last run also estimates the local
- * error lr·Σ(bᵢ − b*ᵢ)kᵢ in the graph; a step over `tol` is rejected (parameters back to p₀, a smaller lr) and
+ * the last run sets p = p₀ + lr·Σᵢ bᵢkᵢ. The stage points are never written to the parameters: run i evaluates a
+ * copy of the gradient graph with p replaced by its stage point (`substitute`), so only the k's are stored and
+ * the parameters hold p₀ until the last run. With `adaptive` (embedded tableaux), the last run also estimates the local
+ * error lr·Σ(bᵢ − b*ᵢ)kᵢ in the graph; a step over `tol` is rejected (parameters left at p₀, a smaller lr) and
  * retried, and an accepted step may grow lr (the standard controller, exponent 1/(q + 1) with q the lower order).
  *
  * ```ts
@@ -61,53 +64,47 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   const s = t.b.length;
   return defineMultiRun(name, (ctx) => {
     const { params, grads } = ctx;
-    const p0 = ctx.slots(name, 'p0');
+    // Only the k's are stored between runs; the parameters keep p₀ until the last run writes the step.
     const ks = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `k${i + 1}`));
     const iterations = counter(name);
     const lrVar = adaptive ? variable(adaptive.lr, { name: `${name}/lr`, trainable: false }) : undefined;
     const lr = lrVar ?? learningRate(lrOpt, 0, iterations);
-    // What p becomes after a run: p₀ + lr·Σ coef·k, where the current run's k is −g and earlier ones are slots.
-    const point = (run: number, coefs: readonly number[], i: number): Tensor => {
-      const base = run === 0 ? params[i]! : p0[i]!;
-      const kNow = neg(grads[i]!);
-      const delta = combine(coefs, [...ks.slice(0, run).map((k) => k[i]!), kNow]);
-      return delta === undefined ? base : add(base, mul(lr, delta));
+    // p₀ + lr·Σ coef·k over the stored k's and, when given, the current run's k.
+    const point = (coefs: readonly number[], i: number, kNow?: Tensor): Tensor => {
+      const delta = combine(coefs, [...ks.map((k) => k[i]!), ...(kNow ? [kNow] : [])]);
+      return delta === undefined ? params[i]! : add(params[i]!, mul(lr, delta));
+    };
+    // Stage r's gradient: the gradient graph with each parameter replaced by its stage point (graph to graph), so
+    // evaluating it needs no write of the parameters.
+    const gradsAt = (r: number): readonly Tensor[] => {
+      if (r === 0 || t.a[r]!.every((c) => c === 0)) return grads;
+      return substitute(grads, new Map(params.map((p, i) => [p, point(t.a[r]!, i)] as const)));
     };
     const runs = Array.from({ length: s }, (_, r) => {
-      const last = r === s - 1;
-      const updates: Update[] = [];
-      if (r === 0 && s > 1) params.forEach((p, i) => updates.push([p0[i]!, p]));
-      if (!last) {
-        params.forEach((p, i) => {
-          updates.push([ks[r]![i]!, neg(grads[i]!)]);
-          updates.push([p, point(r, t.a[r + 1]!, i)]);
-        });
-        return ctx.run({ outputs: r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [], updates });
-      }
-      const next = params.map((_, i) => point(r, t.b, i));
+      const g = gradsAt(r);
       const outputs = r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [];
+      if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [ks[r]![i]!, neg(g[i]!)]) });
+      const kLast = g.map((gi) => neg(gi));
+      const next = params.map((_, i) => point(t.b, i, kLast[i]));
       if (adaptive === undefined) {
-        params.forEach((p, i) => updates.push([p, next[i]!]));
-        updates.push([iterations, add(iterations, 1)]);
-        return ctx.run({ outputs, updates });
+        return ctx.run({ outputs, updates: [...params.map((p, i): Update => [p, next[i]!]), [iterations, add(iterations, 1)]] });
       }
-      const err = errorNorm(params, grads, ks, lr, t.b.map((b, j) => b - t.bStar![j]!));
+      const err = errorNorm(params, kLast, ks, lr, t.b.map((b, j) => b - t.bStar![j]!));
       const accepted = lessEqual(err, adaptive.tol);
       const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
       const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
       // A NaN error (a diverging step) is rejected and shrinks lr as far as allowed.
       const factor = where(greaterEqual(err, 0), minimum(adaptive.maxFactor, maximum(adaptive.minFactor, raw)), adaptive.minFactor);
-      updates.push(cond(
-        accepted,
-        () => [...params.map((p, i): Update => [p, next[i]!]), [lrVar!, mul(lrVar!, factor)], [iterations, add(iterations, 1)]],
-        () => [...params.map((p, i): Update => [p, p0[i]!]), [lrVar!, mul(lrVar!, factor)]],
-      ));
-      return ctx.run({ outputs: [...outputs, err, accepted], updates });
+      const rejected: Update[] = [[lrVar!, mul(lrVar!, factor)]];
+      return ctx.run({
+        outputs: [...outputs, err, accepted],
+        updates: [cond(accepted, () => [...params.map((p, i): Update => [p, next[i]!]), ...rejected, [iterations, add(iterations, 1)]], () => rejected)],
+      });
     });
     const extra = ctx.outputs.length;
     return {
       runsPerStep: s,
-      variables: [...p0, ...ks.flat(), iterations, ...(lrVar ? [lrVar] : [])],
+      variables: [...ks.flat(), iterations, ...(lrVar ? [lrVar] : [])],
       async step(batch): Promise<StepResult> {
         let rejections = 0;
         for (;;) {
@@ -129,11 +126,11 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   });
 }
 
-/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the current run's k being −g. */
-function errorNorm(params: readonly Variable[], grads: readonly Tensor[], ks: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
+/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the last k being the current run's. */
+function errorNorm(params: readonly Variable[], kLast: readonly Tensor[], ks: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
   const count = params.reduce((n, p) => n + sizeOf(p.shape as number[]), 0);
   const squares = params.map((_, i) => {
-    const est = combine(e, [...ks.map((k) => k[i]!), neg(grads[i]!)]);
+    const est = combine(e, [...ks.map((k) => k[i]!), kLast[i]!]);
     return est === undefined ? undefined : sum(square(mul(lr, est)));
   }).filter((x): x is Tensor => x !== undefined);
   if (squares.length === 0) return scalarConstant(0, 'float32');
