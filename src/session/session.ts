@@ -6,6 +6,7 @@ import { initialValue } from '../graph/initializers.js';
 import type { NodeIR } from '../graph/ir.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { compileFunction, type CompiledFunction } from './compile.js';
+import { encodeCheckpoint, readCheckpoint, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
 
 export interface SessionOptions {
@@ -188,8 +189,10 @@ export class Session {
   async getValue(v: Variable): Promise<HostTensor> {
     this.checkAlive('Session.getValue');
     if (!isVariable(v)) throw new SymflowError('Session.getValue', `expected a variable, got ${String(v)}`);
-    await this.backendImpl.activate();
-    return this.backendImpl.download(this.variableTensor(v));
+    return this.exclusive(async () => {
+      await this.backendImpl.activate();
+      return this.backendImpl.download(this.variableTensor(v));
+    });
   }
 
   /**
@@ -200,10 +203,14 @@ export class Session {
     this.checkAlive('Session.setValue');
     if (!isVariable(v)) throw new SymflowError('Session.setValue', `expected a variable, got ${String(v)}`);
     const host = toHostTensor(`Session.setValue: variable '${v.name}'`, value, v.dtype, v.shape);
-    await this.backendImpl.activate();
-    const old = this.store.get(v);
-    this.store.set(v, this.backendImpl.upload(host));
-    if (old !== undefined) this.backendImpl.dispose(old);
+    await this.exclusive(async () => {
+      this.checkAlive('Session.setValue');
+      await this.backendImpl.activate();
+      this.know(v);
+      const old = this.store.get(v);
+      this.store.set(v, this.backendImpl.upload(host));
+      if (old !== undefined) this.backendImpl.dispose(old);
+    });
   }
 
   /**
@@ -231,10 +238,88 @@ export class Session {
   }
 
   private readonly programs: GraphProgram[] = [];
+  /** Every variable this session has met (compiled functions, reads, writes), by name: what checkpoints cover. */
+  private readonly known = new Map<string, Variable>();
 
   private track(compiled: CompiledFunction): CompiledFunction {
     if (compiled.program) this.programs.push(compiled.program);
+    for (const src of compiled.sources) if (src.kind === 'variable') this.know(src.tensor);
+    for (const u of compiled.updates) this.know(u.variable);
     return compiled;
+  }
+
+  private know(v: Variable): void {
+    const other = this.known.get(v.name);
+    if (other !== undefined && other !== v) throw new SymflowError('Session', `two different variables are named '${v.name}'`);
+    this.known.set(v.name, v);
+  }
+
+  /** The variables checkpoints cover by default: every variable the session has met, in name order. */
+  get variables(): Variable[] {
+    return [...this.known.values()].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  }
+
+  /**
+   * Saves variables — parameters and optimizer state — to a versioned, checksummed file, atomically (a temp file,
+   * fsynced, renamed over `path`): a crash during a save leaves the previous checkpoint intact.
+   * ```ts
+   * await session.save('run/ckpt.bin');
+   * ```
+   * @param path the file @param opts variables to save (default: every variable the session has met)
+   */
+  async save(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
+    this.checkAlive('Session.save');
+    const vars = opts.variables ?? this.variables;
+    vars.forEach((v, i) => { if (!isVariable(v)) throw new SymflowError('Session.save', `variables[${i}] is not a variable`); });
+    // Values are read in call order (never in the middle of a call); the file is written after.
+    const entries = await this.exclusive(async () => {
+      await this.backendImpl.activate();
+      return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
+    });
+    await writeAtomic(path, encodeCheckpoint(entries));
+  }
+
+  /**
+   * Restores variables from a checkpoint, all or nothing. Without `variables`, the file must hold exactly the
+   * variables this session has met, with the same dtypes and shapes; a file of another graph is refused with the
+   * differences listed, and a corrupt or truncated one by its checksum. Either way nothing changes.
+   * @param path the file @param opts variables to restore (then extra entries in the file are ignored)
+   */
+  async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
+    this.checkAlive('Session.restore');
+    const entries = await readCheckpoint(path);
+    const byName = new Map(entries.map((e) => [e.name, e.value]));
+    const vars = opts.variables ?? this.variables;
+    const problems: string[] = [];
+    for (const v of vars) {
+      const e = byName.get(v.name);
+      if (e === undefined) problems.push(`'${v.name}' is not in the file`);
+      else if (e.dtype !== v.dtype || e.shape.length !== v.rank || e.shape.some((d, i) => d !== v.shape[i])) {
+        problems.push(`'${v.name}' is ${v.dtype} ${shapeString(v.shape)} here but ${e.dtype} ${shapeString(e.shape)} in the file`);
+      }
+    }
+    if (opts.variables === undefined) {
+      for (const name of byName.keys()) if (!this.known.has(name)) problems.push(`the file's '${name}' is not a variable of this session`);
+    }
+    if (problems.length > 0) throw new SymflowError('Session.restore', `${path} does not match: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
+    await this.exclusive(async () => {
+      this.checkAlive('Session.restore');
+      await this.backendImpl.activate();
+      const uploaded = vars.map((v) => this.backendImpl.upload(byName.get(v.name)!));
+      vars.forEach((v, i) => {
+        this.know(v);
+        const old = this.store.get(v);
+        this.store.set(v, uploaded[i]!);
+        if (old !== undefined) this.backendImpl.dispose(old);
+      });
+    });
+  }
+
+  /** Runs `fn` in the session's call order, so it never sees (or tears) a call in progress. */
+  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
+    const result = this.queue.then(fn, fn);
+    this.queue = result.catch(() => undefined);
+    return result;
   }
 
   get isDisposed(): boolean {
@@ -250,6 +335,7 @@ export class Session {
   variableTensor(v: Variable): DeviceTensor {
     let t = this.store.get(v);
     if (t === undefined) {
+      this.know(v);
       t = this.backendImpl.upload({ shape: [...v.init.shape], dtype: v.dtype, data: initialValue(v.init) });
       this.store.set(v, t);
     }
@@ -277,9 +363,7 @@ export class Session {
       this.checkAlive(compiled.who);
       return compiled.program ? executeProgram(this, compiled, values) : execute(this, compiled, values);
     };
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.exclusive(run);
   }
 
   private checkAlive(who: string): void {

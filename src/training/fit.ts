@@ -2,7 +2,7 @@ import { Observable } from 'rxjs';
 import { SymflowError } from '../graph/errors.js';
 import type { Tensor } from '../graph/tensor.js';
 import type { StepResult, TrainStep } from '../optimizers/compile.js';
-import type { SessionFunction } from '../session/session.js';
+import type { Session, SessionFunction } from '../session/session.js';
 import {
   type Batch, batchReader, type Column, type DataSource, epochOrder, inMemoryBatches, type PreparedColumn, prepareColumns,
 } from './data.js';
@@ -49,6 +49,14 @@ export interface SkippedEvent {
 }
 
 export type TrainEvent = StepEvent | EpochEvent | SkippedEvent;
+
+/** Hidden (symbol-keyed, non-enumerable) back-reference from an event to the session that trained it. */
+export const EVENT_SESSION: unique symbol = Symbol('symflow.session');
+
+/** The session a `fit` event came from (used by operators such as `checkpointEvery`). */
+export function sessionOf(e: TrainEvent): Session | undefined {
+  return (e as unknown as Record<symbol, Session | undefined>)[EVENT_SESSION];
+}
 
 export interface ValidationOptions {
   /** In-memory columns, one per input of the train step. */
@@ -102,7 +110,11 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
   return new Observable<TrainEvent>((subscriber) => {
     let stopped = false;
     let reading: AsyncIterator<Batch> | undefined;
-    const emit = (e: TrainEvent) => { if (!stopped) subscriber.next(e); };
+    const emit = (e: TrainEvent) => {
+      if (stopped) return;
+      Object.defineProperty(e, EVENT_SESSION, { value: trainStep.session, enumerable: false });
+      subscriber.next(e);
+    };
     const loop = async () => {
       let step = 0;
       for (let epoch = 0; epoch < epochs && !stopped; epoch++) {

@@ -1,7 +1,8 @@
-export { fit, yieldToEventLoop, type EpochEvent, type FitOptions, type SkippedEvent, type StepEvent, type TrainEvent, type ValidationOptions } from './fit.js';
+export { fit, sessionOf, yieldToEventLoop, type EpochEvent, type FitOptions, type SkippedEvent, type StepEvent, type TrainEvent, type ValidationOptions } from './fit.js';
 export { type Batch, type Column, type DataSource, type PullSource, epochOrder } from './data.js';
 export { runningMean } from './operators/runningMean.js';
 export { everyN } from './operators/everyN.js';
 export { ema } from './operators/ema.js';
 export { earlyStopping, type EarlyStoppingOptions } from './operators/earlyStopping.js';
 export { trainingState, reduceTrainingState, initialTrainingState, type TrainingState, type EpochRecord } from './operators/trainingState.js';
+export { checkpointEvery } from './operators/checkpointEvery.js';
