@@ -31,6 +31,9 @@ export interface NodeJSON {
 
 const TYPED = '$typed';
 const MAX_JSON_NODES = 1_000_000;
+/** A variable a file may ask to create: 2²⁸ elements (1 GiB of float32). */
+const MAX_VARIABLE_ELEMENTS = 2 ** 28;
+const NODE_NAME = /^[^\u0000-\u001f]{1,512}$/;
 
 function encodeAttr(v: AttrValue): unknown {
   if (v instanceof Float32Array) return { [TYPED]: 'float32', data: Array.from(v) };
@@ -155,9 +158,10 @@ export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): 
   const nodes = new Map<string, Tensor>();
   g.nodes.forEach((n, i) => {
     const where = `node ${i}${typeof n?.name === 'string' ? ` '${n.name}'` : ''}`;
-    if (n === null || typeof n !== 'object' || typeof n.op !== 'string' || typeof n.name !== 'string') {
-      throw new SymflowError('fromJSON', `${where}: needs string op and name`);
+    if (n === null || typeof n !== 'object' || typeof n.op !== 'string' || typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
+      throw new SymflowError('fromJSON', `${where}: needs a string op and a name of 1 to 512 printable characters`);
     }
+    if (!Array.isArray(n.shape) || typeof n.dtype !== 'string') throw new SymflowError('fromJSON', `${where}: needs shape and dtype`);
     if (!Array.isArray(n.inputs)) throw new SymflowError('fromJSON', `${where}: inputs must be an array`);
     const inputs = n.inputs.map((k) => {
       if (!Number.isInteger(k) || k < 0 || k >= i) throw new SymflowError('fromJSON', `${where}: dangling reference to input ${JSON.stringify(k)}`);
@@ -214,11 +218,28 @@ function buildVariable(n: NodeJSON, bound: Map<string, Variable>, where: string)
     }
     return v;
   }
+  const size = n.shape.reduce<number>((p, d) => p * (Number.isSafeInteger(d) && (d as number) >= 0 ? (d as number) : NaN), 1);
+  if (!(size <= MAX_VARIABLE_ELEMENTS)) {
+    throw new SymflowError('fromJSON', `${where}: variable shape ${JSON.stringify(n.shape)} is not a shape of at most ${MAX_VARIABLE_ELEMENTS} elements`);
+  }
   if (n.init === undefined) {
     throw new SymflowError('fromJSON', `${where}: variable '${n.name}' was initialised from a literal value, which JSON does not carry; bind it with {variables: [...]}`);
   }
   if (!Array.isArray(n.init.shape) || JSON.stringify(n.init.shape) !== JSON.stringify(n.shape)) {
     throw new SymflowError('fromJSON', `${where}: initializer shape does not match ${JSON.stringify(n.shape)}`);
   }
-  return makeVariable({ ...n.init, shape: [...n.init.shape] } as InitSpec, n.name, n.trainable ?? true);
+  checkInitSpec(n.init, where);
+  return makeVariable({ ...n.init, shape: [...n.init.shape] } as InitSpec, n.name, n.trainable === undefined ? true : n.trainable === true);
+}
+
+/** An initializer from a file: a known kind with the numbers it needs, nothing else. */
+function checkInitSpec(init: unknown, where: string): void {
+  const spec = init as Record<string, unknown>;
+  const nums: Record<string, string[]> = {
+    zeros: [], ones: [], fill: ['value'], randomNormal: ['mean', 'stddev', 'seed'], randomUniform: ['min', 'max', 'seed'], glorotUniform: ['seed'],
+  };
+  const need = typeof spec?.['kind'] === 'string' ? nums[spec['kind'] as string] : undefined;
+  if (need === undefined || !Object.hasOwn(nums, spec['kind'] as string)) throw new SymflowError('fromJSON', `${where}: unknown initializer ${JSON.stringify(spec?.['kind'])}`);
+  for (const k of need) if (typeof spec[k] !== 'number' || !Number.isFinite(spec[k])) throw new SymflowError('fromJSON', `${where}: initializer field ${k} must be a finite number`);
+  if (spec['dtype'] !== undefined && !['float32', 'int32', 'bool'].includes(spec['dtype'] as string)) throw new SymflowError('fromJSON', `${where}: unknown dtype ${JSON.stringify(spec['dtype'])}`);
 }

@@ -24,7 +24,18 @@ const sourceInfer = (op: string) => (_: readonly Tensor[], attrs: { shape: Shape
 });
 
 export const placeholderOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'placeholder', infer: sourceInfer('placeholder') });
-export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArray }>({ name: 'constant', infer: sourceInfer('constant') });
+export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArray }>({
+  name: 'constant',
+  infer: (inputs, attrs) => {
+    const out = sourceInfer('constant')(inputs, attrs);
+    const kinds = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as const;
+    const size = out.shape.reduce<number>((p, d) => p * (d ?? NaN), 1);
+    if (!(attrs.value instanceof kinds[out.dtype]) || attrs.value.length !== size) {
+      throw new SymflowError('constant', `value must be a ${kinds[out.dtype].name} of ${size} elements for shape ${shapeString(out.shape)}`);
+    }
+    return out;
+  },
+});
 export const variableOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'variable', infer: sourceInfer('variable') });
 
 /**

@@ -91,6 +91,7 @@ export class OnnxBackend implements KernelBackend {
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+      logSeverityLevel: 3,
       // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
       // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
       // the next model (heun measured 6.9× an sgd step that way).

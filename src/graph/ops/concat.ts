@@ -1,4 +1,4 @@
-import { SymflowError, normAxis } from '../errors.js';
+import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
 import { slice } from './slice.js';
@@ -8,6 +8,7 @@ export const concatOp = defineOp<{ axis: number }>({
   infer: (xs, { axis }) => {
     if (xs.length === 0) throw new SymflowError('concat', 'needs at least one tensor');
     const first = xs[0]!;
+    checkAxisAttr('concat', axis, first.rank);
     let along: Dim = 0;
     const shape = [...first.shape];
     xs.forEach((x, i) => {

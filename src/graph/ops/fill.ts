@@ -1,4 +1,4 @@
-import { SymflowError, normAxes } from '../errors.js';
+import { SymflowError, checkAxesAttr, normAxes } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { scalarConstant } from '../sources.js';
 import { type DType, type Tensor } from '../tensor.js';
@@ -6,12 +6,20 @@ import { type DType, type Tensor } from '../tensor.js';
 // Values that depend only on a tensor's (run-time) shape, never on its data: no gradient flows through them.
 export const fillLikeOp = defineOp<{ value: number; dtype: DType }>({
   name: 'fillLike',
-  infer: ([x], { dtype }) => ({ shape: x!.shape, dtype }),
+  infer: ([x], { value, dtype }) => {
+    if (typeof value !== 'number' || !['float32', 'int32', 'bool'].includes(dtype)) {
+      throw new SymflowError('fillLike', `needs a number and a dtype, got ${JSON.stringify(value)} and ${JSON.stringify(dtype)}`);
+    }
+    return { shape: x!.shape, dtype };
+  },
 });
 
 export const shapeSizeOp = defineOp<{ axes: readonly number[] }>({
   name: 'shapeSize',
-  infer: () => ({ shape: [], dtype: 'float32' }),
+  infer: ([x], { axes }) => {
+    checkAxesAttr('shapeSize', axes, x!.rank);
+    return { shape: [], dtype: 'float32' };
+  },
 });
 
 /** A tensor of zeros with x's shape and dtype. @param x the template @returns zeros */

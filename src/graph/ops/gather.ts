@@ -1,4 +1,4 @@
-import { SymflowError, normAxis } from '../errors.js';
+import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
 import { reshape } from './reshape.js';
@@ -8,6 +8,7 @@ export const gatherOp = defineOp<{ axis: number }>({
   name: 'gather',
   infer: ([x, indices], { axis }) => {
     if (indices!.dtype !== 'int32') throw new SymflowError('gather', `indices must be int32, got ${indices!.dtype}`);
+    checkAxisAttr('gather', axis, x!.rank);
     return { shape: [...x!.shape.slice(0, axis), ...indices!.shape, ...x!.shape.slice(axis + 1)], dtype: x!.dtype };
   },
   grad: (dy, _y, [x, indices], { axis }) => [() => gatherGrad(dy, x!, indices!, axis), undefined],
@@ -17,6 +18,7 @@ export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
   name: 'unsortedSegmentSum',
   infer: ([data, ids], { numSegments }) => {
     if (ids!.dtype !== 'int32') throw new SymflowError('unsortedSegmentSum', `segmentIds must be int32, got ${ids!.dtype}`);
+    if (!Number.isSafeInteger(numSegments) || numSegments < 0) throw new SymflowError('unsortedSegmentSum', `numSegments must be a non-negative integer, got ${JSON.stringify(numSegments)}`);
     if (ids!.rank !== 1 || data!.rank < 1) {
       throw new SymflowError('unsortedSegmentSum', `segmentIds must be rank 1 and data rank >= 1: data is ${shapeString(data!.shape)}, segmentIds is ${shapeString(ids!.shape)}`);
     }

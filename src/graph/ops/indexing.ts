@@ -1,4 +1,4 @@
-import { SymflowError, normAxis } from '../errors.js';
+import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
@@ -15,6 +15,7 @@ export const argMaxOp = defineOp<{ axis: number }>({
   name: 'argMax',
   infer: ([x], { axis }) => {
     if (x!.dtype === 'bool') throw new SymflowError('argMax', 'x must be numeric, got bool');
+    checkAxisAttr('argMax', axis, x!.rank);
     return { shape: x!.shape.filter((_, i) => i !== axis), dtype: 'int32' };
   },
 });

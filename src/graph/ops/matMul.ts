@@ -1,5 +1,5 @@
 import { checkSameDtype } from '../convert.js';
-import { SymflowError, argShape } from '../errors.js';
+import { SymflowError, argShape, checkBoolAttr } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { broadcastShapes } from '../shapes.js';
 import type { Dim, Tensor } from '../tensor.js';
@@ -14,6 +14,8 @@ export const matMulOp = defineOp<{ transposeA: boolean; transposeB: boolean }>({
   name: 'matMul',
   infer: ([a, b], { transposeA, transposeB }) => {
     const dtype = checkSameDtype('matMul', a!, b!);
+    checkBoolAttr('matMul', 'transposeA', transposeA);
+    checkBoolAttr('matMul', 'transposeB', transposeB);
     if (dtype === 'bool') throw new SymflowError('matMul', 'arguments must be numeric, got bool');
     if (a!.rank < 2 || b!.rank < 2) {
       throw new SymflowError('matMul', `arguments must have rank >= 2: ${argShape('a', a!)}, ${argShape('b', b!)}`);

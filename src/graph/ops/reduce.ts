@@ -1,4 +1,4 @@
-import { SymflowError, normAxes } from '../errors.js';
+import { SymflowError, checkAxesAttr, checkBoolAttr, normAxes } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastLike } from './broadcast.js';
@@ -12,6 +12,8 @@ type ReduceAttrs = { axes: readonly number[]; keepDims: boolean };
 function reduceInfer(name: string) {
   return ([x]: readonly Tensor[], { axes, keepDims }: ReduceAttrs) => {
     if (x!.dtype === 'bool') throw new SymflowError(name, `x must be numeric, got bool (${x!.name})`);
+    checkAxesAttr(name, axes, x!.rank);
+    checkBoolAttr(name, 'keepDims', keepDims);
     const shape = keepDims ? x!.shape.map((d, i) => (axes.includes(i) ? 1 : d)) : x!.shape.filter((_, i) => !axes.includes(i));
     return { shape, dtype: x!.dtype };
   };

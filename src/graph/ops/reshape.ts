@@ -1,4 +1,4 @@
-import { SymflowError, normAxes, normAxis } from '../errors.js';
+import { SymflowError, checkAxesAttr, checkAxisAttr, normAxes, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, isFullyKnown, shapeString, sizeOf, type Tensor } from '../tensor.js';
 
@@ -25,7 +25,7 @@ export const expandDimsOp = defineOp<{ axis: number }>({
   name: 'expandDims',
   infer: ([x], { axis }) => {
     const s = [...x!.shape];
-    s.splice(normAxis('expandDims', axis, x!.rank + 1), 0, 1);
+    s.splice(checkAxisAttr('expandDims', axis, x!.rank + 1), 0, 1);
     return { shape: s, dtype: x!.dtype };
   },
   grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
@@ -34,7 +34,7 @@ export const expandDimsOp = defineOp<{ axis: number }>({
 export const squeezeOp = defineOp<{ axes: readonly number[] }>({
   name: 'squeeze',
   infer: ([x], { axes }) => {
-    for (const a of axes) {
+    for (const a of checkAxesAttr('squeeze', axes, x!.rank)) {
       if (x!.shape[a] !== 1) throw new SymflowError('squeeze', `axis ${a} of x ${shapeString(x!.shape)} is not 1`);
     }
     return { shape: x!.shape.filter((_, i) => !axes.includes(i)), dtype: x!.dtype };
