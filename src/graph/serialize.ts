@@ -131,7 +131,12 @@ export interface GraphFromJSON {
  * @param json the data (an object or a JSON string) @returns the rebuilt graph
  */
 export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): GraphFromJSON {
-  const g = (typeof json === 'string' ? JSON.parse(json) : json) as GraphJSON;
+  let g: GraphJSON;
+  try {
+    g = (typeof json === 'string' ? JSON.parse(json) : json) as GraphJSON;
+  } catch (e) {
+    throw new SymflowError('fromJSON', `not valid JSON (${(e as Error).message})`);
+  }
   if (g === null || typeof g !== 'object' || g.format !== 'symflow-graph') throw new SymflowError('fromJSON', 'not a symflow graph (format field missing)');
   if (g.version !== 1) throw new SymflowError('fromJSON', `unsupported version ${JSON.stringify(g.version)}`);
   if (!Array.isArray(g.nodes) || g.nodes.length > MAX_JSON_NODES) throw new SymflowError('fromJSON', 'nodes must be an array');
