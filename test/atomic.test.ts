@@ -1,0 +1,85 @@
+import { describe, expect, it } from 'vitest';
+import {
+  Session, accumulate, adam, compile, heun, layers, mean, mul, placeholder, reshape, rungeKutta, sam, sgd,
+  sparseSoftmaxCrossEntropy, tableaux, variable, type AnyOptimizer, type SessionFunction,
+} from '../src/index.js';
+import { BACKENDS } from './helpers.js';
+
+/**
+ * Every run of every multi-run step can fail; whichever does, the step leaves parameters and optimizer state as
+ * they were before it. The failure is injected by making the n-th session call of a step throw.
+ */
+const cases: [string, () => AnyOptimizer][] = [
+  ['heun', () => heun({ lr: 0.1 })],
+  ['rk4', () => rungeKutta({ tableau: tableaux.rk4, lr: 0.1 })],
+  ['adaptive dormandPrince', () => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.5, adaptive: { tol: 1e-3 } })],
+  ['sam(adam)', () => sam({ inner: adam({ lr: 0.01 }), rho: 0.05 })],
+  ['soft batch accumulate(adam, 2)', () => accumulate(adam({ lr: 0.01 }), { steps: 2 })],
+];
+
+async function bits(s: Session): Promise<string[]> {
+  const out: string[] = [];
+  for (const v of s.variables) out.push(`${v.name}=${Buffer.from((await s.getValue(v)).data.buffer).toString('hex')}`);
+  return out;
+}
+
+describe.each(BACKENDS)('atomic steps on %s', (backend) => {
+  it.each(cases)('%s: a failure in any run of a step restores the state from before the step', async (_name, make) => {
+    const s = await Session.create({ backend });
+    let calls = 0;
+    let failAt = -1;
+    // Every session function the optimizer compiles counts its calls; the chosen one throws instead of running.
+    const original = s.function.bind(s);
+    s.function = ((spec) => {
+      const f = original(spec);
+      const wrapped = (async (values) => {
+        if (calls++ === failAt) throw new Error(`injected failure in call ${failAt}`);
+        return f(values);
+      }) as SessionFunction;
+      return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
+    }) as Session['function'];
+    const x = placeholder([null, 3]);
+    const y = placeholder([null], { dtype: 'int32' });
+    const loss = mean(sparseSoftmaxCrossEntropy(layers.dense(layers.dense(x, 4, { activation: 'tanh', seed: 5 }), 2, { seed: 6 }), y));
+    const train = compile(make(), s, { loss, inputs: [x, y] });
+    const batch = [[[0.1, 0.2, 0.3], [1, -1, 0.5], [0, 0.3, -0.2]], [0, 1, 1]];
+    await train.step(batch); // warm up: every function compiled, every variable initialised
+    // How many calls one step makes now (adaptive steps may differ, so count the next one).
+    const start = calls;
+    await train.step(batch);
+    const perStep = calls - start;
+    expect(perStep).toBeGreaterThanOrEqual(train.runsPerStep);
+    for (let k = 0; k < perStep; k++) {
+      const before = await bits(s);
+      const tensors = s.numTensors();
+      failAt = calls + k;
+      await expect(train.step(batch)).rejects.toThrow(`injected failure in call ${failAt}`);
+      failAt = -1;
+      expect(await bits(s), `after a failure in run ${k + 1} of ${perStep}`).toEqual(before);
+      expect(s.numTensors()).toBe(tensors);
+    }
+    // And the step still works afterwards.
+    const after = await train.step(batch);
+    expect(Number.isFinite(after.loss)).toBe(true);
+    s.dispose();
+  });
+});
+
+describe('atomic steps also hold when the failing run is a real kernel error', () => {
+  it('a soft-batch step whose run fails (here on its apply step) applies nothing', async () => {
+    const s = await Session.create({ backend: 'cpu' });
+    const x = placeholder([null]);
+    const p = variable([1, 2]);
+    // reshape fails at run time unless x has exactly 2 values.
+    const loss = mean(mul(p, reshape(x, [2])));
+    const train = compile(accumulate(sgd({ lr: 0.1 }), { steps: 2 }), s, { loss, params: [p], inputs: [x] });
+    await train.step([[1, 1]]);
+    const before = await bits(s);
+    await expect(train.step([[1, 1, 1]])).rejects.toThrow(/reshape: failed at node/);
+    expect(await bits(s)).toEqual(before);
+    await train.step([[1, 1]]);
+    // Mean of the two gradients [0.5, 0.5], applied once: p − 0.1·0.5.
+    expect(Array.from((await s.getValue(p)).data)).toEqual([0.95, 1.95].map(Math.fround));
+    s.dispose();
+  });
+});
