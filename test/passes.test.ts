@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  add, compile, constant, constantFold, cse, exp, fuseMatMul, gradients, layers, matMul, mean, mul, optimize, placeholder,
+  add, compile, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, gradients, layers, matMul, mean, mul, optimize, placeholder,
   prune, relu, Session, sgd, simplifyShapes, sparseSoftmaxCrossEntropy, sub, sum, symbolicShapes, toIR, variable, variablesOf,
   type GraphIR, type Tensor,
 } from '../src/index.js';
@@ -101,6 +101,33 @@ describe('fuseMatMul', () => {
     expect(fused.map((n) => n.attrs['activation']).sort()).toEqual(['linear', 'relu']);
     expect(count(after, 'maximum')).toBe(0);
     expect(count(after, 'add')).toBe(0);
+  });
+});
+
+describe('explicitTranspose', () => {
+  it('turns transposed matMuls into explicit transposes placed between the matMul and its inputs', () => {
+    const { loss, grads } = mlpTraining();
+    const before = optimize(toIR([loss, ...grads], []).ir);
+    const transposed = Object.values(before.nodes).filter((n) => n.op === 'matMul' && (n.attrs['transposeA'] || n.attrs['transposeB']));
+    expect(transposed.length).toBeGreaterThan(0);
+    const after = explicitTranspose(before);
+    expect(Object.values(after.nodes).filter((n) => n.op === 'matMul' && (n.attrs['transposeA'] || n.attrs['transposeB']))).toEqual([]);
+    expect(count(after, 'transpose')).toBe(count(before, 'transpose') + transposed.reduce((k, n) => k + (n.attrs['transposeA'] ? 1 : 0) + (n.attrs['transposeB'] ? 1 : 0), 0));
+    for (const n of Object.values(after.nodes)) for (const i of n.inputs) expect(i).toBeLessThan(n.id);
+  });
+});
+
+describe('forward values are reused by the gradient', () => {
+  it('a 2-layer MLP training graph computes each forward node once: 2 forward and 3 backward matMuls, one softmax CE', () => {
+    const { loss, grads } = mlpTraining();
+    const ir = optimize(toIR([loss, ...grads], []).ir);
+    // Forward: x·W1, h·W2. Backward: dW2 = hᵀ·d, dh = d·W2ᵀ, dW1 = xᵀ·dh (no dx: x is an input).
+    expect(count(ir, 'matMul')).toBe(5);
+    expect(count(ir, 'softmaxCrossEntropy')).toBe(1);
+    expect(count(ir, 'maximum')).toBe(1);
+    // No two nodes compute the same thing.
+    const keys = Object.values(ir.nodes).filter((n) => n.op !== 'variable' && n.op !== 'placeholder').map((n) => `${n.op}|${n.inputs.join(',')}|${JSON.stringify(n.attrs)}`);
+    expect(new Set(keys).size).toBe(keys.length);
   });
 });
 

@@ -41,6 +41,8 @@ export interface KernelBackend {
   dispose(t: DeviceTensor): void;
   shapeOf(t: DeviceTensor): readonly number[];
   readBool(t: DeviceTensor): boolean;
+  /** Whether transposed matMuls should become explicit transposes first (TF.js wasm). */
+  readonly explicitTranspose?: boolean;
   /** Whether the backend has a fused matMul + bias (+ relu) kernel (op `fusedMatMul`). */
   readonly fusedMatMul?: boolean;
   /** Live tensors in the backend's engine (the leak check). */

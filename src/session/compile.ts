@@ -3,6 +3,7 @@ import { SymflowError } from '../graph/errors.js';
 import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
 import { constantFold } from '../graph/passes/constantFold.js';
 import { cse } from '../graph/passes/cse.js';
+import { explicitTranspose } from '../graph/passes/explicitTranspose.js';
 import { fuseMatMul } from '../graph/passes/fuseMatMul.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
@@ -55,7 +56,9 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const updates = [...lowerUpdates(spec.updates ?? [])];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
   const { ir: raw, tensors } = toIR(targets, inputs);
-  const ir = rewrite ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true }) : prune(raw);
+  const ir = rewrite
+    ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true, explicitTranspose: backend.explicitTranspose === true })
+    : prune(raw);
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 
@@ -117,10 +120,12 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
 /**
  * The rewrite pipeline every session function goes through, each pass an immutable transformation: dead-code
  * pruning (feeds cut what lies upstream), no-op shape adapters removed, constants folded, common subexpressions
- * merged, pruning again, and matMul + bias (+ relu) fused where the backend has a fused kernel.
+ * merged (after transposed matMuls are made explicit where the backend wants it), pruning again, and matMul +
+ * bias (+ relu) fused where the backend has a fused kernel.
  */
-export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean } = {}): GraphIR {
-  const lean = prune(cse(constantFold(simplifyShapes(prune(ir)))));
+export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean; explicitTranspose?: boolean } = {}): GraphIR {
+  const folded = constantFold(simplifyShapes(prune(ir)));
+  const lean = prune(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded));
   return opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean;
 }
 
