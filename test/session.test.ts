@@ -62,7 +62,7 @@ describe.each(BACKENDS)('session on %s', (backend) => {
     const y = sum(x);
     await expect(s.run(y, [[x, [1, 2, 3]]])).rejects.toThrow(`feed '${x.name}': rank mismatch: expected [?,3], got [3]`);
     await expect(s.run(y, [[x, [[1, 2]]]])).rejects.toThrow(`feed '${x.name}': shape mismatch: expected [?,3], got [1,2]`);
-    await expect(s.run(y, [[x, new Int32Array(3)]])).rejects.toThrow(`feed '${x.name}': dtype mismatch: expected float32, got a Int32Array (int32)`);
+    await expect(s.run(y, [[x, new Int32Array(3)]])).rejects.toThrow(`feed '${x.name}': dtype mismatch: expected float32, got an Int32Array (int32)`);
     const f = s.function({ inputs: [x], outputs: [y] });
     await expect(f([])).rejects.toThrow(`expected 1 input value(s) ('${x.name}'), got 0`);
   });

@@ -75,7 +75,7 @@ function checkArrayKind(who: string, data: ArrayBufferView, dtype: DType): void 
   const kind = dtypeOfArray(data);
   if (kind === undefined) throw new SymflowError(who, `unsupported typed array ${data.constructor.name}`);
   if (kind !== dtype && !(kind === 'float64' && dtype === 'float32')) {
-    throw new SymflowError(who, `dtype mismatch: expected ${dtype}, got a ${data.constructor.name} (${kind})`);
+    throw new SymflowError(who, `dtype mismatch: expected ${dtype}, got ${/^[AEIOU]/.test(data.constructor.name) ? 'an' : 'a'} ${data.constructor.name} (${kind})`);
   }
 }
 

@@ -189,12 +189,26 @@ export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): 
   return { outputs, nodes, variables: built.filter(isVariable) };
 }
 
+/** The attributes each op's nodes carry; a file with other keys is refused. Ops not listed carry none. */
+const ATTR_KEYS: Readonly<Record<string, readonly string[]>> = {
+  placeholder: ['dtype', 'shape'], constant: ['dtype', 'shape', 'value'], cast: ['dtype'], matMul: ['transposeA', 'transposeB'],
+  transpose: ['perm'], reshape: ['shape'], expandDims: ['axis'], squeeze: ['axes'], concat: ['axis'], slice: ['begin', 'size'],
+  pad: ['paddings', 'value'], gather: ['axis'], unsortedSegmentSum: ['numSegments'], sum: ['axes', 'keepDims'],
+  max: ['axes', 'keepDims'], fillLike: ['dtype', 'value'], shapeSize: ['axes'], oneHot: ['depth', 'offValue', 'onValue'],
+  argMax: ['axis'], cond: ['elseScope', 'group', 'index', 'thenScope'],
+};
+
 function buildNode(
   n: NodeJSON, inputs: Tensor[], where: string, scopeOf: (s: unknown, w: string) => number, groupIds: Map<number, number>,
 ): Tensor {
   const def = getOp(n.op);
   if (def === undefined || n.op === 'variable') throw new SymflowError('fromJSON', `${where}: unknown op '${n.op}'`);
   if (n.attrs === null || typeof n.attrs !== 'object' || Array.isArray(n.attrs)) throw new SymflowError('fromJSON', `${where}: attrs must be an object`);
+  const keys = Object.keys(n.attrs).sort();
+  const expected = ATTR_KEYS[n.op] ?? [];
+  if (keys.length !== expected.length || keys.some((k, i) => k !== expected[i])) {
+    throw new SymflowError('fromJSON', `${where}: op '${n.op}' takes attributes [${expected.join(', ')}], got [${keys.map((k) => JSON.stringify(k)).join(', ')}]`);
+  }
   const attrs = { ...(decodeAttr(n.attrs, where) as Record<string, AttrValue>) };
   if (n.op === 'cond') {
     const old = attrs['group'] as number;

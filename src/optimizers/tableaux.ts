@@ -58,7 +58,7 @@ export function checkTableau(t: ButcherTableau): void {
   if (s < 1) throw bad('b is empty');
   if (t.a.length !== s) throw bad(`a has ${t.a.length} rows but b has ${s} weights`);
   t.a.forEach((row, i) => {
-    if (!Array.isArray(row) || row.length > i) throw bad(`row ${i} of a must have at most ${i} entries (explicit methods only)`);
+    if (!Array.isArray(row) || row.length > i) throw bad(`row ${i} of a must have at most ${i} ${i === 1 ? 'entry' : 'entries'} (explicit methods only)`);
     if (!row.every(Number.isFinite)) throw bad(`row ${i} of a has a non-finite entry`);
   });
   const sum = (w: readonly number[]) => w.reduce((p, q) => p + q, 0);

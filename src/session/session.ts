@@ -276,7 +276,11 @@ export class Session {
       await this.backendImpl.activate();
       return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
     });
-    await writeAtomic(path, encodeCheckpoint(entries));
+    try {
+      await writeAtomic(path, encodeCheckpoint(entries));
+    } catch (e) {
+      throw new SymflowError('Session.save', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    }
   }
 
   /**
@@ -290,18 +294,20 @@ export class Session {
     const entries = await readCheckpoint(path);
     const byName = new Map(entries.map((e) => [e.name, e.value]));
     const vars = opts.variables ?? this.variables;
-    const problems: string[] = [];
-    for (const v of vars) {
+    const list = (names: string[]) => `${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
+    const missing = vars.filter((v) => !byName.has(v.name)).map((v) => v.name);
+    const extra = opts.variables === undefined ? [...byName.keys()].filter((name) => !this.known.has(name)) : [];
+    const reshaped = vars.flatMap((v) => {
       const e = byName.get(v.name);
-      if (e === undefined) problems.push(`'${v.name}' is not in the file`);
-      else if (e.dtype !== v.dtype || e.shape.length !== v.rank || e.shape.some((d, i) => d !== v.shape[i])) {
-        problems.push(`'${v.name}' is ${v.dtype} ${shapeString(v.shape)} here but ${e.dtype} ${shapeString(e.shape)} in the file`);
-      }
-    }
-    if (opts.variables === undefined) {
-      for (const name of byName.keys()) if (!this.known.has(name)) problems.push(`the file's '${name}' is not a variable of this session`);
-    }
-    if (problems.length > 0) throw new SymflowError('Session.restore', `${path} does not match: ${problems.slice(0, 8).join('; ')}${problems.length > 8 ? `; and ${problems.length - 8} more` : ''}`);
+      const same = e === undefined || (e.dtype === v.dtype && e.shape.length === v.rank && e.shape.every((d, i) => d === v.shape[i]));
+      return same ? [] : [`'${v.name}' is ${v.dtype} ${shapeString(v.shape)} here but ${e!.dtype} ${shapeString(e!.shape)} in the file`];
+    });
+    const problems = [
+      ...reshaped.slice(0, 5),
+      ...(missing.length ? [`${missing.length} variable(s) of this session are not in the file: ${list(missing)}`] : []),
+      ...(extra.length ? [`the file has ${extra.length} variable(s) this session does not: ${list(extra)}`] : []),
+    ];
+    if (problems.length > 0) throw new SymflowError('Session.restore', `${path} does not match this graph: ${problems.join('; ')}`);
     await this.exclusive(async () => {
       this.checkAlive('Session.restore');
       await this.backendImpl.activate();
