@@ -352,12 +352,12 @@ const CASES: Case[] = [
   tc({
     name: 'rungeKutta: a negative lr',
     bad: () => rungeKutta({ tableau: tableaux.rk4, lr: -1 }),
-    error: () => ({ op: tableaux.rk4.name, has: ['lr must be a finite number >= 0, got -1'] }),
+    error: () => ({ op: `rungeKutta(${tableaux.rk4.name})`, has: ['lr must be a finite number >= 0, got -1'] }),
   }),
   tc({
     name: 'rungeKutta: a NaN lr',
     bad: () => rungeKutta({ tableau: tableaux.rk4, lr: NaN }),
-    error: () => ({ op: tableaux.rk4.name, has: ['lr must be a finite number >= 0, got NaN'] }),
+    error: () => ({ op: `rungeKutta(${tableaux.rk4.name})`, has: ['lr must be a finite number >= 0, got NaN'] }),
   }),
   tc({
     name: 'accumulate: steps 0',
@@ -382,7 +382,7 @@ const CASES: Case[] = [
   tc({
     name: 'rungeKutta: adaptive with a non-embedded tableau',
     bad: () => rungeKutta({ tableau: tableaux.rk4, lr: 0.1, adaptive: { tol: 1e-3 } }),
-    error: () => ({ op: tableaux.rk4.name, has: ["adaptive mode needs an embedded tableau (one with bStar), 'rk4' has none"] }),
+    error: () => ({ op: `rungeKutta(${tableaux.rk4.name})`, has: ["adaptive mode needs an embedded tableau (one with bStar), 'rk4' has none"] }),
   }),
 
   // --- graph JSON ----------------------------------------------------------------------------------------------

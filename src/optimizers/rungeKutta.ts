@@ -59,8 +59,10 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   const t = opts?.tableau;
   checkTableau(t);
   const name = t.name;
-  const lrOpt = checkLearningRate(name, opts.lr);
-  const adaptive = opts.adaptive === undefined ? undefined : checkAdaptive(name, t, lrOpt, opts.adaptive);
+  // Errors say which function and which method: `rungeKutta(rk4): lr must be …`.
+  const who = `rungeKutta(${name})`;
+  const lrOpt = checkLearningRate(who, opts.lr);
+  const adaptive = opts.adaptive === undefined ? undefined : checkAdaptive(who, t, lrOpt, opts.adaptive);
   const s = t.b.length;
   return defineMultiRun(name, (ctx) => {
     const { params, grads } = ctx;
@@ -118,7 +120,7 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
           if (lastOut[lastOut.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
           rejections++;
           if (rejections > adaptive.maxRejections) {
-            throw new SymflowError(name, `step rejected ${rejections} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
+            throw new SymflowError(who, `step rejected ${rejections} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
           }
         }
       },
