@@ -9,6 +9,7 @@ import {
   relu, reshape, reshapeLike, sigmoid, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
   square, squeeze, stopGradient, sub, sum, sumToShape, tanh, transpose, unsortedSegmentSum, where,
 } from '../src/index.js';
+import { seededRandom } from '../src/graph/initializers.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -24,18 +25,7 @@ const TF_RTOL = 1e-4, TF_ATOL = 1e-5;
 // ---------------------------------------------------------------------------------------------------------------
 // Deterministic inputs.
 
-/** mulberry32: a tiny seeded PRNG giving floats in [0, 1). */
-function seeded(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
+const seeded = seededRandom;
 const rng = seeded(20240611);
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
 const uni = (lo: number, hi: number) => lo + (hi - lo) * rng();
