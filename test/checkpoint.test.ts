@@ -184,3 +184,22 @@ describe.each(BACKENDS)('checkpointEvery on %s', (backend) => {
     s.dispose();
   });
 });
+
+describe('saves land in call order', () => {
+  it('a later save is never overwritten by an earlier one still writing', async () => {
+    const s = await Session.create({ backend: 'cpu' });
+    const big = variable(new Float32Array(2_000_000), { name: 'order_big', shape: [2_000_000] });
+    const small = variable(0, { name: 'order_small' });
+    const path = join(dir, 'order.ckpt');
+    const saves: Promise<void>[] = [];
+    for (let i = 1; i <= 6; i++) {
+      await s.setValue(small, i);
+      if (i % 2 === 0) await s.setValue(big, { shape: [2_000_000], data: new Float32Array(2_000_000).fill(i) });
+      saves.push(s.save(path, { variables: [big, small] }));
+    }
+    await Promise.all(saves);
+    const entries = decodeCheckpoint(new Uint8Array(readFileSync(path)), path);
+    expect(Array.from(entries.find((e) => e.name === small.name)!.value.data)).toEqual([6]);
+    s.dispose();
+  });
+});

@@ -238,6 +238,7 @@ export class Session {
   }
 
   private readonly programs: GraphProgram[] = [];
+  private writes: Promise<unknown> = Promise.resolve();
   /** Every variable this session has met (compiled functions, reads, writes), by name: what checkpoints cover. */
   private readonly known = new Map<string, Variable>();
 
@@ -276,8 +277,11 @@ export class Session {
       await this.backendImpl.activate();
       return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
     });
+    // Files are written in the order the values were read, so a later save is never overwritten by an earlier one.
+    const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries)));
+    this.writes = write.catch(() => undefined);
     try {
-      await writeAtomic(path, encodeCheckpoint(entries));
+      await write;
     } catch (e) {
       throw new SymflowError('Session.save', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
