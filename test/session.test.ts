@@ -233,3 +233,17 @@ describe.each(BACKENDS)('session on %s', (backend) => {
     expectClose(values(await s.run(div(1, f), [[f, 4]])), [0.25]);
   });
 });
+
+describe('Session.run keeps a bounded cache of compiled graphs', () => {
+  it('evicts the least recently used and still runs everything right', async () => {
+    const s = await Session.create({ backend: 'onnx' });
+    const x = placeholder([]);
+    const fetches = Array.from({ length: 80 }, (_, i) => add(x, i));
+    for (let round = 0; round < 2; round++) {
+      for (let i = 0; i < fetches.length; i++) expect(values(await s.run(fetches[i]!, [[x, 1]]))).toEqual([i + 1]);
+    }
+    expect((s as unknown as { runCache: Map<string, unknown> }).runCache.size).toBe(64);
+    expect((s as unknown as { programs: unknown[] }).programs.length).toBe(64);
+    s.dispose();
+  });
+});

@@ -9,6 +9,8 @@ import { compileFunction, type CompiledFunction } from './compile.js';
 import { encodeCheckpoint, readCheckpoint, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
 
+const RUN_CACHE = 64;
+
 export interface SessionOptions {
   /** Kernel backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else wasm, else cpu. */
   backend?: BackendChoice;
@@ -165,6 +167,11 @@ export class Session {
     if (compiled === undefined) {
       compiled = this.track(compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs));
       this.runCache.set(key, compiled);
+      this.evictRuns();
+    } else {
+      // Most recently used last, so eviction drops the least recently used.
+      this.runCache.delete(key);
+      this.runCache.set(key, compiled);
     }
     const out = await this.call(compiled, pairs.map(([, v]) => v));
     return isTensor(fetches) ? out[0]! : out;
@@ -238,6 +245,21 @@ export class Session {
   }
 
   private readonly programs: GraphProgram[] = [];
+
+  /**
+   * `run` keeps at most RUN_CACHE compiled graphs (each holds an onnxruntime session on onnx); the least recently
+   * used is released, after the calls queued before it.
+   */
+  private evictRuns(): void {
+    while (this.runCache.size > RUN_CACHE) {
+      const [key, old] = this.runCache.entries().next().value as [string, CompiledFunction];
+      this.runCache.delete(key);
+      const program = old.program;
+      if (program === undefined) continue;
+      this.programs.splice(this.programs.indexOf(program), 1);
+      void this.exclusive(() => program.dispose());
+    }
+  }
   private writes: Promise<unknown> = Promise.resolve();
   /** Every variable this session has met (compiled functions, reads, writes), by name: what checkpoints cover. */
   private readonly known = new Map<string, Variable>();

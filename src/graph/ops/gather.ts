@@ -1,7 +1,11 @@
 import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
-import { reshape } from './reshape.js';
+import { mul } from './binary.js';
+import { cast } from './cast.js';
+import { greaterEqual, less, logicalAnd } from './compare.js';
+import { expandDims, reshape } from './reshape.js';
+import { where } from './where.js';
 import { transpose } from './transpose.js';
 
 export const gatherOp = defineOp<{ axis: number }>({
@@ -24,7 +28,14 @@ export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
     }
     return { shape: [numSegments, ...data!.shape.slice(1)], dtype: data!.dtype };
   },
-  grad: (dy, _y, [, ids]) => [() => gather(dy, ids!, 0), undefined],
+  // Rows with an id outside [0, numSegments) were dropped, so they get no gradient (gather would fail on them, or
+  // on onnx wrap a negative id around).
+  grad: (dy, _y, [data, ids], { numSegments }) => [() => {
+    const inRange = logicalAnd(greaterEqual(ids!, 0), less(ids!, numSegments));
+    const rows = gather(dy, where(inRange, ids!, 0), 0);
+    const mask = Array.from({ length: data!.rank - 1 }, () => 0).reduce((m: Tensor) => expandDims(m, -1), cast(inRange, data!.dtype));
+    return mul(rows, mask);
+  }, undefined],
 });
 
 // Scatter-add the incoming gradient back to the gathered rows; other axes are moved to the front and back.
