@@ -5,7 +5,7 @@ import { greaterEqual, lessEqual } from '../graph/ops/compare.js';
 import { addN } from '../graph/ops/identity.js';
 import { square } from '../graph/ops/math.js';
 import { sum } from '../graph/ops/reduce.js';
-import { neg, sqrt } from '../graph/ops/unary.js';
+import { sqrt } from '../graph/ops/unary.js';
 import { where } from '../graph/ops/where.js';
 import { scalarConstant, variable } from '../graph/sources.js';
 import { substitute } from '../graph/substitute.js';
@@ -33,10 +33,13 @@ export interface RungeKuttaOptions {
   adaptive?: AdaptiveOptions;
 }
 
-/** Σ coef·k over the nonzero coefficients, or undefined when all are zero (so zeros cost nothing and add no rounding). */
-function combine(coefs: readonly number[], ks: readonly Tensor[]): Tensor | undefined {
-  const terms = coefs.flatMap((c, j) => (c === 0 ? [] : [c === 1 ? ks[j]! : mul(c, ks[j]!)]));
-  return terms.length === 0 ? undefined : addN(terms);
+/**
+ * The terms (−c·lr)·gⱼ of lr·Σ cⱼkⱼ with kⱼ = −gⱼ, over the nonzero coefficients: each coefficient joins lr in a
+ * scalar (folded at compile time for a constant lr), so a combination costs one multiply per stage and one addN,
+ * and zero coefficients cost nothing and add no rounding.
+ */
+function terms(coefs: readonly number[], gs: readonly Tensor[], lr: Tensor): Tensor[] {
+  return coefs.flatMap((c, j) => (c === 0 ? [] : [mul(mul(-c, lr), gs[j]!)]));
 }
 
 /**
@@ -66,15 +69,15 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   const s = t.b.length;
   return defineMultiRun(name, (ctx) => {
     const { params, grads } = ctx;
-    // Only the k's are stored between runs; the parameters keep p₀ until the last run writes the step.
-    const ks = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `k${i + 1}`));
+    // Only the stage gradients gⱼ = −kⱼ are stored between runs; the parameters keep p₀ until the last run.
+    const gs = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `g${i + 1}`));
     const iterations = counter(name);
     const lrVar = adaptive ? variable(adaptive.lr, { name: `${name}/lr`, trainable: false }) : undefined;
     const lr = lrVar ?? learningRate(lrOpt, 0, iterations);
-    // p₀ + lr·Σ coef·k over the stored k's and, when given, the current run's k.
-    const point = (coefs: readonly number[], i: number, kNow?: Tensor): Tensor => {
-      const delta = combine(coefs, [...ks.map((k) => k[i]!), ...(kNow ? [kNow] : [])]);
-      return delta === undefined ? params[i]! : add(params[i]!, mul(lr, delta));
+    // p₀ + lr·Σ coef·k over the stored stages and, when given, the current run's gradient.
+    const point = (coefs: readonly number[], i: number, gNow?: Tensor): Tensor => {
+      const ts = terms(coefs, [...gs.map((g) => g[i]!), ...(gNow ? [gNow] : [])], lr);
+      return ts.length === 0 ? params[i]! : addN([params[i]!, ...ts]);
     };
     // Stage r's gradient: the gradient graph with each parameter replaced by its stage point (graph to graph), so
     // evaluating it needs no write of the parameters.
@@ -85,13 +88,12 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     const runs = Array.from({ length: s }, (_, r) => {
       const g = gradsAt(r);
       const outputs = r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [];
-      if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [ks[r]![i]!, neg(g[i]!)]) });
-      const kLast = g.map((gi) => neg(gi));
-      const next = params.map((_, i) => point(t.b, i, kLast[i]));
+      if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]) });
+      const next = params.map((_, i) => point(t.b, i, g[i]));
       if (adaptive === undefined) {
         return ctx.run({ outputs, updates: [...params.map((p, i): Update => [p, next[i]!]), [iterations, add(iterations, 1)]] });
       }
-      const err = errorNorm(params, kLast, ks, lr, t.b.map((b, j) => b - t.bStar![j]!));
+      const err = errorNorm(params, g, gs, lr, t.b.map((b, j) => b - t.bStar![j]!));
       const accepted = lessEqual(err, adaptive.tol);
       const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
       const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
@@ -106,7 +108,7 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     const extra = ctx.outputs.length;
     return {
       runsPerStep: s,
-      variables: [...ks.flat(), iterations, ...(lrVar ? [lrVar] : [])],
+      variables: [...gs.flat(), iterations, ...(lrVar ? [lrVar] : [])],
       async step(batch): Promise<StepResult> {
         let rejections = 0;
         for (;;) {
@@ -128,12 +130,12 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   });
 }
 
-/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the last k being the current run's. */
-function errorNorm(params: readonly Variable[], kLast: readonly Tensor[], ks: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
+/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the last stage being the current run's. */
+function errorNorm(params: readonly Variable[], gLast: readonly Tensor[], gs: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
   const count = params.reduce((n, p) => n + sizeOf(p.shape as number[]), 0);
   const squares = params.map((_, i) => {
-    const est = combine(e, [...ks.map((k) => k[i]!), kLast[i]!]);
-    return est === undefined ? undefined : sum(square(mul(lr, est)));
+    const ts = terms(e, [...gs.map((g) => g[i]!), gLast[i]!], lr);
+    return ts.length === 0 ? undefined : sum(square(addN(ts)));
   }).filter((x): x is Tensor => x !== undefined);
   if (squares.length === 0) return scalarConstant(0, 'float32');
   return sqrt(div(addN(squares), count));
