@@ -46,7 +46,7 @@ function terms(coefs: readonly number[], gs: readonly Tensor[], lr: Tensor): Ten
  * Gradient descent as an explicit Runge–Kutta method for the gradient flow dp/dt = −∇L(p), on ANY explicit Butcher
  * tableau: s stages are s session runs per step, run i evaluating kᵢ = −∇L at p₀ + lr·Σⱼ aᵢⱼkⱼ on the SAME batch;
  * the last run sets p = p₀ + lr·Σᵢ bᵢkᵢ. The stage points are never written to the parameters: run i evaluates a
- * copy of the gradient graph with p replaced by its stage point (`substitute`), so only the k's are stored and
+ * copy of the gradient graph with p replaced by its stage point (`substitute`), so only the stage gradients are stored and
  * the parameters hold p₀ until the last run. With `adaptive` (embedded tableaux), the last run also estimates the local
  * error lr·Σ(bᵢ − b*ᵢ)kᵢ in the graph; a step over `tol` is rejected (parameters left at p₀, a smaller lr) and
  * retried, and an accepted step may grow lr (the standard controller, exponent 1/(q + 1) with q the lower order).
