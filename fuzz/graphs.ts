@@ -8,6 +8,7 @@
 // can produce NaN, ±Inf or a blow-up. Kinks (ties of max/min/maximum/minimum, relu, abs, sign and floor at their
 // breakpoints, the comparison of a `where`) are checked on the actual inputs by `inputGaps`: a sample closer than
 // MARGIN to a kink is resampled (see fuzz/check.ts).
+import { seededRandom } from '../src/graph/initializers.js';
 import * as tf from '@tensorflow/tfjs';
 import * as sf from '../src/index.js';
 
@@ -28,17 +29,7 @@ const MAX_RANK = 4;
 // ---------------------------------------------------------------------------------------------------------------
 // Seeded randomness.
 
-/** mulberry32: a tiny seeded PRNG giving floats in [0, 1). */
-function mulberry32(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const mulberry32 = seededRandom;
 
 /** Mixes integers into one 32-bit seed (so seed, graph index, attempt and purpose give independent streams). */
 export function mixSeed(...parts: number[]): number {
