@@ -1,7 +1,7 @@
 // Linear regression in symflow: build a graph, take symbolic gradients, train with session.function updates.
 import { Session, add, gradients, initializers, matMul, mean, mul, placeholder, square, sub, variable } from '../src/index.js';
 
-const session = await Session.create(); // 'auto': tensorflow if tfjs-node is installed, else wasm, else cpu
+const session = await Session.create(); // 'auto': tensorflow if tfjs-node is installed, else onnx, wasm, cpu
 
 const x = placeholder([null, 2], { name: 'x' });
 const y = placeholder([null, 1], { name: 'y' });

@@ -12,7 +12,7 @@ import { execute, executeProgram } from './execute.js';
 const RUN_CACHE = 64;
 
 export interface SessionOptions {
-  /** Kernel backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else wasm, else cpu. */
+  /** Backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else onnx, else wasm, else cpu. */
   backend?: BackendChoice;
   /**
    * Run the graph rewrites (shape simplification, constant folding, CSE, matMul fusion) before execution
@@ -121,7 +121,7 @@ export class Session {
 
   /**
    * Creates a session on a backend.
-   * @param opts `{backend}`: 'auto' | 'wasm' | 'cpu' | 'tensorflow'
+   * @param opts `{backend}`: 'auto' | 'onnx' | 'wasm' | 'cpu' | 'tensorflow'
    * @returns the session, once its backend is ready
    */
   static async create(opts: SessionOptions = {}): Promise<Session> {
