@@ -142,7 +142,3 @@ export function makeVariable(spec: InitSpec, name: string, trainable: boolean): 
   });
   return Object.freeze(v);
 }
-
-export function describeShape(t: Tensor): string {
-  return `'${t.name}' ${shapeString(t.shape)}`;
-}

@@ -402,7 +402,3 @@ export class Session {
     if (this.disposed) throw new SymflowError(who, 'the session is disposed');
   }
 }
-
-export function describeFeed(t: Tensor): string {
-  return `'${t.name}' ${shapeString(t.shape)} ${t.dtype}`;
-}

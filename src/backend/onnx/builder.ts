@@ -1,5 +1,4 @@
 import onnxProto from 'onnx-proto';
-import type { DType } from '../../graph/tensor.js';
 
 const { onnx } = onnxProto;
 type INodeProto = onnxProto.onnx.INodeProto;
@@ -112,8 +111,4 @@ export class GraphBuilder {
 export function encodeModel(graph: IGraphProto): Uint8Array {
   const model = { irVersion: 8, opsetImport: [{ domain: '', version: OPSET }], producerName: 'symflow', graph };
   return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
-}
-
-export function elemOf(dtype: DType): Elem {
-  return dtype;
 }

@@ -43,7 +43,3 @@ export function shapeSize(x: Tensor, axes?: number | readonly number[]): Tensor 
   if (dims.every((d) => d !== null)) return scalarConstant(dims.reduce((p, d) => p * (d as number), 1), 'float32');
   return makeNode(shapeSizeOp, [x], { axes: list });
 }
-
-export function checkNumeric(op: string, x: Tensor): void {
-  if (x.dtype === 'bool') throw new SymflowError(op, `x must be numeric, got bool (${x.name})`);
-}
