@@ -24,6 +24,7 @@ export { simplifyShapes } from './graph/passes/simplify.js';
 export { constantFold } from './graph/passes/constantFold.js';
 export { cse } from './graph/passes/cse.js';
 export { fuseMatMul } from './graph/passes/fuseMatMul.js';
+export { fuseSub } from './graph/passes/fuseSub.js';
 export { explicitTranspose } from './graph/passes/explicitTranspose.js';
 export { symbolicShapes, type SymDim } from './graph/passes/symbolicShapes.js';
 export { optimize } from './session/compile.js';

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  add, compile, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, gradients, layers, matMul, mean, mul, optimize, placeholder,
+  add, compile, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, fuseSub, neg, gradients, layers, matMul, mean, mul, optimize, placeholder,
   prune, relu, Session, sgd, simplifyShapes, sparseSoftmaxCrossEntropy, sub, sum, symbolicShapes, toIR, variable, variablesOf,
   type GraphIR, type Tensor,
 } from '../src/index.js';
@@ -114,6 +114,24 @@ describe('explicitTranspose', () => {
     expect(Object.values(after.nodes).filter((n) => n.op === 'matMul' && (n.attrs['transposeA'] || n.attrs['transposeB']))).toEqual([]);
     expect(count(after, 'transpose')).toBe(count(before, 'transpose') + transposed.reduce((k, n) => k + (n.attrs['transposeA'] ? 1 : 0) + (n.attrs['transposeB'] ? 1 : 0), 0));
     for (const n of Object.values(after.nodes)) for (const i of n.inputs) expect(i).toBeLessThan(n.id);
+  });
+});
+
+describe('fuseSub', () => {
+  it('turns add(a, neg(b)) into one subtract when nothing else reads neg(b)', () => {
+    const p = variable([1, 2]);
+    const g = placeholder([2]);
+    const n = neg(g);
+    const shared = add(sum(n), 1);
+    const update = sub(p, mul(0.1, g)); // add(p, neg(mul(0.1, g)))
+    const before = prune(toIR([update, add(p, n), shared], []).ir);
+    const after = prune(fuseSub(before));
+    expect(count(before, 'neg')).toBe(2);
+    expect(count(after, 'subtract')).toBe(1);
+    // neg(g) also feeds sum: that add keeps its neg.
+    expect(count(after, 'neg')).toBe(1);
+    expect(after.nodes[update.id]!.op).toBe('subtract');
+    expect(after.nodes[update.id]!.inputs).toEqual([p.id, update.inputs[1]!.inputs[0]!.id]);
   });
 });
 

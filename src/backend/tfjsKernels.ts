@@ -37,7 +37,7 @@ function reductionAxes(from: readonly number[], to: readonly number[]): number[]
 }
 
 const factories: Record<string, Factory> = {
-  add: bin(tf.add), mul: bin(tf.mul), div: bin(tf.div), maximum: bin(tf.maximum), minimum: bin(tf.minimum), pow: bin(tf.pow),
+  add: bin(tf.add), subtract: bin(tf.sub), mul: bin(tf.mul), div: bin(tf.div), maximum: bin(tf.maximum), minimum: bin(tf.minimum), pow: bin(tf.pow),
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
   greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),

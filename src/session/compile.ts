@@ -4,6 +4,7 @@ import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
 import { constantFold } from '../graph/passes/constantFold.js';
 import { cse } from '../graph/passes/cse.js';
 import { explicitTranspose } from '../graph/passes/explicitTranspose.js';
+import { fuseSub } from '../graph/passes/fuseSub.js';
 import { fuseMatMul } from '../graph/passes/fuseMatMul.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
@@ -125,7 +126,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
  */
 export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean; explicitTranspose?: boolean } = {}): GraphIR {
   const folded = constantFold(simplifyShapes(prune(ir)));
-  const lean = prune(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded));
+  const lean = prune(fuseSub(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded)));
   return opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean;
 }
 

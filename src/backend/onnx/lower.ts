@@ -28,7 +28,7 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
 }
 
 const lowerings: Record<string, Lowering> = {
-  add: simple('Add'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'), pow: simple('Pow'),
+  add: simple('Add'), subtract: simple('Sub'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'), pow: simple('Pow'),
   div: (b, [x, y], n, _i, out) => {
     if (n.dtype === 'float32') { b.node('Div', [x!, y!], {}, out); return; }
     // TF.js floors an int32 division; ONNX truncates. Divide in float and floor (exact below 2^24).

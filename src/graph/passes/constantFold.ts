@@ -8,7 +8,7 @@ type Fn = (a: number, b: number) => number;
 
 // Float results are rounded to float32 after every op; for + − × ÷ and √ that is exactly the float32 result.
 const BINARY: Record<string, Fn> = {
-  add: (a, b) => a + b, mul: (a, b) => a * b, div: (a, b) => a / b, maximum: Math.max, minimum: Math.min, pow: Math.pow,
+  add: (a, b) => a + b, subtract: (a, b) => a - b, mul: (a, b) => a * b, div: (a, b) => a / b, maximum: Math.max, minimum: Math.min, pow: Math.pow,
   greater: (a, b) => +(a > b), less: (a, b) => +(a < b), equal: (a, b) => +(a === b), notEqual: (a, b) => +(a !== b),
   greaterEqual: (a, b) => +(a >= b), lessEqual: (a, b) => +(a <= b),
 };

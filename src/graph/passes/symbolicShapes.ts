@@ -77,7 +77,7 @@ function equalDims(n: NodeIR, ins: SymDim[][]): [SymDim, SymDim][] {
 }
 
 const ELEMENTWISE = new Set([
-  'add', 'mul', 'div', 'maximum', 'minimum', 'pow', 'greater', 'less', 'equal', 'notEqual', 'greaterEqual', 'lessEqual',
+  'add', 'subtract', 'mul', 'div', 'maximum', 'minimum', 'pow', 'greater', 'less', 'equal', 'notEqual', 'greaterEqual', 'lessEqual',
   'logicalAnd', 'logicalOr', 'where', 'broadcastLike',
 ]);
 const SAME_AS_FIRST = new Set([
