@@ -38,7 +38,6 @@ export class TfjsBackend implements KernelBackend {
 
   kernelFor(node: KernelNode): Kernel {
     const kernel = tfKernelFor(node, {
-      explicitTranspose: this.name === 'wasm',
       hasSegmentSum: tf.getKernel('UnsortedSegmentSum', this.tfName) !== undefined,
     }, this.name);
     return kernel as unknown as Kernel;

@@ -6,8 +6,6 @@ import type { KernelNode } from './types.js';
 export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;
 
 export interface KernelOptions {
-  /** Lower transposed matMul to an explicit transpose + matMul (TF.js wasm's transposed matMul is ~20× slower). */
-  explicitTranspose: boolean;
   /** Whether the backend registers UnsortedSegmentSum (wasm does not; we scatter-add with ScatterNd there). */
   hasSegmentSum: boolean;
 }
@@ -19,12 +17,6 @@ const un = (f: (x: tf.Tensor) => tf.Tensor): Factory => () => ([x]) => f(x!);
 const bin = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor): Factory => () => ([x, y]) => f(x!, y!);
 /** A second handle on the same data: TF.js reshape shares the buffer (identity would copy on wasm). */
 export const alias = (x: tf.Tensor): tf.Tensor => tf.reshape(x, x.shape);
-
-function swapLast(x: tf.Tensor): tf.Tensor {
-  const perm = x.shape.map((_, i) => i);
-  [perm[perm.length - 2], perm[perm.length - 1]] = [perm[perm.length - 1]!, perm[perm.length - 2]!];
-  return tf.transpose(x, perm);
-}
 
 /** Axes along which `from` was broadcast to reach `to` (run-time shapes). */
 function reductionAxes(from: readonly number[], to: readonly number[]): number[] {
@@ -45,17 +37,14 @@ const factories: Record<string, Factory> = {
   identity: un(alias), stopGradient: un(alias),
   cast: (n) => ([x]) => tf.cast(x!, a(n).dtype),
   where: () => ([c, x, y]) => tf.where(c!, x!, y!),
-  matMul: (n, opts) => {
+  // On wasm, transposed matMuls never reach a kernel: the explicitTranspose pass lowers them first.
+  matMul: (n) => {
     const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
-    if (!opts.explicitTranspose || (!ta && !tb)) return ([x, y]) => tf.matMul(x!, y!, ta, tb);
-    return ([x, y]) => tf.tidy(() => tf.matMul(ta ? swapLast(x!) : x!, tb ? swapLast(y!) : y!));
+    return ([x, y]) => tf.matMul(x!, y!, ta, tb);
   },
-  fusedMatMul: (n, opts) => {
+  fusedMatMul: (n) => {
     const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: 'linear' | 'relu' };
-    if (!opts.explicitTranspose || (!ta && !tb)) {
-      return ([x, y, bias]) => tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
-    }
-    return ([x, y, bias]) => tf.tidy(() => tf.fused.matMul({ a: ta ? swapLast(x!) : x!, b: tb ? swapLast(y!) : y!, bias: bias!, activation }));
+    return ([x, y, bias]) => tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
   },
   transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
   reshape: (n) => ([x]) => tf.reshape(x!, a(n).shape),

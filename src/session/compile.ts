@@ -28,6 +28,7 @@ export interface CompiledFunction {
   readonly sources: readonly Source[];
   /** Slots whose tensors a call creates (kernel and cond outputs) and so must dispose or hand over. */
   readonly ownedSlots: readonly number[];
+  readonly owned: ReadonlySet<number>;
   readonly nSlots: number;
   readonly top: Block;
   readonly kernelCount: number;
@@ -59,7 +60,8 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const { ir: raw, tensors } = toIR(targets, inputs);
   const ir = rewrite
     ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true, explicitTranspose: backend.explicitTranspose === true })
-    : prune(raw);
+    // The transposed-matMul lowering is part of the backend's contract, so it applies with rewrites off too.
+    : backend.explicitTranspose === true ? prune(explicitTranspose(prune(raw))) : prune(raw);
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 
@@ -101,6 +103,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
     results: computed,
     keeps,
   });
+  const ownedSlots = slotIds.map(slotOf).filter((s) => !sourceSlots.has(s));
   return {
     program,
     programInputs,
@@ -111,7 +114,8 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
     outputSlots,
     updates: updates.map(([variable], i) => ({ variable, slot: updateSlots[i]! })),
     sources,
-    ownedSlots: slotIds.map(slotOf).filter((s) => !sourceSlots.has(s)),
+    ownedSlots,
+    owned: new Set(ownedSlots),
     nSlots: slotIds.length,
     top,
     kernelCount: countKernels(top.steps),

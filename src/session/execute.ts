@@ -50,11 +50,10 @@ export function execute(session: Session, fn: CompiledFunction, values: readonly
 /** Applies all updates at once. Slots handed to the store are cleared so the caller's cleanup skips them. */
 export function commit(session: Session, fn: CompiledFunction, vals: Slots): void {
   const backend = session.backendImpl;
-  const owned = new Set(fn.ownedSlots);
   const claimed = new Set<number>();
   const tensors = fn.updates.map(({ slot }) => vals[slot]!);
   const fresh = fn.updates.map(({ slot }, i) => {
-    if (owned.has(slot) && !claimed.has(slot)) {
+    if (fn.owned.has(slot) && !claimed.has(slot)) {
       claimed.add(slot);
       return tensors[i]!;
     }

@@ -16,7 +16,7 @@ export interface SessionOptions {
   backend?: BackendChoice;
   /**
    * Run the graph rewrites (shape simplification, constant folding, CSE, matMul fusion) before execution
-   * (default true). Pruning always runs. Turning them off is for debugging and for checking that they change no
+   * (default true). Pruning (and the backend's own lowerings) always runs. Turning them off is for debugging and for checking that they change no
    * result.
    */
   optimize?: boolean;

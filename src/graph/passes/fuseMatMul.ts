@@ -1,15 +1,6 @@
 import { produce } from 'immer';
 import type { GraphIR, NodeIR } from '../ir.js';
-import { redirect } from './replace.js';
-
-/** How many nodes (and graph outputs) use each node. */
-function consumers(ir: GraphIR): Map<number, number> {
-  const count = new Map<number, number>();
-  const use = (id: number) => count.set(id, (count.get(id) ?? 0) + 1);
-  for (const n of Object.values(ir.nodes)) n.inputs.forEach(use);
-  ir.outputs.forEach(use);
-  return count;
-}
+import { consumers, redirect } from './replace.js';
 
 function isZeroScalar(n: NodeIR | undefined): boolean {
   return n !== undefined && n.op === 'constant' && n.shape.length === 0 && (n.attrs['value'] as Float32Array)[0] === 0;

@@ -1,5 +1,6 @@
 import { produce } from 'immer';
 import type { GraphIR } from '../ir.js';
+import { consumers } from './replace.js';
 
 /**
  * `sub` is a composite, a + (−b) (one primitive fewer, no gradient code of its own), but as kernels that is two
@@ -12,9 +13,7 @@ import type { GraphIR } from '../ir.js';
  * @param ir the graph @returns the graph with add-of-neg pairs fused (the add keeps its id)
  */
 export function fuseSub(ir: GraphIR): GraphIR {
-  const uses = new Map<number, number>();
-  for (const n of Object.values(ir.nodes)) for (const i of n.inputs) uses.set(i, (uses.get(i) ?? 0) + 1);
-  for (const o of ir.outputs) uses.set(o, (uses.get(o) ?? 0) + 1);
+  const uses = consumers(ir);
   const fed = new Set(ir.feeds);
   const rewrites = new Map<number, [number, number]>();
   for (const n of Object.values(ir.nodes)) {

@@ -14,3 +14,12 @@ export function redirect(draft: Draft<GraphIR>, replaced: ReadonlyMap<number, nu
   }
   draft.outputs = draft.outputs.map(final);
 }
+
+/** How many nodes (and graph outputs) use each node. */
+export function consumers(ir: GraphIR): Map<number, number> {
+  const count = new Map<number, number>();
+  const use = (id: number) => count.set(id, (count.get(id) ?? 0) + 1);
+  for (const n of Object.values(ir.nodes)) n.inputs.forEach(use);
+  ir.outputs.forEach(use);
+  return count;
+}
