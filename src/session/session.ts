@@ -16,8 +16,8 @@ export interface SessionOptions {
   backend?: BackendChoice;
   /**
    * Run the graph rewrites (shape simplification, constant folding, CSE, matMul fusion) before execution
-   * (default true). Pruning (and the backend's own lowerings) always runs. Turning them off is for debugging and for checking that they change no
-   * result.
+   * (default true). Pruning and the backend's own lowerings always run. Turning the rewrites off is for debugging
+   * and for checking that they change no result.
    */
   optimize?: boolean;
 }
