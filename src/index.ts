@@ -25,6 +25,7 @@ export { constantFold } from './graph/passes/constantFold.js';
 export { cse } from './graph/passes/cse.js';
 export { fuseMatMul } from './graph/passes/fuseMatMul.js';
 export { fuseSub } from './graph/passes/fuseSub.js';
+export { reluKernel } from './graph/passes/reluKernel.js';
 export { explicitTranspose } from './graph/passes/explicitTranspose.js';
 export { symbolicShapes, type SymDim } from './graph/passes/symbolicShapes.js';
 export { optimize } from './session/compile.js';

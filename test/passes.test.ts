@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
-  add, compile, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, fuseSub, neg, gradients, layers, matMul, mean, mul, optimize, placeholder,
+  add, compile, maximum, reluKernel, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, fuseSub, neg, gradients, layers, matMul, mean, mul, optimize, placeholder,
   prune, relu, Session, sgd, simplifyShapes, sparseSoftmaxCrossEntropy, sub, sum, symbolicShapes, toIR, variable, variablesOf,
   type GraphIR, type Tensor,
 } from '../src/index.js';
@@ -89,7 +89,8 @@ describe('fuseMatMul', () => {
     const before = optimize(toIR([loss, ...grads], []).ir);
     const after = prune(fuseMatMul(before));
     expect(count(after, 'fusedMatMul')).toBe(2);
-    expect(count(after, 'maximum')).toBe(count(before, 'maximum'));
+    expect(count(before, 'relu')).toBe(1);
+    expect(count(after, 'relu')).toBe(1);
     expect(count(after, 'matMul')).toBe(count(before, 'matMul') - 2);
   });
 
@@ -135,6 +136,48 @@ describe('fuseSub', () => {
   });
 });
 
+describe('reluKernel', () => {
+  it('turns maximum(x, 0) into one relu node, and leaves other maximums alone', () => {
+    const x = placeholder([null, 3]);
+    const r = relu(x);
+    const flipped = maximum(0, x);
+    const other = maximum(x, 0.5);
+    const scalarIn = maximum(placeholder([]), constant([0, 0, 0]));
+    const before = prune(toIR([r, flipped, other, scalarIn], []).ir);
+    const after = reluKernel(before);
+    expect(count(before, 'maximum')).toBe(4);
+    expect(count(after, 'relu')).toBe(2);
+    expect(after.nodes[r.id]!.op).toBe('relu');
+    expect(after.nodes[r.id]!.inputs).toEqual([x.id]);
+    expect(after.nodes[flipped.id]!.inputs).toEqual([x.id]);
+    expect(after.nodes[other.id]!.op).toBe('maximum');
+    // The zero is not a scalar constant here: the result is a broadcast, not a relu of its input.
+    expect(after.nodes[scalarIn.id]!.op).toBe('maximum');
+    expect(reluKernel(after)).toBe(after);
+  });
+});
+
+describe.each(BACKENDS)('reluKernel on %s', (backend) => {
+  it('gives maximum(x, 0)’s values (NaN stays NaN) and keeps its gradient, 1 at a tie', async () => {
+    const x = placeholder([6]);
+    const y = relu(x);
+    const [g] = gradients(sum(mul(y, constant([1, 2, 3, 4, 5, 6]))), [x]);
+    const xs = [-2, -0, 0, 3, Number.NaN, 1e-30];
+    const got: number[][] = [];
+    for (const optimizeGraphs of [true, false]) {
+      const s = await Session.create({ backend, optimize: optimizeGraphs });
+      const [yv, gv] = await s.run([y, g!], [[x, xs]]);
+      got.push([...values(yv!), ...values(gv!)]);
+      s.dispose();
+    }
+    // ±0 compare equal: only the sign of a zero may differ.
+    got[0]!.forEach((v, i) => expect(v === got[1]![i] || (Number.isNaN(v) && Number.isNaN(got[1]![i]!)), `element ${i}: ${v} vs ${got[1]![i]}`).toBe(true));
+    expect(got[0]!.slice(0, 6).map((v) => (Number.isNaN(v) ? 'NaN' : v === 0 ? 0 : v))).toEqual([0, 0, 0, 3, 'NaN', 1e-30].map((v) => (typeof v === 'number' ? Math.fround(v) : v)));
+    // Ties send the gradient through (greaterEqual), a NaN input does not.
+    expect(got[0]!.slice(6)).toEqual([0, 2, 3, 4, 0, 6]);
+  });
+});
+
 describe('forward values are reused by the gradient', () => {
   it('a 2-layer MLP training graph computes each forward node once: 2 forward and 3 backward matMuls, one softmax CE', () => {
     const { loss, grads } = mlpTraining();
@@ -142,7 +185,7 @@ describe('forward values are reused by the gradient', () => {
     // Forward: x·W1, h·W2. Backward: dW2 = hᵀ·d, dh = d·W2ᵀ, dW1 = xᵀ·dh (no dx: x is an input).
     expect(count(ir, 'matMul')).toBe(5);
     expect(count(ir, 'softmaxCrossEntropy')).toBe(1);
-    expect(count(ir, 'maximum')).toBe(1);
+    expect(count(ir, 'relu')).toBe(1);
     // No two nodes compute the same thing.
     const keys = Object.values(ir.nodes).filter((n) => n.op !== 'variable' && n.op !== 'placeholder').map((n) => `${n.op}|${n.inputs.join(',')}|${JSON.stringify(n.attrs)}`);
     expect(new Set(keys).size).toBe(keys.length);

@@ -33,7 +33,7 @@ const factories: Record<string, Factory> = {
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
   greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
-  sign: un(tf.sign), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
+  sign: un(tf.sign), relu: un(tf.relu), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
   identity: un(alias), stopGradient: un(alias),
   cast: (n) => ([x]) => tf.cast(x!, a(n).dtype),
   where: () => ([c, x, y]) => tf.where(c!, x!, y!),

@@ -34,12 +34,16 @@ export interface RungeKuttaOptions {
 }
 
 /**
- * The terms (−c·lr)·gⱼ of lr·Σ cⱼkⱼ with kⱼ = −gⱼ, over the nonzero coefficients: each coefficient joins lr in a
- * scalar (folded at compile time for a constant lr), so a combination costs one multiply per stage and one addN,
- * and zero coefficients cost nothing and add no rounding.
+ * The terms (−c·lr)·Σgⱼ of lr·Σ cⱼkⱼ with kⱼ = −gⱼ: stages that share a coefficient are summed first (Heun's
+ * ½, ½ and RK4's ⅙, ⅓, ⅓, ⅙ need one multiply per distinct coefficient, not per stage), each coefficient joins
+ * lr in a scalar (folded at compile time for a constant lr), and zero coefficients cost nothing and add no rounding.
  */
 function terms(coefs: readonly number[], gs: readonly Tensor[], lr: Tensor): Tensor[] {
-  return coefs.flatMap((c, j) => (c === 0 ? [] : [mul(mul(-c, lr), gs[j]!)]));
+  const groups = new Map<number, Tensor[]>();
+  coefs.forEach((c, j) => {
+    if (c !== 0) groups.set(c, [...(groups.get(c) ?? []), gs[j]!]);
+  });
+  return [...groups].map(([c, g]) => mul(mul(-c, lr), g.length === 1 ? g[0]! : addN(g)));
 }
 
 /**

@@ -6,6 +6,7 @@ import { cse } from '../graph/passes/cse.js';
 import { explicitTranspose } from '../graph/passes/explicitTranspose.js';
 import { fuseSub } from '../graph/passes/fuseSub.js';
 import { fuseMatMul } from '../graph/passes/fuseMatMul.js';
+import { reluKernel } from '../graph/passes/reluKernel.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
@@ -125,13 +126,13 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
 /**
  * The rewrite pipeline every session function goes through, each pass an immutable transformation: dead-code
  * pruning (feeds cut what lies upstream), no-op shape adapters removed, constants folded, common subexpressions
- * merged (after transposed matMuls are made explicit where the backend wants it), pruning again, and matMul +
- * bias (+ relu) fused where the backend has a fused kernel.
+ * merged (after transposed matMuls are made explicit where the backend wants it), pruning again, matMul +
+ * bias (+ relu) fused where the backend has a fused kernel, and the remaining `maximum(x, 0)` run as relu kernels.
  */
 export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean; explicitTranspose?: boolean } = {}): GraphIR {
   const folded = constantFold(simplifyShapes(prune(ir)));
   const lean = prune(fuseSub(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded)));
-  return opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean;
+  return reluKernel(opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean);
 }
 
 function countKernels(steps: readonly Step[]): number {

@@ -1,10 +1,8 @@
 import { produce } from 'immer';
 import type { GraphIR, NodeIR } from '../ir.js';
 import { consumers, redirect } from './replace.js';
+import { isZeroScalar } from './reluKernel.js';
 
-function isZeroScalar(n: NodeIR | undefined): boolean {
-  return n !== undefined && n.op === 'constant' && n.shape.length === 0 && (n.attrs['value'] as Float32Array)[0] === 0;
-}
 
 /**
  * matMul + bias (+ relu) fusion, for backends with a fused kernel (TF.js `fused.matMul`, ONNX `Gemm`):
