@@ -124,7 +124,10 @@ ts.sort(); print(ts[len(ts)//2], torch.__version__, torch.get_num_threads())
   return { why: "skipped: `python3 -c 'import torch'` fails here (install python3-torch to include it)" };
 }
 
-/** Per-node executor overhead: a chain of 1,000 tiny adds through a session, against the same adds called eagerly. */
+/**
+ * Per-node executor overhead: a chain of 1,000 tiny adds through a session against the same adds called eagerly,
+ * the two timed alternately (call for call) so that drift and noise hit both alike.
+ */
 async function executorOverhead(backend: 'wasm' | 'cpu'): Promise<{ perNodeUs: number }> {
   const session = await Session.create({ backend });
   const x = placeholder([]);
@@ -132,19 +135,28 @@ async function executorOverhead(backend: 'wasm' | 'cpu'): Promise<{ perNodeUs: n
   for (let i = 0; i < 1000; i++) h = add(h, 1);
   const f = session.function({ inputs: [x], outputs: [h] });
   const xv = session.upload(x, 0);
-  const graphMs = await time(QUICK ? 10 : 50, 5, () => f([xv]));
-  xv.dispose();
-  session.dispose();
-  await tf.setBackend(backend);
   const one = tf.scalar(1);
-  const eagerMs = await time(QUICK ? 10 : 50, 5, () => {
+  const eager = () => {
     let t: tf.Tensor = tf.scalar(0);
     for (let i = 0; i < 1000; i++) { const n = tf.add(t, one); t.dispose(); t = n; }
     t.dataSync();
     t.dispose();
-  });
+  };
+  const graphMs: number[] = [];
+  const eagerMs: number[] = [];
+  const calls = QUICK ? 10 : 60;
+  for (let i = 0; i < calls + 5; i++) {
+    let t = performance.now();
+    await f([xv]);
+    if (i >= 5) graphMs.push(performance.now() - t);
+    t = performance.now();
+    eager();
+    if (i >= 5) eagerMs.push(performance.now() - t);
+  }
   one.dispose();
-  return { perNodeUs: ((graphMs - eagerMs) / 1000) * 1000 };
+  xv.dispose();
+  session.dispose();
+  return { perNodeUs: ((median(graphMs) - median(eagerMs)) / 1000) * 1000 };
 }
 
 /** The machine's matmul peak as onnxruntime reaches it: the best of square products (summed, so no copy-out). */

@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accumulate, adam, compile, type HostTensor, matMul, mean, type Optimizer, placeholder, rmsprop, Session, sgd, square,
+  accumulate, adam, compile, sam, type HostTensor, matMul, mean, type Optimizer, placeholder, rmsprop, Session, sgd, square,
   sub, SymflowError, type TrainStep, type Variable, variable,
 } from '../src/index.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
@@ -165,6 +165,19 @@ describe.each(BACKENDS)('soft batch (accumulate) on %s', (backend) => {
     const plainStep = compile(sgd({ lr: 0.1 }), s, { loss: plain.loss, inputs: [plain.x, plain.y] });
     expect(await plainStep.flush()).toBe(false);
     expect(values(await s.getValue(plain.w))).toEqual(values(await s.getValue(soft.w)));
+  });
+
+  it('sam over a soft batch: flush reports whether a group was pending, as without sam', async () => {
+    const soft = regression();
+    const step = compile(sam({ inner: accumulate(sgd({ lr: 0.1 }), { steps: MINI }), rho: 0.01 }), s, { loss: soft.loss, inputs: [soft.x, soft.y] });
+    expect(await step.flush()).toBe(false);
+    await step.step(rows(0, 4));
+    const held = await readBits(s, step.params);
+    expect(await step.flush()).toBe(true);
+    expect(await readBits(s, step.params)).not.toEqual(held);
+    const after = await readBits(s, [...step.params, ...step.stateVariables]);
+    expect(await step.flush()).toBe(false);
+    expect(await readBits(s, [...step.params, ...step.stateVariables])).toEqual(after);
   });
 
   it('steps = 1 applies on every mini-batch, like the inner optimizer alone', async () => {

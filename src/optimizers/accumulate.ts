@@ -73,9 +73,9 @@ export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: 
     },
     flush(state, params) {
       const pending = greater(state.count, 0);
-      if (remainder === 'drop') return [cond(pending, () => reset(state), () => [])];
+      if (remainder === 'drop') return { pending, updates: [cond(pending, () => reset(state), () => [])] };
       const k = cast(state.count, 'float32');
-      return [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...reset(state)], () => [])];
+      return { pending, updates: [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...reset(state)], () => [])] };
     },
   });
 }

@@ -200,20 +200,7 @@ function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram;
     },
   };
   if (opt.flush === undefined) return { program, state };
-  const flushUpdates = opt.flush(state, ctx.params);
-  const pending = pendingOf(state);
-  const flushFn = ctx.session.function({ outputs: pending ? [pending] : [], updates: flushUpdates });
-  return {
-    program, state,
-    flushRun: async () => {
-      const [count] = await flushFn();
-      return count === undefined ? true : count.data[0]! > 0;
-    },
-  };
-}
-
-/** Soft batch exposes how many mini-batches are pending as `count`; flush reports whether there were any. */
-function pendingOf(state: OptimizerState): Tensor | undefined {
-  const count = (state as { count?: unknown }).count;
-  return isTensor(count) ? count : undefined;
+  const { updates, pending } = opt.flush(state, ctx.params);
+  const flushFn = ctx.session.function({ outputs: [pending], updates });
+  return { program, state, flushRun: async () => (await flushFn())[0]!.data[0] === 1 };
 }

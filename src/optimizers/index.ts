@@ -1,4 +1,4 @@
-export { type LearningRate, type Optimizer, type OptimizerState, makeOptimizer } from './optimizer.js';
+export { type Flush, type LearningRate, type Optimizer, type OptimizerState, makeOptimizer } from './optimizer.js';
 export { perParameter, type RuleInput, type SlotState } from './perParameter.js';
 export { sgd, type SgdOptions } from './sgd.js';
 export { adam, adamw, type AdamOptions, type AdamWOptions } from './adam.js';

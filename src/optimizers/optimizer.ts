@@ -16,6 +16,12 @@ export interface OptimizerState {
   readonly variables: readonly Variable[];
 }
 
+/** What finishing a pending partial step takes: its updates, and a bool scalar telling whether anything was pending. */
+export interface Flush {
+  readonly updates: Update[];
+  readonly pending: Tensor;
+}
+
 /**
  * An optimizer as an (init, update) pair, in the spirit of optax and Keras 3.
  *
@@ -28,8 +34,8 @@ export interface Optimizer<S extends OptimizerState = OptimizerState> {
   readonly name: string;
   init(params: readonly Variable[]): S;
   update(grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]): Update[];
-  /** Updates that finish a pending partial step (soft batch's ragged last group); none for most optimizers. */
-  flush?(state: S, params: readonly Variable[]): Update[];
+  /** Finishes a pending partial step (soft batch's ragged last group); absent for most optimizers. */
+  flush?(state: S, params: readonly Variable[]): Flush;
   /** The seed's `get_updates`: init + gradients + update in one call. */
   getUpdates(loss: Tensor, params: readonly Variable[]): Update[];
 }
@@ -39,7 +45,7 @@ export function makeOptimizer<S extends OptimizerState>(def: {
   name: string;
   init: (params: readonly Variable[]) => S;
   update: (grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]) => Update[];
-  flush?: (state: S, params: readonly Variable[]) => Update[];
+  flush?: (state: S, params: readonly Variable[]) => Flush;
 }): Optimizer<S> {
   return Object.freeze({
     kind: 'single' as const,

@@ -34,8 +34,8 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
       updates: params.flatMap((p, i): Update[] => [[p0[i]!, p], [p, add(p, mul(rho, div(grads[i]!, norm)))]]),
     });
     const descend = ctx.run({ updates: inner.update(grads, state, params, p0) });
-    const flushUpdates = inner.flush?.(state, params);
-    const flushRun = flushUpdates ? ctx.session.function({ updates: flushUpdates }) : undefined;
+    const finish = inner.flush?.(state, params);
+    const flushRun = finish ? ctx.session.function({ outputs: [finish.pending], updates: finish.updates }) : undefined;
     return {
       runsPerStep: 2,
       variables: [...p0, ...state.variables],
@@ -45,7 +45,7 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
         return { loss: loss!.data[0]!, outputs, runs: 2 };
       },
       // A soft-batch inner optimizer's ragged last group is finished as it would be without sam.
-      ...(flushRun ? { flush: async () => { await flushRun(); return true; } } : {}),
+      ...(flushRun ? { flush: async () => (await flushRun())[0]!.data[0] === 1 } : {}),
     };
   });
 }
