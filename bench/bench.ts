@@ -156,7 +156,8 @@ async function executorOverhead(backend: 'wasm' | 'cpu'): Promise<{ perNodeUs: n
   one.dispose();
   xv.dispose();
   session.dispose();
-  return { perNodeUs: ((median(graphMs) - median(eagerMs)) / 1000) * 1000 };
+  // The median of per-call differences, for the same reason as in sideBySide.
+  return { perNodeUs: median(graphMs.map((g, i) => g - eagerMs[i]!)) };
 }
 
 /** The machine's matmul peak as onnxruntime reaches it: the best of square products (summed, so no copy-out). */
@@ -201,7 +202,7 @@ console.error(`symflow bench on ${cpus().length}× ${cpu}, Node ${process.versio
 const onnx = await measure('onnx');
 const wasm = await measure('wasm');
 const cpuBackend = await measure('cpu', undefined, QUICK ? 5 : Math.min(STEPS, 100));
-const eager = await eagerTfjs('wasm', QUICK ? 5 : 30);
+const eager = await eagerTfjs('wasm', STEPS);
 const torch = pytorch(STEPS);
 row('MLP 784-256-256-10 SGD step, batch 128: symflow onnx', `${onnx.ms.toFixed(2)} ms`, `${(MFLOP / onnx.ms).toFixed(1)} GFLOP/s`);
 row('  symflow wasm', `${wasm.ms.toFixed(2)} ms`, `${(MFLOP / wasm.ms).toFixed(1)} GFLOP/s`);
@@ -209,8 +210,12 @@ row('  symflow cpu', `${cpuBackend.ms.toFixed(1)} ms`);
 row('  eager TF.js 4.22 wasm, optimizer.minimize', `${eager.toFixed(1)} ms`, `symflow wasm is ${(eager / wasm.ms).toFixed(1)}× faster`);
 row('  PyTorch', torch.ms === undefined ? '—' : `${torch.ms.toFixed(2)} ms`, torch.why ?? '');
 
-/** Two train steps timed alternately, step for step, so drift and noise hit both alike; returns their medians. */
-async function sideBySide(backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number): Promise<[number, number]> {
+/**
+ * Two train steps timed alternately, step for step, so drift and noise hit both alike. Returns both medians and the
+ * median of the per-pair ratios: on a shared VM a slow spell lasts several steps, and a pair taken inside one is
+ * slowed on both sides, so its ratio still holds where a ratio of medians would not.
+ */
+async function sideBySide(backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number): Promise<{ a: number; b: number; ratio: number }> {
   const [x, y] = [await symflowStep(backend, a), await symflowStep(backend, b)];
   for (let i = 0; i < 10; i++) { await x.step(); await y.step(); }
   const tx: number[] = [];
@@ -225,20 +230,21 @@ async function sideBySide(backend: BackendName, a: () => AnyOptimizer, b: () => 
   }
   x.session.dispose();
   y.session.dispose();
-  return [median(tx), median(ty)];
+  return { a: median(tx), b: median(ty), ratio: median(tx.map((v, i) => v / ty[i]!)) };
 }
 
 const plain = () => sgd({ lr: 0.01 });
 const accumulateOnly = () => accumulate(sgd({ lr: 0.01 }), { steps: 1_000_000_000 });
 const ratios: Record<string, number> = {};
 for (const backend of ['onnx', 'wasm'] as const) {
-  const n = backend === 'onnx' ? STEPS : Math.min(STEPS, QUICK ? 10 : 40);
-  const [h, s1] = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
-  const [acc, s2] = await sideBySide(backend, accumulateOnly, plain, n);
-  ratios[`heun ${backend}`] = h / s1;
-  ratios[`acc ${backend}`] = acc / s2;
-  row(`heun step / sgd step (${backend})`, `${(h / s1).toFixed(2)}×`, `${h.toFixed(2)} / ${s1.toFixed(2)} ms`);
-  row(`accumulate-only step / plain step (${backend})`, `${(acc / s2).toFixed(2)}×`, `${acc.toFixed(2)} / ${s2.toFixed(2)} ms`);
+  const n = STEPS;
+  const heunVsSgd = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
+  const accVsPlain = await sideBySide(backend, accumulateOnly, plain, n);
+  ratios[`heun ${backend}`] = heunVsSgd.ratio;
+  ratios[`acc ${backend}`] = accVsPlain.ratio;
+  const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
+  row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
+  row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
 }
 row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
 row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
