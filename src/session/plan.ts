@@ -35,8 +35,8 @@ export const SOURCE_OPS = new Set(['placeholder', 'variable', 'constant']);
 /**
  * Plans the execution of a pruned graph: which kernels run, in which order, and where each intermediate is freed.
  *
- * Lazy `cond`: nodes needed unconditionally form the top block; a node needed only by a branch goes into that
- * branch's block, so an untaken branch costs nothing. Node ids are creation order (inputs are older than their
+ * Lazy `cond`: nodes needed unconditionally form the top block; a node needed by only one branch goes into that
+ * branch's block, so an untaken branch costs nothing, and a node both branches need runs once, before the cond. Node ids are creation order (inputs are older than their
  * users), so sorting a block by id is a topological order, also for a cond step placed at its members' position.
  */
 export function planProgram(ir: GraphIR, targets: readonly number[], slotOf: (id: number) => number, backend: KernelBackend): Block {
@@ -44,6 +44,20 @@ export function planProgram(ir: GraphIR, targets: readonly number[], slotOf: (id
   for (const node of Object.values(ir.nodes)) if (SOURCE_OPS.has(node.op)) available.add(node.id);
   const keep = new Set(targets.map(slotOf));
   return planBlock(ir, targets, available, keep, slotOf, backend).block;
+}
+
+/** Adds to `into` every node `roots` need that is not `available`; a cond needs only its predicate up front. */
+function collect(ir: GraphIR, roots: readonly number[], available: ReadonlySet<number>, into: Set<number>): Set<number> {
+  const stack = [...roots];
+  while (stack.length > 0) {
+    const id = stack.pop()!;
+    if (into.has(id) || available.has(id)) continue;
+    into.add(id);
+    const node = ir.nodes[id]!;
+    if (node.op === 'cond') stack.push(node.inputs[0]!);
+    else stack.push(...node.inputs);
+  }
+  return into;
 }
 
 function planBlock(
@@ -55,15 +69,26 @@ function planBlock(
   backend: KernelBackend,
 ): { block: Block; freeVars: Set<number> } {
   const local = new Set<number>();
-  const stack = [...targets];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (local.has(id) || available.has(id)) continue;
-    local.add(id);
-    const node = ir.nodes[id]!;
-    // A cond node needs only its predicate up front; its branches are planned as blocks of their own.
-    if (node.op === 'cond') stack.push(node.inputs[0]!);
-    else stack.push(...node.inputs);
+  collect(ir, targets, available, local);
+  // A node both branches of a cond need runs whichever is taken: it is computed before the cond, once (on onnx this
+  // keeps, e.g., a soft batch's whole backward pass out of the If subgraph).
+  const hoisted = new Set<number>();
+  for (let again = true; again;) {
+    again = false;
+    for (const id of [...local]) {
+      const node = ir.nodes[id]!;
+      if (node.op !== 'cond' || hoisted.has(node.attrs['group'] as number)) continue;
+      const g = node.attrs['group'] as number;
+      hoisted.add(g);
+      const members = [...local].filter((m) => ir.nodes[m]!.op === 'cond' && ir.nodes[m]!.attrs['group'] === g);
+      const outer = new Set([...available, ...local]);
+      const [a, b] = [1, 2].map((side) => collect(ir, members.map((m) => ir.nodes[m]!.inputs[side]!), outer, new Set<number>()));
+      const both = [...a!].filter((n) => b!.has(n));
+      if (both.length > 0) {
+        collect(ir, both, available, local);
+        again = true;
+      }
+    }
   }
   const inner = new Set([...available, ...local]);
   const ordered = [...local].sort((p, q) => p - q);
