@@ -410,6 +410,27 @@ describe.each(BACKENDS)('gradients on %s', (sessionBackend) => {
   });
 
   describe('graph structure', () => {
+    it('unbroadcasts over run-time dims: [?,1]·[?,3], [1,3]·[?,3] and [?,?]·[3] against hand sums', async () => {
+      const a = placeholder([null, 1]);
+      const b = placeholder([null, 3]);
+      const c = placeholder([1, 3]);
+      const d = placeholder([null, null]);
+      const e = placeholder([3]);
+      const loss = add(add(sum(mul(a, b)), sum(mul(c, b))), sum(mul(d, e)));
+      const [ga, gb, gc, gd, ge] = gradients(loss, [a, b, c, d, e]);
+      const bs = [[1, 2, 3], [4, 5, 6]];
+      const [va, vb, vc, vd, ve] = await s.run([ga!, gb!, gc!, gd!, ge!], [
+        [a, [[0.5], [-1]]], [b, bs], [c, [[1, 0, -1]]], [d, [[1, 1, 1], [2, 2, 2]]], [e, [3, 2, 1]],
+      ]);
+      expect(va!.shape).toEqual([2, 1]);
+      expect(values(va!)).toEqual([6, 15]);
+      expect(values(vb!)).toEqual([1.5, 0.5, -0.5, 0, -1, -2]);
+      expect(vc!.shape).toEqual([1, 3]);
+      expect(values(vc!)).toEqual([5, 7, 9]);
+      expect(values(vd!)).toEqual([3, 2, 1, 3, 2, 1]);
+      expect(values(ve!)).toEqual([3, 3, 3]);
+    });
+
     it('sums contributions over several paths: d/dx (x·x + 3x + x) = 2x + 4', async () => {
       const x = placeholder([4]);
       const y = add(add(mul(x, x), mul(3, x)), x);
