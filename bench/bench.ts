@@ -239,11 +239,13 @@ const ratios: Record<string, number> = {};
 for (const backend of ['onnx', 'wasm'] as const) {
   const n = STEPS;
   const heunVsSgd = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
+  const fusedVsSgd = await sideBySide(backend, () => heun({ lr: 0.01, fused: true }), plain, n);
   const accVsPlain = await sideBySide(backend, accumulateOnly, plain, n);
   ratios[`heun ${backend}`] = heunVsSgd.ratio;
   ratios[`acc ${backend}`] = accVsPlain.ratio;
   const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
   row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
+  row(`  heun fused into one run / sgd step (${backend})`, `${fusedVsSgd.ratio.toFixed(2)}×`, note(fusedVsSgd));
   row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
 }
 row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);

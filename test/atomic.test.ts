@@ -13,6 +13,8 @@ const cases: [string, () => AnyOptimizer][] = [
   ['heun', () => heun({ lr: 0.1 })],
   ['rk4', () => rungeKutta({ tableau: tableaux.rk4, lr: 0.1 })],
   ['adaptive dormandPrince', () => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.5, adaptive: { tol: 1e-3 } })],
+  ['heun fused', () => heun({ lr: 0.1, fused: true })],
+  ['adaptive dormandPrince fused', () => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.5, adaptive: { tol: 1e-3 }, fused: true })],
   ['sam(adam)', () => sam({ inner: adam({ lr: 0.01 }), rho: 0.05 })],
   ['soft batch accumulate(adam, 2)', () => accumulate(adam({ lr: 0.01 }), { steps: 2 })],
 ];
@@ -61,6 +63,40 @@ describe.each(BACKENDS)('atomic steps on %s', (backend) => {
     // And the step still works afterwards.
     const after = await train.step(batch);
     expect(Number.isFinite(after.loss)).toBe(true);
+    s.dispose();
+  });
+});
+
+describe.each(BACKENDS)('a failing retry of an adaptive step on %s', (backend) => {
+  it.each([false, true])('fused %s: rejected tries shrank lr, the failure puts lr and everything else back', async (fused) => {
+    const s = await Session.create({ backend });
+    let calls = 0;
+    let failAt = -1;
+    const original = s.function.bind(s);
+    s.function = ((spec) => {
+      const f = original(spec);
+      const wrapped = (async (values) => {
+        if (calls++ === failAt) throw new Error(`injected failure in call ${failAt}`);
+        return f(values);
+      }) as SessionFunction;
+      return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
+    }) as Session['function'];
+    const p = variable([1, -2]);
+    const loss = mean(mul(mul(p, p), variable([1, 4], { trainable: false })));
+    // lr 5 is far too long: the first step is rejected several times before one is accepted.
+    const stages = tableaux.dormandPrince.b.length;
+    const train = compile(rungeKutta({ tableau: tableaux.dormandPrince, lr: 5, adaptive: { tol: 1e-4 }, fused }), s, { loss, params: [p], inputs: [] });
+    const everything = [...train.params, ...train.stateVariables];
+    const read = async () => Promise.all(everything.map(async (v) => Buffer.from((await s.getValue(v)).data.buffer).toString('hex')));
+    const before = await read();
+    // Fail in the first run of the second try.
+    failAt = calls + (fused ? 1 : stages);
+    await expect(train.step([])).rejects.toThrow('injected failure');
+    expect(await read()).toEqual(before);
+    failAt = -1;
+    const r = await train.step([]);
+    expect(r.rejections).toBeGreaterThanOrEqual(2);
+    expect(r.runs).toBe((fused ? 1 : stages) * (r.rejections! + 1));
     s.dispose();
   });
 });

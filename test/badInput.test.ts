@@ -360,6 +360,11 @@ const CASES: Case[] = [
     error: () => ({ op: `rungeKutta(${tableaux.rk4.name})`, has: ['lr must be a finite number >= 0, got NaN'] }),
   }),
   tc({
+    name: 'rungeKutta: fused not a boolean',
+    bad: () => rungeKutta({ tableau: tableaux.rk4, lr: 0.1, fused: 'yes' as unknown as boolean }),
+    error: () => ({ op: `rungeKutta(${tableaux.rk4.name})`, has: ['fused must be true or false, got yes'] }),
+  }),
+  tc({
     name: 'accumulate: steps 0',
     bad: () => accumulate(adam(), { steps: 0 }),
     error: () => ({ op: 'accumulate', has: ['steps must be an integer >= 1, got 0'] }),

@@ -184,6 +184,65 @@ describe.each(BACKENDS)('Runge–Kutta gradient flow on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('fused Runge–Kutta (every stage in one run) on %s', (backend) => {
+  let s: Session;
+  beforeAll(async () => {
+    s = await Session.create({ backend });
+  });
+  afterAll(() => s.dispose());
+
+  // Bits of a float32 array, to compare results exactly (NaN-safe, −0 ≠ +0).
+  const bits = (xs: ArrayLike<number>) => Array.from(new Uint32Array(Float32Array.from(xs).buffer));
+
+  it('heun fused: one run, the same exact step on the quadratic', async () => {
+    const { p, loss } = quadratic();
+    const train = compile(heun({ lr: 0.25, fused: true }), s, { loss, inputs: [] });
+    expect(train.runsPerStep).toBe(1);
+    // No stage gradient is stored: the state is the step counter only.
+    expect(train.stateVariables.map((v) => v.name)).toEqual([expect.stringMatching(/iterations/)]);
+    const r = await train.step([]);
+    expect(r.runs).toBe(1);
+    expect(r.loss).toBe(8.5);
+    expect(values(await s.getValue(p))).toEqual([0.78125, -1]);
+  });
+
+  it.each(Object.keys(tableaux) as (keyof typeof tableaux)[])('%s fused gives the s-run step’s values, bit for bit, over three steps', async (name) => {
+    const tableau = tableaux[name];
+    const results: { losses: number[]; p: number[] }[] = [];
+    for (const fused of [false, true]) {
+      const { p, loss: quad } = quadratic([0.7, -1.3]);
+      const loss = add(quad, mul(0.25, sum(square(square(p)))));
+      const train = compile(rungeKutta({ tableau, lr: 0.05, fused }), s, { loss, inputs: [] });
+      expect(train.runsPerStep).toBe(fused ? 1 : STAGES[name]);
+      const losses: number[] = [];
+      for (let i = 0; i < 3; i++) losses.push((await train.step([])).loss);
+      results.push({ losses, p: values(await s.getValue(p)) });
+    }
+    expect(bits(results[1]!.losses)).toEqual(bits(results[0]!.losses));
+    expect(bits(results[1]!.p)).toEqual(bits(results[0]!.p));
+    // And the step moved the parameters (the comparison is not vacuous).
+    expect(results[0]!.p).not.toEqual([0.7, -1.3].map(Math.fround));
+  });
+
+  it('adaptive dormandPrince fused: the same rejections, lr and parameters as the 7-run step', async () => {
+    const runs: { rejections: number[]; lrs: number[]; runs: number[]; p: number[] }[] = [];
+    for (const fused of [false, true]) {
+      const { p, loss } = quadratic();
+      const train = compile(rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.5, adaptive: { tol: 1e-4 }, fused }), s, { loss, inputs: [] });
+      const rs = [];
+      for (let i = 0; i < 4; i++) rs.push(await train.step([]));
+      runs.push({ rejections: rs.map((r) => r.rejections!), lrs: rs.map((r) => r.lr!), runs: rs.map((r) => r.runs), p: values(await s.getValue(p)) });
+    }
+    const [multi, one] = runs as [typeof runs[0], typeof runs[0]];
+    expect(multi.rejections[0]).toBeGreaterThanOrEqual(1);
+    expect(one.rejections).toEqual(multi.rejections);
+    expect(bits(one.lrs)).toEqual(bits(multi.lrs));
+    expect(bits(one.p)).toEqual(bits(multi.p));
+    expect(one.runs).toEqual(multi.rejections.map((k) => k + 1));
+    expect(multi.runs).toEqual(multi.rejections.map((k) => 7 * (k + 1)));
+  });
+});
+
 describe('Runge–Kutta settings', () => {
   it('adaptive mode needs an embedded tableau', () => {
     expect(() => rungeKutta({ tableau: tableaux.rk4, lr: 0.1, adaptive: { tol: 1e-4 } })).toThrow(SymflowError);

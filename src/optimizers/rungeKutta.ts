@@ -10,7 +10,7 @@ import { where } from '../graph/ops/where.js';
 import { scalarConstant, variable } from '../graph/sources.js';
 import { substitute } from '../graph/substitute.js';
 import { sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
-import { defineMultiRun, type MultiRunOptimizer, type StepResult } from './compile.js';
+import { defineMultiRun, type MultiRunOptimizer, type Run, type StepResult } from './compile.js';
 import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
 import { type ButcherTableau, checkTableau, tableaux } from './tableaux.js';
 
@@ -31,6 +31,12 @@ export interface RungeKuttaOptions {
   /** The step size of gradient flow. Adaptive mode needs a number (it becomes the controller's first step). */
   lr: LearningRate;
   adaptive?: AdaptiveOptions;
+  /**
+   * Evaluate every stage in ONE session run: a single compiled graph holds the s gradient evaluations (each on the
+   * graph substituted at its stage point), so no stage gradient is stored or copied between runs. Same values as
+   * the s-run step (the same kernels on the same inputs); `runsPerStep` is 1. Default false: one run per stage.
+   */
+  fused?: boolean;
 }
 
 /**
@@ -69,35 +75,33 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   // Errors say which function and which method: `rungeKutta(rk4): lr must be …`.
   const who = `rungeKutta(${name})`;
   const lrOpt = checkLearningRate(who, opts.lr);
+  if (opts.fused !== undefined && typeof opts.fused !== 'boolean') throw new SymflowError(who, `fused must be true or false, got ${String(opts.fused)}`);
   const adaptive = opts.adaptive === undefined ? undefined : checkAdaptive(who, t, lrOpt, opts.adaptive);
   const s = t.b.length;
-  return defineMultiRun(name, (ctx) => {
+  const fused = opts.fused === true;
+  return defineMultiRun(fused ? `${name} (fused)` : name, (ctx) => {
     const { params, grads } = ctx;
-    // Only the stage gradients gⱼ = −kⱼ are stored between runs; the parameters keep p₀ until the last run.
-    const gs = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `g${i + 1}`));
     const iterations = counter(name);
     const lrVar = adaptive ? variable(adaptive.lr, { name: `${name}/lr`, trainable: false }) : undefined;
     const lr = lrVar ?? learningRate(lrOpt, 0, iterations);
-    // p₀ + lr·Σ coef·k over the stored stages and, when given, the current run's gradient.
-    const point = (coefs: readonly number[], i: number, gNow?: Tensor): Tensor => {
-      const ts = terms(coefs, [...gs.map((g) => g[i]!), ...(gNow ? [gNow] : [])], lr);
+    // p₀ + lr·Σ coef·k over the given stage gradients (stage j's for each parameter).
+    const point = (coefs: readonly number[], i: number, stages: readonly (readonly Tensor[])[]): Tensor => {
+      const ts = terms(coefs, stages.map((g) => g[i]!), lr);
       return ts.length === 0 ? params[i]! : addN([params[i]!, ...ts]);
     };
     // Stage r's gradient: the gradient graph with each parameter replaced by its stage point (graph to graph), so
     // evaluating it needs no write of the parameters.
-    const gradsAt = (r: number): readonly Tensor[] => {
+    const gradsAt = (r: number, stages: readonly (readonly Tensor[])[]): readonly Tensor[] => {
       if (r === 0 || t.a[r]!.every((c) => c === 0)) return grads;
-      return substitute(grads, new Map(params.map((p, i) => [p, point(t.a[r]!, i)] as const)));
+      return substitute(grads, new Map(params.map((p, i) => [p, point(t.a[r]!, i, stages)] as const)));
     };
-    const runs = Array.from({ length: s }, (_, r) => {
-      const g = gradsAt(r);
-      const outputs = r === 0 ? [ctx.loss, ...ctx.outputs, lr] : [];
-      if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]) });
-      const next = params.map((_, i) => point(t.b, i, g[i]));
+    // The last run: the new parameters (and, adaptive, the error test that accepts or rejects them).
+    const finish = (outputs: Tensor[], stages: readonly (readonly Tensor[])[]) => {
+      const next = params.map((_, i) => point(t.b, i, stages));
       if (adaptive === undefined) {
         return ctx.run({ outputs, updates: [...params.map((p, i): Update => [p, next[i]!]), [iterations, add(iterations, 1)]] });
       }
-      const err = errorNorm(params, g, gs, lr, t.b.map((b, j) => b - t.bStar![j]!));
+      const err = errorNorm(params, stages, lr, t.b.map((b, j) => b - t.bStar![j]!));
       const accepted = lessEqual(err, adaptive.tol);
       const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
       const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
@@ -108,20 +112,39 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
         outputs: [...outputs, err, accepted],
         updates: [cond(accepted, () => [...params.map((p, i): Update => [p, next[i]!]), ...rejected, [iterations, add(iterations, 1)]], () => rejected)],
       });
-    });
+    };
+    const first = [ctx.loss, ...ctx.outputs, lr];
+    let runs: Run[];
+    let stored: Variable[] = [];
+    if (fused) {
+      // Every stage in one graph: stage r reads the earlier stages' gradient tensors themselves.
+      const stages: (readonly Tensor[])[] = [];
+      for (let r = 0; r < s; r++) stages.push(gradsAt(r, stages));
+      runs = [finish(first, stages)];
+    } else {
+      // Only the stage gradients gⱼ = −kⱼ are stored between runs; the parameters keep p₀ until the last run.
+      const gs = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `g${i + 1}`));
+      stored = gs.flat();
+      runs = Array.from({ length: s }, (_, r) => {
+        const g = gradsAt(r, gs);
+        const outputs = r === 0 ? first : [];
+        if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]) });
+        return finish(outputs, [...gs, g]);
+      });
+    }
     const extra = ctx.outputs.length;
     return {
-      runsPerStep: s,
-      variables: [...gs.flat(), iterations, ...(lrVar ? [lrVar] : [])],
+      runsPerStep: runs.length,
+      variables: [...stored, iterations, ...(lrVar ? [lrVar] : [])],
       async step(batch): Promise<StepResult> {
         let rejections = 0;
         for (;;) {
           const results = [];
           for (const run of runs) results.push(await run(batch));
-          const first = results[0]!;
-          const base: StepResult = { loss: first[0]!.data[0]!, outputs: first.slice(1, 1 + extra), runs: s * (rejections + 1), lr: first[1 + extra]!.data[0]! };
+          const head = results[0]!;
+          const base: StepResult = { loss: head[0]!.data[0]!, outputs: head.slice(1, 1 + extra), runs: runs.length * (rejections + 1), lr: head[1 + extra]!.data[0]! };
           if (adaptive === undefined) return base;
-          const lastOut = results[s - 1]!;
+          const lastOut = results[runs.length - 1]!;
           const errValue = lastOut[lastOut.length - 2]!.data[0]!;
           if (lastOut[lastOut.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
           rejections++;
@@ -134,11 +157,11 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
   });
 }
 
-/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ), the last stage being the current run's. */
-function errorNorm(params: readonly Variable[], gLast: readonly Tensor[], gs: readonly Variable[][], lr: Tensor, e: readonly number[]): Tensor {
+/** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ) over the stages' gradients. */
+function errorNorm(params: readonly Variable[], stages: readonly (readonly Tensor[])[], lr: Tensor, e: readonly number[]): Tensor {
   const count = params.reduce((n, p) => n + sizeOf(p.shape as number[]), 0);
   const squares = params.map((_, i) => {
-    const ts = terms(e, [...gs.map((g) => g[i]!), gLast[i]!], lr);
+    const ts = terms(e, stages.map((g) => g[i]!), lr);
     return ts.length === 0 ? undefined : sum(square(addN(ts)));
   }).filter((x): x is Tensor => x !== undefined);
   if (squares.length === 0) return scalarConstant(0, 'float32');
@@ -157,10 +180,10 @@ function checkAdaptive(name: string, t: ButcherTableau, lr: LearningRate, a: Ada
 }
 
 /**
- * Heun's method: `rungeKutta` with the heun tableau (two runs per step on the same batch). It is the seed's form:
- * p̃ = p − lr·g(p); p ← p̃ − lr/2·(g(p̃) − g(p)).
- * @param opts lr @returns a multi-run optimizer
+ * Heun's method: `rungeKutta` with the heun tableau (two runs per step on the same batch; one with `fused`). It is
+ * the seed's form: p̃ = p − lr·g(p); p ← p̃ − lr/2·(g(p̃) − g(p)).
+ * @param opts lr, fused @returns a multi-run optimizer
  */
-export function heun(opts: { lr: LearningRate }): MultiRunOptimizer {
-  return rungeKutta({ tableau: tableaux.heun, lr: opts?.lr });
+export function heun(opts: { lr: LearningRate; fused?: boolean }): MultiRunOptimizer {
+  return rungeKutta({ tableau: tableaux.heun, lr: opts?.lr, ...(opts?.fused === undefined ? {} : { fused: opts.fused }) });
 }
