@@ -3,7 +3,6 @@ import type { GraphIR, NodeIR } from '../ir.js';
 import { consumers, redirect } from './replace.js';
 import { isZeroScalar } from './reluKernel.js';
 
-
 /**
  * matMul + bias (+ relu) fusion, for backends with a fused kernel (TF.js `fused.matMul`, ONNX `Gemm`):
  * `add(matMul(a, b), bias)` with a rank-1 bias along the last axis becomes one `fusedMatMul`, and a following
