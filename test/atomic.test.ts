@@ -19,6 +19,26 @@ const cases: [string, () => AnyOptimizer][] = [
   ['soft batch accumulate(adam, 2)', () => accumulate(adam({ lr: 0.01 }), { steps: 2 })],
 ];
 
+/**
+ * A session whose functions count their calls: `failAt(n)` makes call n (counted across all of them) throw
+ * instead of running; `failAt(-1)` turns that off.
+ */
+async function failingSession(backend: (typeof BACKENDS)[number]) {
+  const s = await Session.create({ backend });
+  let count = 0;
+  let failing = -1;
+  const original = s.function.bind(s);
+  s.function = ((spec) => {
+    const f = original(spec);
+    const wrapped = (async (values) => {
+      if (count++ === failing) throw new Error(`injected failure in call ${failing}`);
+      return f(values);
+    }) as SessionFunction;
+    return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
+  }) as Session['function'];
+  return { s, calls: () => count, failAt: (n: number) => { failing = n; } };
+}
+
 async function bits(s: Session): Promise<string[]> {
   const out: string[] = [];
   for (const v of s.variables) out.push(`${v.name}=${Buffer.from((await s.getValue(v)).data.buffer).toString('hex')}`);
@@ -27,19 +47,7 @@ async function bits(s: Session): Promise<string[]> {
 
 describe.each(BACKENDS)('atomic steps on %s', (backend) => {
   it.each(cases)('%s: a failure in any run of a step restores the state from before the step', async (_name, make) => {
-    const s = await Session.create({ backend });
-    let calls = 0;
-    let failAt = -1;
-    // Every session function the optimizer compiles counts its calls; the chosen one throws instead of running.
-    const original = s.function.bind(s);
-    s.function = ((spec) => {
-      const f = original(spec);
-      const wrapped = (async (values) => {
-        if (calls++ === failAt) throw new Error(`injected failure in call ${failAt}`);
-        return f(values);
-      }) as SessionFunction;
-      return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
-    }) as Session['function'];
+    const { s, calls, failAt } = await failingSession(backend);
     const x = placeholder([null, 3]);
     const y = placeholder([null], { dtype: 'int32' });
     const loss = mean(sparseSoftmaxCrossEntropy(layers.dense(layers.dense(x, 4, { activation: 'tanh', seed: 5 }), 2, { seed: 6 }), y));
@@ -47,16 +55,17 @@ describe.each(BACKENDS)('atomic steps on %s', (backend) => {
     const batch = [[[0.1, 0.2, 0.3], [1, -1, 0.5], [0, 0.3, -0.2]], [0, 1, 1]];
     await train.step(batch); // warm up: every function compiled, every variable initialised
     // How many calls one step makes now (adaptive steps may differ, so count the next one).
-    const start = calls;
+    const start = calls();
     await train.step(batch);
-    const perStep = calls - start;
+    const perStep = calls() - start;
     expect(perStep).toBeGreaterThanOrEqual(train.runsPerStep);
     for (let k = 0; k < perStep; k++) {
       const before = await bits(s);
       const tensors = s.numTensors();
-      failAt = calls + k;
-      await expect(train.step(batch)).rejects.toThrow(`injected failure in call ${failAt}`);
-      failAt = -1;
+      const n = calls() + k;
+      failAt(n);
+      await expect(train.step(batch)).rejects.toThrow(`injected failure in call ${n}`);
+      failAt(-1);
       expect(await bits(s), `after a failure in run ${k + 1} of ${perStep}`).toEqual(before);
       expect(s.numTensors()).toBe(tensors);
     }
@@ -69,18 +78,7 @@ describe.each(BACKENDS)('atomic steps on %s', (backend) => {
 
 describe.each(BACKENDS)('a failing retry of an adaptive step on %s', (backend) => {
   it.each([false, true])('fused %s: rejected tries shrank lr, the failure puts lr and everything else back', async (fused) => {
-    const s = await Session.create({ backend });
-    let calls = 0;
-    let failAt = -1;
-    const original = s.function.bind(s);
-    s.function = ((spec) => {
-      const f = original(spec);
-      const wrapped = (async (values) => {
-        if (calls++ === failAt) throw new Error(`injected failure in call ${failAt}`);
-        return f(values);
-      }) as SessionFunction;
-      return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
-    }) as Session['function'];
+    const { s, calls, failAt } = await failingSession(backend);
     const p = variable([1, -2]);
     const loss = mean(mul(mul(p, p), variable([1, 4], { trainable: false })));
     // lr 5 is far too long: the first step is rejected several times before one is accepted.
@@ -90,10 +88,10 @@ describe.each(BACKENDS)('a failing retry of an adaptive step on %s', (backend) =
     const read = async () => Promise.all(everything.map(async (v) => Buffer.from((await s.getValue(v)).data.buffer).toString('hex')));
     const before = await read();
     // Fail in the first run of the second try.
-    failAt = calls + (fused ? 1 : stages);
+    failAt(calls() + (fused ? 1 : stages));
     await expect(train.step([])).rejects.toThrow('injected failure');
     expect(await read()).toEqual(before);
-    failAt = -1;
+    failAt(-1);
     const r = await train.step([]);
     expect(r.rejections).toBeGreaterThanOrEqual(2);
     expect(r.runs).toBe((fused ? 1 : stages) * (r.rejections! + 1));
