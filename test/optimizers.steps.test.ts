@@ -162,6 +162,20 @@ describe.each(BACKENDS)('multi-run steps on %s', (backend) => {
     expect(s.numTensors()).toBe(count);
   });
 
+  it('rk4 fused: a failing stage fails the one run; nothing changes, and a harmless batch gives the 4-run result', async () => {
+    const { p, x, loss } = banded(0.6, 0.9);
+    const { train, log } = compileLogged(s, () => compile(rungeKutta({ tableau: tableaux.rk4, lr: 1, fused: true }), s, { loss, inputs: [x] }));
+    expect(train.runsPerStep).toBe(1);
+    const before = await stateBits(s, train);
+    await expect(train.step([FOUR])).rejects.toThrow(/reshape: failed at node/);
+    expect(log).toEqual(['fail']);
+    expect(await stateBits(s, train)).toEqual(before);
+    const r = await train.step([FIVE_ZEROS]);
+    expect(r.runs).toBe(1);
+    expect(r.loss).toBe(0.5);
+    expectClose(values(await s.getValue(p)), [0.375], 1e-6, 0);
+  });
+
   it('rk4: a failure in run 3 leaves parameters and all state bit-identical, and leaks nothing', async () => {
     // L = 0.5·p², k = −p, lr = 1, p0 = 1: stage points 1, 0.5, 0.75, 0.25; only 0.75 lies in (0.6, 0.9).
     const { p, x, loss } = banded(0.6, 0.9);
