@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { availableParallelism } from 'node:os';
 import {
   add, cond, constant, div, gradients, greater, initializers, log, matMul, mean, mul, placeholder, reshape, Session,
   square, sub, sum, SymflowError, type Tensor, variable,
@@ -245,5 +246,31 @@ describe('Session.run keeps a bounded cache of compiled graphs', () => {
     expect((s as unknown as { runCache: Map<string, unknown> }).runCache.size).toBe(64);
     expect((s as unknown as { programs: unknown[] }).programs.length).toBe(64);
     s.dispose();
+  });
+});
+
+describe('Session.create options', () => {
+  it('threads sets the onnx intra-op thread count; training gives the same values with 1 thread as with the default', async () => {
+    const results: number[][] = [];
+    for (const threads of [undefined, 1]) {
+      const s = await Session.create({ backend: 'onnx', ...(threads === undefined ? {} : { threads }) });
+      expect((s as unknown as { backendImpl: { threads: number } }).backendImpl.threads).toBe(threads ?? availableParallelism());
+      const x = placeholder([null, 4]);
+      const w = variable(initializers.randomNormal([4, 3], { seed: 3 }));
+      const loss = mean(square(matMul(x, w)));
+      const [g] = gradients(loss, [w]);
+      const step = s.function({ inputs: [x], outputs: [loss], updates: [[w, sub(w, mul(0.1, g!))]] });
+      const xs = Array.from({ length: 64 }, (_, i) => [Math.sin(i), Math.cos(i), i / 64, 1]);
+      for (let i = 0; i < 5; i++) await step([xs]);
+      results.push(values(await s.getValue(w)));
+      s.dispose();
+    }
+    expectClose(results[1]!, results[0]!, 1e-6, 1e-7);
+  });
+
+  it('refuses a thread count that is not a positive integer, naming the option', async () => {
+    for (const threads of [0, 1.5, -2, Number.NaN]) {
+      await expect(Session.create({ backend: 'onnx', threads })).rejects.toThrow(`Session.create: threads must be an integer from 1 to 1024, got ${threads}`);
+    }
   });
 });

@@ -27,7 +27,7 @@ async function loadTensorflow(): Promise<boolean> {
  * Resolves a backend choice and initialises it. `auto` picks tensorflow (when `@tensorflow/tfjs-node-gpu` or
  * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node), else wasm, else cpu.
  */
-export async function loadBackend(choice: BackendChoice): Promise<KernelBackend> {
+export async function loadBackend(choice: BackendChoice, opts: { threads?: number } = {}): Promise<KernelBackend> {
   const names: BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
   if (choice !== 'auto' && !names.includes(choice)) {
     throw new SymflowError('Session.create', `unknown backend ${JSON.stringify(choice)}; use 'auto', ${names.map((n) => `'${n}'`).join(', ')}`);
@@ -39,7 +39,7 @@ export async function loadBackend(choice: BackendChoice): Promise<KernelBackend>
   let lastError: unknown;
   for (const name of order) {
     try {
-      const backend = await create(name);
+      const backend = await create(name, opts);
       await backend.activate();
       return backend;
     } catch (e) {
@@ -50,10 +50,10 @@ export async function loadBackend(choice: BackendChoice): Promise<KernelBackend>
   throw new SymflowError('Session.create', `backend ${choice} could not be initialised (${lastError instanceof Error ? lastError.message : String(lastError)})`);
 }
 
-async function create(name: BackendName): Promise<KernelBackend> {
+async function create(name: BackendName, opts: { threads?: number }): Promise<KernelBackend> {
   if (name === 'onnx') {
     const { OnnxBackend } = await import('./onnx/backend.js');
-    return new OnnxBackend();
+    return new OnnxBackend(opts.threads === undefined ? {} : { intraOpNumThreads: opts.threads });
   }
   const { TfjsBackend } = await import('./tfjs.js');
   return new TfjsBackend(name);

@@ -20,6 +20,8 @@ export interface SessionOptions {
    * and for checking that they change no result.
    */
   optimize?: boolean;
+  /** Intra-op threads of the onnx backend's runs (default: the number of cores); other backends ignore it. */
+  threads?: number;
 }
 
 export interface FunctionSpec {
@@ -125,7 +127,11 @@ export class Session {
    * @returns the session, once its backend is ready
    */
   static async create(opts: SessionOptions = {}): Promise<Session> {
-    return new Session(await loadBackend(opts.backend ?? 'auto'), opts.optimize ?? true);
+    const threads = opts?.threads;
+    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
+      throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${String(threads)}`);
+    }
+    return new Session(await loadBackend(opts.backend ?? 'auto', threads === undefined ? {} : { threads }), opts.optimize ?? true);
   }
 
   /** The backend that runs this session's kernels. */
