@@ -97,21 +97,10 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     };
     // The last run: the new parameters (and, adaptive, the error test that accepts or rejects them).
     const finish = (outputs: Tensor[], stages: readonly (readonly Tensor[])[]) => {
-      const next = params.map((_, i) => point(t.b, i, stages));
-      if (adaptive === undefined) {
-        return ctx.run({ outputs, updates: [...params.map((p, i): Update => [p, next[i]!]), [iterations, add(iterations, 1)]] });
-      }
-      const err = errorNorm(params, stages, lr, t.b.map((b, j) => b - t.bStar![j]!));
-      const accepted = lessEqual(err, adaptive.tol);
-      const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
-      const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
-      // A NaN error (a diverging step) is rejected and shrinks lr as far as allowed.
-      const factor = where(greaterEqual(err, 0), minimum(adaptive.maxFactor, maximum(adaptive.minFactor, raw)), adaptive.minFactor);
-      const rejected: Update[] = [[lrVar!, mul(lrVar!, factor)]];
-      return ctx.run({
-        outputs: [...outputs, err, accepted],
-        updates: [cond(accepted, () => [...params.map((p, i): Update => [p, next[i]!]), ...rejected, [iterations, add(iterations, 1)]], () => rejected)],
-      });
+      const apply: Update[] = [...params.map((p, i): Update => [p, point(t.b, i, stages)]), [iterations, add(iterations, 1)]];
+      if (adaptive === undefined) return ctx.run({ outputs, updates: apply });
+      const test = errorTest(t, adaptive, lrVar!, errorNorm(params, stages, lr, t.b.map((b, j) => b - t.bStar![j]!)));
+      return ctx.run({ outputs: [...outputs, test.err, test.accepted], updates: [cond(test.accepted, () => [...apply, ...test.rejected], () => test.rejected)] });
     };
     const first = [ctx.loss, ...ctx.outputs, lr];
     let runs: Run[];
@@ -132,29 +121,48 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
         return finish(outputs, [...gs, g]);
       });
     }
-    const extra = ctx.outputs.length;
     return {
       runsPerStep: runs.length,
       variables: [...stored, iterations, ...(lrVar ? [lrVar] : [])],
-      async step(batch): Promise<StepResult> {
-        let rejections = 0;
-        for (;;) {
-          const results = [];
-          for (const run of runs) results.push(await run(batch));
-          const head = results[0]!;
-          const base: StepResult = { loss: head[0]!.data[0]!, outputs: head.slice(1, 1 + extra), runs: runs.length * (rejections + 1), lr: head[1 + extra]!.data[0]! };
-          if (adaptive === undefined) return base;
-          const lastOut = results[runs.length - 1]!;
-          const errValue = lastOut[lastOut.length - 2]!.data[0]!;
-          if (lastOut[lastOut.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
-          rejections++;
-          if (rejections > adaptive.maxRejections) {
-            throw new SymflowError(who, `step rejected ${rejections} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
-          }
-        }
-      },
+      step: stepScript(who, runs, ctx.outputs.length, adaptive),
     };
   });
+}
+
+/**
+ * The adaptive step's test, in the graph: accepted when the error norm is within tol; lr changes either way (the
+ * standard controller, exponent 1/(q + 1) with q the lower order), so `rejected` holds for both outcomes.
+ */
+function errorTest(t: ButcherTableau, adaptive: ReturnType<typeof checkAdaptive>, lrVar: Variable, err: Tensor) {
+  const accepted = lessEqual(err, adaptive.tol);
+  const exponent = 1 / (Math.min(t.order, t.errorOrder ?? t.order - 1) + 1);
+  const raw = mul(adaptive.safety, pow(div(adaptive.tol, err), exponent));
+  // A NaN error (a diverging step) is rejected and shrinks lr as far as allowed.
+  const factor = where(greaterEqual(err, 0), minimum(adaptive.maxFactor, maximum(adaptive.minFactor, raw)), adaptive.minFactor);
+  const rejected: Update[] = [[lrVar, mul(lrVar, factor)]];
+  return { err, accepted, rejected };
+}
+
+/**
+ * The host script of one step: the runs in order, the loss and lr from the first, and for adaptive methods the
+ * verdict from the last, retrying a rejected step (its lr already shrunk) up to maxRejections times.
+ */
+function stepScript(who: string, runs: readonly Run[], extra: number, adaptive: ReturnType<typeof checkAdaptive> | undefined) {
+  return async (batch: Parameters<Run>[0]): Promise<StepResult> => {
+    for (let rejections = 0; ; rejections++) {
+      const results = [];
+      for (const run of runs) results.push(await run(batch));
+      const head = results[0]!;
+      const base: StepResult = { loss: head[0]!.data[0]!, outputs: head.slice(1, 1 + extra), runs: runs.length * (rejections + 1), lr: head[1 + extra]!.data[0]! };
+      if (adaptive === undefined) return base;
+      const last = results[runs.length - 1]!;
+      const errValue = last[last.length - 2]!.data[0]!;
+      if (last[last.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
+      if (rejections + 1 > adaptive.maxRejections) {
+        throw new SymflowError(who, `step rejected ${rejections + 1} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
+      }
+    }
+  };
 }
 
 /** RMS over all parameter elements of lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ) over the stages' gradients. */
