@@ -4,6 +4,20 @@ import type { HostTensor } from '../src/index.js';
 /** The kernel backends every suite runs on. */
 export const BACKENDS = ['cpu', 'wasm', 'onnx'] as const;
 
+/** The raw bytes of a host value: bit-for-bit comparison (NaN- and −0-exact). */
+export function bits(t: HostTensor): number[] {
+  return Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
+}
+
+/** A seeded uniform generator in [0, 1) (LCG), so the data is the same on every backend and run. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0;
+  return () => {
+    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
+    return s / 2 ** 32;
+  };
+}
+
 /** Plain numbers of a host tensor. */
 export function values(t: HostTensor): number[] {
   return Array.from(t.data);

@@ -1,18 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accumulate, adam, compile, sam, type HostTensor, matMul, mean, type Optimizer, placeholder, rmsprop, Session, sgd, square,
+  accumulate, adam, compile, sam, matMul, mean, type Optimizer, placeholder, rmsprop, Session, sgd, square,
   sub, SymflowError, type TrainStep, type Variable, variable,
 } from '../src/index.js';
-import { BACKENDS, expectClose, values } from './helpers.js';
-
-/** A seeded uniform generator in [0, 1) (LCG), so the data is the same on every backend and run. */
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
+import { BACKENDS, bits, expectClose, rng, values } from './helpers.js';
 
 const ROWS = 16;
 const MINI = 4;
@@ -29,11 +20,6 @@ function regression() {
   const y = placeholder([null, 1], { name: 'y' });
   const loss = mean(square(sub(matMul(x, w), y)));
   return { w, x, y, loss };
-}
-
-/** The raw bytes of a host value: bit-for-bit comparison (NaN- and −0-exact). */
-function bits(t: HostTensor): number[] {
-  return Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 }
 
 /** Vector-relative closeness: max|actual − expected| ≤ rtol·max|expected| (float32 sums in another order). */

@@ -1,21 +1,16 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accumulate, adam, add, compile, cond, constant, greater, heun, type HostTensor, less, logicalAnd, matMul, mul, placeholder,
+  accumulate, adam, add, compile, cond, constant, greater, heun, less, logicalAnd, matMul, mul, placeholder,
   reshape, rungeKutta, sam, Session, type SessionFunction, sgd, square, sub, sum, SymflowError, tableaux, type TrainStep,
   type Variable, variable,
 } from '../src/index.js';
-import { BACKENDS, expectClose, values } from './helpers.js';
+import { BACKENDS, bits, expectClose, values } from './helpers.js';
 
 /** L = 0.5·Σ a·p² with a = [1, 4]. */
 function quadratic(init: number[]) {
   const p = variable(init, { name: 'p' });
   const loss = mul(0.5, sum(mul(constant([1, 4]), square(p))));
   return { p, loss };
-}
-
-/** The raw bytes of a host value: bit-for-bit comparison. */
-function bits(t: HostTensor): number[] {
-  return Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
 }
 
 /** Every parameter and state variable of a train step, bit-for-bit (reading also initialises them). */

@@ -4,21 +4,13 @@ import {
 } from 'rxjs';
 import {
   abs, accumulate, adam, add, type AnyOptimizer, type Batch, compile, earlyStopping, epochOrder, type EpochEvent, fit,
-  heun, type HostTensor, matMul, mean, placeholder, type PullSource, rungeKutta, Session, sgd, type SkippedEvent, square,
+  heun, matMul, mean, placeholder, type PullSource, rungeKutta, Session, sgd, type SkippedEvent, square,
   type StepEvent, sub, SymflowError, tableaux, type TrainEvent, type TrainStep, type Variable, variable,
 } from '../src/index.js';
-import { BACKENDS, expectClose } from './helpers.js';
+import { BACKENDS, bits, expectClose, rng } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Data: 10 training rows and 7 validation rows of a noisy linear function, the same on every backend and run.
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (Math.imul(s, 1664525) + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 const r = rng(987654321);
 const makeRows = (n: number): [number[][], number[][]] => {
@@ -34,11 +26,6 @@ const gather = (idx: ArrayLike<number>, xs = X, ys = Y): Batch => [Array.from(id
 
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers.
-
-/** The raw bytes of a host value: bit-for-bit comparison (NaN- and −0-exact). */
-function bits(t: HostTensor): number[] {
-  return Array.from(new Uint8Array(t.data.buffer, t.data.byteOffset, t.data.byteLength));
-}
 
 const isStep = (e: TrainEvent): e is StepEvent => e.type === 'step';
 const isEpoch = (e: TrainEvent): e is EpochEvent => e.type === 'epoch';

@@ -9,29 +9,21 @@ type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: read
 const attrs = (n: NodeIR) => n.attrs as Record<string, never>;
 const simple = (opType: string): Lowering => (b, xs, _n, _i, out) => { b.node(opType, xs, {}, out); };
 
-/** Reduction axes along which `x` was broadcast to reach `like`, found at run time from the real shapes. */
+/**
+ * Sums `x` down to the shape of `like` over the axes along which it was broadcast. Which axes is known at compile
+ * time whenever `like`'s shape is, except where `like` has 1 and `x` an unknown dim: a bias gradient
+ * ([null, n] → [n]) is one static ReduceSum; the rest is found at run time from the real shapes.
+ */
 function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: NodeIR, out: string): void {
   const lead = xn.shape.length - ln.shape.length;
-  if (isFullyKnown(xn.shape) && isFullyKnown(ln.shape)) {
+  const known = isFullyKnown(ln.shape) && ln.shape.every((l, i) => l !== 1 || xn.shape[i + lead] !== null);
+  if (known) {
     const axes = xn.shape.flatMap((d, i) => (i < lead || (ln.shape[i - lead] === 1 && d !== 1) ? [i] : []));
     if (axes.length === 0) b.node('Identity', [x], {}, out);
     else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], {}, out);
     return;
   }
   const x1 = lead > 0 ? b.node('ReduceSum', [x, b.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 }) : x;
-  // Which trailing axes to sum is usually known even with an unknown batch dim (a bias gradient: [null, n] → [n]):
-  // an axis is summed when the target has 1 there and the value does not; only unknown dims need a run-time test.
-  const summed = ln.shape.map((l, i) => {
-    const d = xn.shape[i + lead];
-    if (l !== null && l !== 1) return false;
-    return l === null || d === null ? undefined : d !== 1;
-  });
-  if (summed.every((s) => s !== undefined)) {
-    const axes = summed.flatMap((s, i) => (s ? [i] : []));
-    if (axes.length === 0) b.node('Identity', [x1], {}, out);
-    else b.node('ReduceSum', [x1, b.ints(axes)], { keepdims: 1 }, out);
-    return;
-  }
   const xs = b.node('Shape', [x1]);
   const ls = b.node('Shape', [like]);
   const one = b.ints([1]);
