@@ -36,6 +36,18 @@ export class TfjsBackend implements KernelBackend {
     return tf.getBackend() === this.tfName;
   }
 
+  /**
+   * Makes this backend TF.js's active one now, synchronously. TF.js has ONE global engine: a session whose calls
+   * interleave with another backend's session switches back before each of its own operations (a switch to an
+   * initialised backend is synchronous), so its kernels never run on the other backend.
+   */
+  use(): void {
+    if (tf.getBackend() === this.tfName) return;
+    if (tf.findBackend(this.tfName) === null) throw new Error(`TF.js backend '${this.tfName}' is not initialised`);
+    void tf.setBackend(this.tfName);
+    if (tf.getBackend() !== this.tfName) throw new Error(`TF.js backend '${this.tfName}' could not be made active`);
+  }
+
   kernelFor(node: KernelNode): Kernel {
     const kernel = tfKernelFor(node, {
       hasSegmentSum: tf.getKernel('UnsortedSegmentSum', this.tfName) !== undefined,
@@ -44,18 +56,21 @@ export class TfjsBackend implements KernelBackend {
   }
 
   upload(value: HostTensor): DeviceTensor {
+    this.use();
     // The cpu backend keeps the array it is given: copy, so later changes to the caller's array cannot leak in.
     const data = this.name === 'cpu' ? value.data.slice() : value.data;
     return asDevice(tf.tensor(data, value.shape, value.dtype));
   }
 
   download(t: DeviceTensor): HostTensor {
+    this.use();
     const x = asTf(t);
     const data = x.dataSync() as Float32Array | Int32Array | Uint8Array;
     return { shape: [...x.shape], dtype: x.dtype as HostTensor['dtype'], data: data.slice() };
   }
 
   alias(t: DeviceTensor): DeviceTensor {
+    this.use();
     return asDevice(alias(asTf(t)));
   }
 
@@ -68,6 +83,7 @@ export class TfjsBackend implements KernelBackend {
   }
 
   readBool(t: DeviceTensor): boolean {
+    this.use();
     return asTf(t).dataSync()[0] !== 0;
   }
 

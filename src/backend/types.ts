@@ -6,6 +6,11 @@ import type { Attrs, DType, Shape } from '../graph/tensor.js';
 /** Names of the kernel backends a session can run on. */
 export type BackendName = 'onnx' | 'wasm' | 'cpu' | 'tensorflow';
 
+/** Severities of onnxruntime's logger, most verbose first (its own names). */
+export const ONNX_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;
+/** The least severe onnxruntime log line the onnx backend lets through to stderr. */
+export type OnnxLogLevel = (typeof ONNX_LOG_LEVELS)[number];
+
 /** An opaque handle to a tensor living on a backend. Only the backend looks inside. */
 export interface DeviceTensor {
   readonly __deviceTensor: unique symbol;
@@ -32,6 +37,8 @@ export interface KernelBackend {
   /** Makes this backend the active one (TF.js has one global engine). */
   activate(): Promise<void>;
   isActive(): boolean;
+  /** Makes this backend the active one now, synchronously (before a call's kernels run); a no-op where nothing is global. */
+  use(): void;
   kernelFor(node: KernelNode): Kernel;
   upload(value: HostTensor): DeviceTensor;
   /** Copies a tensor's value to the host (the caller owns the result). */

@@ -159,33 +159,45 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     if (!Array.isArray(values) || values.length !== inputs.length) {
       throw new SymflowError('TrainStep.step', `expected ${inputs.length} value(s) (${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${Array.isArray(values) ? values.length : typeof values}`);
     }
-    const made: DeviceValue[] = [];
-    try {
-      const batch = values.map((v, i) => {
-        if (v instanceof DeviceValue) return v;
-        const d = session.upload(inputs[i]!, v);
-        made.push(d);
-        return d;
-      });
-      if (!atomic) return await program.step(batch);
-      const snap = session.snapshot(everything);
+    // The whole step — its runs, its snapshot and any rollback — is one transaction of the session: calls issued
+    // meanwhile (a setValue, a save, another fit's step) take effect before or after it, never in between.
+    return session.transaction(async () => {
+      const made: DeviceValue[] = [];
       try {
-        return await program.step(batch);
+        const batch = values.map((v, i) => {
+          if (v instanceof DeviceValue) return v;
+          const d = session.upload(inputs[i]!, v);
+          made.push(d);
+          return d;
+        });
+        if (!atomic) return await program.step(batch);
+        const snap = session.snapshot(everything);
+        try {
+          return await program.step(batch);
+        } catch (e) {
+          if (session.isDisposed) throw disposedDuringStep(e);
+          snap.restore();
+          throw e;
+        } finally {
+          snap.dispose();
+        }
       } catch (e) {
-        snap.restore();
-        throw e;
+        throw session.isDisposed ? disposedDuringStep(e) : e;
       } finally {
-        snap.dispose();
+        for (const d of made) d.dispose();
       }
-    } finally {
-      for (const d of made) d.dispose();
-    }
+    });
   }
 
   return Object.freeze({
     session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step,
     flush: async () => (flushRun ? flushRun() : false),
   });
+}
+
+function disposedDuringStep(e: unknown): SymflowError {
+  if (e instanceof SymflowError && e.message.includes('disposed during the step')) return e;
+  return new SymflowError('TrainStep.step', 'the session was disposed during the step; nothing of the step was applied');
 }
 
 function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {

@@ -138,6 +138,8 @@ export async function executeProgram(session: Session, fn: CompiledFunction, val
     }
   }
   const results = await fn.program!.run(fn.programInputs.map((src) => bySlot.get(src.slot)!));
+  // The session was disposed while the run was in flight: its results are dropped, nothing is applied.
+  if (session.isDisposed) throw new SymflowError(fn.who, 'the session was disposed during the call; nothing was applied');
   // Every value is read before anything is committed: a source result is the state before the call.
   const computed = new Map(fn.programResults.map((slot, k) => [slot, results[k]]));
   const valueOf = (slot: number) => (computed.has(slot) ? computed.get(slot) : bySlot.get(slot));

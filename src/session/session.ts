@@ -1,4 +1,5 @@
-import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend } from '../backend/index.js';
+import { AsyncLocalStorage } from 'node:async_hooks';
+import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend, type OnnxLogLevel } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
 import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
@@ -22,6 +23,12 @@ export interface SessionOptions {
   optimize?: boolean;
   /** Intra-op threads of the onnx backend's runs (default: the number of cores); other backends ignore it. */
   threads?: number;
+  /**
+   * onnxruntime's own log lines (`[E:onnxruntime:…]`) on stderr at this severity and above: `'verbose'`, `'info'`,
+   * `'warning'`, `'error'` or `'fatal'` (default: a failed run is already an error carrying onnxruntime's message).
+   * Other backends ignore it.
+   */
+  onnxLogs?: OnnxLogLevel;
 }
 
 export interface FunctionSpec {
@@ -50,6 +57,7 @@ export class DeviceValue {
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
+    this.session.forget(this);
     this.session.backendImpl.dispose(this.tensor);
   }
 }
@@ -60,9 +68,13 @@ export class Snapshot {
   /** @internal */
   constructor(private readonly session: Session, private readonly held: Map<Variable, DeviceTensor>) {}
 
-  /** Puts every remembered value back (the snapshot stays usable until disposed). */
+  /**
+   * Puts every remembered value back (the snapshot stays usable until disposed). Like `snapshot`, call it inside a
+   * `session.transaction` (or with no call in flight), so it never lands in the middle of another call.
+   */
   restore(): void {
     if (this.disposed) throw new SymflowError('Snapshot.restore', 'the snapshot is disposed');
+    this.session.checkQuiet('Snapshot.restore');
     const backend = this.session.backendImpl;
     for (const [v, t] of this.held) {
       const current = this.session.store.get(v);
@@ -71,15 +83,26 @@ export class Snapshot {
     }
   }
 
-  /** Releases the remembered values. */
+  /** Releases the remembered values (also after the session is disposed: they are backend tensors of their own). */
   dispose(): void {
     if (this.disposed) return;
     this.disposed = true;
-    if (this.session.isDisposed) return;
+    this.session.forget(this);
     for (const t of this.held.values()) this.session.backendImpl.dispose(t);
     this.held.clear();
   }
 }
+
+/**
+ * The transaction an async context runs in. A call of a session made inside one of its transactions runs right
+ * there (it is part of it); a call from anywhere else waits in the session's queue until the transaction ends.
+ */
+interface Transaction {
+  readonly session: Session;
+  open: boolean;
+}
+
+const currentTransaction = new AsyncLocalStorage<Transaction>();
 
 /** What a session function accepts per input. */
 export type FeedValue = Value | DeviceValue;
@@ -94,6 +117,11 @@ export interface SessionFunction {
   readonly outputs: readonly Tensor[];
   /** Kernels the function can run (both branches of every cond counted). */
   readonly kernelCount: number;
+  /**
+   * Releases what the function holds (its compiled program — an onnxruntime session on onnx — and its constants),
+   * after the calls issued before it; later calls are refused.
+   */
+  dispose(): Promise<void>;
 }
 
 export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
@@ -131,7 +159,7 @@ export class Session {
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
       throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${String(threads)}`);
     }
-    return new Session(await loadBackend(opts.backend ?? 'auto', threads === undefined ? {} : { threads }), opts.optimize ?? true);
+    return new Session(await loadBackend(opts.backend ?? 'auto', { threads, onnxLogs: opts.onnxLogs }), opts.optimize ?? true);
   }
 
   /** The backend that runs this session's kernels. */
@@ -148,8 +176,17 @@ export class Session {
   function(spec: FunctionSpec): SessionFunction {
     this.checkAlive('session.function');
     const compiled = this.track(compileFunction(spec, this.backendImpl, 'session.function', this.optimizeGraphs));
-    const f = ((values: readonly FeedValue[] = []) => this.call(compiled, values)) as SessionFunction;
-    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount });
+    let disposed = false;
+    const f = ((values: readonly FeedValue[] = []) => {
+      if (disposed) return Promise.reject(new SymflowError(compiled.who, 'the function is disposed'));
+      return this.call(compiled, values);
+    }) as SessionFunction;
+    const dispose = (): Promise<void> => {
+      if (disposed || this.disposed) return Promise.resolve();
+      disposed = true;
+      return this.exclusive(() => this.release(compiled));
+    };
+    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose });
   }
 
   /**
@@ -192,7 +229,9 @@ export class Session {
   upload(like: Tensor, value: Value): DeviceValue {
     this.checkAlive('Session.upload');
     const host = toHostTensor(`feed '${like.name}'`, value, like.dtype, like.shape);
-    return new DeviceValue(this, this.backendImpl.upload(host), host.shape, host.dtype);
+    const d = new DeviceValue(this, this.backendImpl.upload(host), host.shape, host.dtype);
+    this.live.add(d);
+    return d;
   }
 
   /**
@@ -233,24 +272,104 @@ export class Session {
    */
   snapshot(variables: readonly Variable[]): Snapshot {
     this.checkAlive('Session.snapshot');
+    this.checkQuiet('Session.snapshot');
     const held = new Map<Variable, DeviceTensor>();
     for (const v of new Set(variables)) held.set(v, this.backendImpl.alias(this.variableTensor(v)));
-    return new Snapshot(this, held);
+    const snap = new Snapshot(this, held);
+    this.live.add(snap);
+    return snap;
   }
 
-  /** Frees every tensor the session holds; later calls are refused. */
-  dispose(): void {
-    if (this.disposed) return;
+  /**
+   * Runs `fn` as ONE transaction in the session's call order: it starts when every call issued before it has
+   * finished, the session's calls made inside it (also through a `TrainStep`) run in it, and calls issued from
+   * anywhere else meanwhile wait until it ends. A training step is one transaction; so is `fit`'s step with its
+   * non-finite check. Don't await, inside `fn`, a call issued outside it after it started: that call waits for `fn`.
+   * ```ts
+   * await session.transaction(async () => {
+   *   const snap = session.snapshot(session.variables);
+   *   try { await step([xs, ys]); } catch (e) { snap.restore(); throw e; } finally { snap.dispose(); }
+   * });
+   * ```
+   * @param fn the work @returns what `fn` returns
+   */
+  transaction<T>(fn: () => Promise<T> | T): Promise<T> {
+    this.checkAlive('Session.transaction');
+    if (typeof fn !== 'function') throw new SymflowError('Session.transaction', `fn must be a function, got ${typeof fn}`);
+    return this.exclusive(async () => {
+      this.checkAlive('Session.transaction');
+      return fn();
+    });
+  }
+
+  /** @internal Whether the caller runs inside one of this session's open transactions. */
+  get inTransaction(): boolean {
+    const t = currentTransaction.getStore();
+    return t !== undefined && t.open && t.session === this;
+  }
+
+  /**
+   * Frees every tensor the session holds — variables, constants, uploaded batches, snapshots — and refuses later
+   * calls. A step in flight fails at its next run with an error saying the session was disposed, and applies
+   * nothing; a backend run in flight finishes first and its results are dropped. Resolves when all is released.
+   */
+  dispose(): Promise<void> {
+    if (this.disposed) return this.released;
     this.disposed = true;
+    for (const d of [...this.live]) d.dispose();
     for (const t of [...this.store.values(), ...this.constants.values()]) this.backendImpl.dispose(t);
     this.store.clear();
     this.constants.clear();
+    this.constantUsers.clear();
     this.runCache.clear();
-    for (const p of this.programs) void p.dispose();
-    this.programs.length = 0;
+    const programs = this.programs.splice(0);
+    this.released = this.running.then(() => Promise.all(programs.map((p) => p.dispose()))).then(() => undefined, () => undefined);
+    return this.released;
+  }
+
+  private released: Promise<void> = Promise.resolve();
+  /** The backend run in flight (onnx runs are asynchronous): `dispose` releases programs after it. */
+  private running: Promise<unknown> = Promise.resolve();
+  /** Uploaded batches and snapshots not yet disposed: the session frees them when it is disposed. */
+  private readonly live = new Set<{ dispose(): void }>();
+  /** How many compiled functions use each constant (by node id): a constant is freed with its last user. */
+  private readonly constantUsers = new Map<number, number>();
+
+  /** @internal */
+  forget(x: { dispose(): void }): void {
+    this.live.delete(x);
+  }
+
+  /** @internal Refuses work that must not land in the middle of a call (snapshots taken outside a transaction). */
+  checkQuiet(who: string): void {
+    if (this.pending > 0 && !this.inTransaction) {
+      throw new SymflowError(who, 'calls of this session are in flight; do this inside session.transaction(…) so it sees the state between calls');
+    }
   }
 
   private readonly programs: GraphProgram[] = [];
+
+  /** Releases a compiled function's program and its share of the constants (in call order). */
+  private async release(compiled: CompiledFunction): Promise<void> {
+    for (const src of compiled.sources) {
+      if (src.kind !== 'constant') continue;
+      const id = src.node.id;
+      const users = (this.constantUsers.get(id) ?? 1) - 1;
+      if (users > 0) {
+        this.constantUsers.set(id, users);
+        continue;
+      }
+      this.constantUsers.delete(id);
+      const t = this.constants.get(id);
+      this.constants.delete(id);
+      if (t !== undefined) this.backendImpl.dispose(t);
+    }
+    const program = compiled.program;
+    if (program === undefined) return;
+    const i = this.programs.indexOf(program);
+    if (i >= 0) this.programs.splice(i, 1);
+    await program.dispose();
+  }
 
   /**
    * `run` keeps at most RUN_CACHE compiled graphs (each holds an onnxruntime session on onnx); the least recently
@@ -260,10 +379,7 @@ export class Session {
     while (this.runCache.size > RUN_CACHE) {
       const [key, old] = this.runCache.entries().next().value as [string, CompiledFunction];
       this.runCache.delete(key);
-      const program = old.program;
-      if (program === undefined) continue;
-      this.programs.splice(this.programs.indexOf(program), 1);
-      void this.exclusive(() => program.dispose());
+      void this.exclusive(() => this.release(old));
     }
   }
   private writes: Promise<unknown> = Promise.resolve();
@@ -272,6 +388,9 @@ export class Session {
 
   private track(compiled: CompiledFunction): CompiledFunction {
     if (compiled.program) this.programs.push(compiled.program);
+    for (const src of compiled.sources) {
+      if (src.kind === 'constant') this.constantUsers.set(src.node.id, (this.constantUsers.get(src.node.id) ?? 0) + 1);
+    }
     for (const src of compiled.sources) if (src.kind === 'variable') this.know(src.tensor);
     for (const u of compiled.updates) this.know(u.variable);
     return compiled;
@@ -353,9 +472,23 @@ export class Session {
     });
   }
 
-  /** Runs `fn` in the session's call order, so it never sees (or tears) a call in progress. */
-  private exclusive<T>(fn: () => Promise<T>): Promise<T> {
-    const result = this.queue.then(fn, fn);
+  /**
+   * Runs `fn` in the session's call order, so it never sees (or tears) a call in progress. Inside an open
+   * transaction of this session, `fn` is part of it and runs at once.
+   */
+  private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+    if (this.inTransaction) return (async () => fn())();
+    this.pending++;
+    const txn: Transaction = { session: this, open: true };
+    const run = () => currentTransaction.run(txn, async () => {
+      try {
+        return await fn();
+      } finally {
+        txn.open = false;
+        this.pending--;
+      }
+    });
+    const result = this.queue.then(run, run);
     this.queue = result.catch(() => undefined);
     return result;
   }
@@ -392,16 +525,22 @@ export class Session {
   }
 
   private queue: Promise<unknown> = Promise.resolve();
+  /** Transactions queued or running. */
+  private pending = 0;
 
   /** Calls run one at a time, in order: each sees the state the previous one left (an async backend could interleave). */
   private call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
-    const run = async () => {
+    return this.exclusive(() => {
       this.checkAlive(compiled.who);
-      if (!this.backendImpl.isActive()) await this.backendImpl.activate();
-      this.checkAlive(compiled.who);
-      return compiled.program ? executeProgram(this, compiled, values) : execute(this, compiled, values);
-    };
-    return this.exclusive(run);
+      if (compiled.program === undefined) {
+        // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
+        this.backendImpl.use();
+        return execute(this, compiled, values);
+      }
+      const run = executeProgram(this, compiled, values);
+      this.running = run.catch(() => undefined);
+      return run;
+    });
   }
 
   private checkAlive(who: string): void {

@@ -172,16 +172,19 @@ type Timed = StepResult & { ms: number };
 
 /** Runs a step; a non-finite loss undoes it (the values before it are held without copying). */
 async function guardedStep(trainStep: TrainStep, batch: Batch, variables: Parameters<TrainStep['session']['snapshot']>[0]): Promise<Timed> {
-  const snap = trainStep.session.snapshot(variables);
-  try {
-    const t = performance.now();
-    const result = await trainStep.step(batch);
-    const ms = performance.now() - t;
-    if (!Number.isFinite(result.loss)) snap.restore();
-    return { ...result, ms };
-  } finally {
-    snap.dispose();
-  }
+  // One transaction: an undo only ever undoes this step, never what another caller did meanwhile.
+  return trainStep.session.transaction(async () => {
+    const snap = trainStep.session.snapshot(variables);
+    try {
+      const t = performance.now();
+      const result = await trainStep.step(batch);
+      const ms = performance.now() - t;
+      if (!Number.isFinite(result.loss)) snap.restore();
+      return { ...result, ms };
+    } finally {
+      snap.dispose();
+    }
+  });
 }
 
 function stepEvent(epoch: number, step: number, batch: number, r: Timed): StepEvent {

@@ -4,7 +4,7 @@ import { SymflowError } from '../../graph/errors.js';
 import { sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import type { Block } from '../../session/plan.js';
-import type { DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, ProgramSpec } from '../types.js';
+import { type DeviceTensor, type GraphProgram, type Kernel, type KernelBackend, type KernelNode, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramSpec } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
 
@@ -14,7 +14,13 @@ const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
 export interface OnnxOptions {
   /** Threads for one op (default: the number of cores). */
   intraOpNumThreads?: number;
+  /**
+   * onnxruntime's own log lines on stderr at this severity and above (default `fatal`): a failing run is already a
+   * `SymflowError` carrying onnxruntime's message, so its `[E:onnxruntime:…]` line would only say it twice.
+   */
+  logs?: OnnxLogLevel;
 }
+
 
 /**
  * A compiled native CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic
@@ -25,9 +31,11 @@ export class OnnxBackend implements KernelBackend {
   readonly name = 'onnx' as const;
   readonly fusedMatMul = true;
   private readonly threads: number;
+  private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
 
   constructor(opts: OnnxOptions = {}) {
     this.threads = opts.intraOpNumThreads ?? availableParallelism();
+    this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
   }
 
   async activate(): Promise<void> {}
@@ -35,6 +43,8 @@ export class OnnxBackend implements KernelBackend {
   isActive(): boolean {
     return true;
   }
+
+  use(): void {}
 
   kernelFor(node: KernelNode): Kernel {
     if (!hasLowering(node.op)) throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx`);
@@ -91,7 +101,7 @@ export class OnnxBackend implements KernelBackend {
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-      logSeverityLevel: 3,
+      logSeverityLevel: this.logSeverityLevel,
       // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
       // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
       // the next model (heun measured 6.9× an sgd step that way).
