@@ -15,7 +15,7 @@ export * from './graph/ops/index.js';
 export { gradients, type GradientsOptions } from './graph/gradients.js';
 export { cond, type CondUpdate, type Update, type UpdatePair } from './graph/cond.js';
 export { Session, DeviceValue, Snapshot, type SessionOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
-export type { BackendChoice, BackendName } from './backend/index.js';
+export type { BackendChoice, BackendName, OnnxLogLevel } from './backend/index.js';
 export { toJSON, fromJSON, type GraphJSON, type GraphFromJSON, type FromJSONOptions } from './graph/serialize.js';
 export { layers, type DenseOptions, type DenseLayer, type Activation } from './graph/layers.js';
 export { variablesOf } from './graph/traverse.js';

@@ -1,7 +1,7 @@
 import { SymflowError } from '../graph/errors.js';
-import type { BackendName, KernelBackend } from './types.js';
+import { type BackendName, type KernelBackend, ONNX_LOG_LEVELS, type OnnxLogLevel } from './types.js';
 
-export type { BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, ProgramSpec } from './types.js';
+export type { BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, OnnxLogLevel, ProgramSpec } from './types.js';
 
 /** What `Session.create` accepts: a backend name, or `auto` for the best one available here. */
 export type BackendChoice = 'auto' | BackendName;
@@ -23,14 +23,23 @@ async function loadTensorflow(): Promise<boolean> {
   return false;
 }
 
+/** What the backends take from `Session.create` besides the backend's name. */
+export interface BackendOptions {
+  threads?: number;
+  onnxLogs?: OnnxLogLevel;
+}
+
 /**
  * Resolves a backend choice and initialises it. `auto` picks tensorflow (when `@tensorflow/tfjs-node-gpu` or
- * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node), else wasm, else cpu.
+ * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node, an optional dependency), else wasm, else cpu.
  */
-export async function loadBackend(choice: BackendChoice, opts: { threads?: number } = {}): Promise<KernelBackend> {
+export async function loadBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<KernelBackend> {
   const names: BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
   if (choice !== 'auto' && !names.includes(choice)) {
     throw new SymflowError('Session.create', `unknown backend ${JSON.stringify(choice)}; use 'auto', ${names.map((n) => `'${n}'`).join(', ')}`);
+  }
+  if (opts.onnxLogs !== undefined && !ONNX_LOG_LEVELS.includes(opts.onnxLogs)) {
+    throw new SymflowError('Session.create', `onnxLogs must be one of ${ONNX_LOG_LEVELS.map((l) => `'${l}'`).join(', ')}, got ${JSON.stringify(opts.onnxLogs)}`);
   }
   if (choice === 'tensorflow' && !(await loadTensorflow())) {
     throw new SymflowError('Session.create', "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (same version as @tensorflow/tfjs-core), which could not be imported");
@@ -50,11 +59,24 @@ export async function loadBackend(choice: BackendChoice, opts: { threads?: numbe
   throw new SymflowError('Session.create', `backend ${choice} could not be initialised (${lastError instanceof Error ? lastError.message : String(lastError)})`);
 }
 
-async function create(name: BackendName, opts: { threads?: number }): Promise<KernelBackend> {
+async function create(name: BackendName, opts: BackendOptions): Promise<KernelBackend> {
   if (name === 'onnx') {
-    const { OnnxBackend } = await import('./onnx/backend.js');
-    return new OnnxBackend(opts.threads === undefined ? {} : { intraOpNumThreads: opts.threads });
+    const { OnnxBackend } = await import('./onnx/backend.js').catch(missingOnnxruntime);
+    return new OnnxBackend({
+      ...(opts.threads === undefined ? {} : { intraOpNumThreads: opts.threads }),
+      ...(opts.onnxLogs === undefined ? {} : { logs: opts.onnxLogs }),
+    });
   }
   const { TfjsBackend } = await import('./tfjs.js');
   return new TfjsBackend(name);
+}
+
+// onnxruntime-node is an optional dependency: npm drops it when its install script fails (the script downloads CUDA
+// libraries from outside the npm registry), and the CPU build it ships would have worked.
+function missingOnnxruntime(e: unknown): never {
+  const code = (e as { code?: unknown } | null)?.code;
+  if (code === 'ERR_MODULE_NOT_FOUND' && /onnxruntime-node/.test(String((e as Error).message))) {
+    throw new Error("onnxruntime-node is not installed (npm drops this optional dependency when its install script fails); install it with: ONNXRUNTIME_NODE_INSTALL=skip npm install");
+  }
+  throw e;
 }

@@ -21,7 +21,6 @@ export interface OnnxOptions {
   logs?: OnnxLogLevel;
 }
 
-
 /**
  * A compiled native CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic
  * gradient, updates, and lazy `cond` as ONNX `If`) run by onnxruntime-node. Variables live in host buffers owned
