@@ -51,6 +51,7 @@ export class TfjsBackend implements KernelBackend {
   kernelFor(node: KernelNode): Kernel {
     const kernel = tfKernelFor(node, {
       hasSegmentSum: tf.getKernel('UnsortedSegmentSum', this.tfName) !== undefined,
+      backend: this.name as 'cpu' | 'wasm' | 'tensorflow',
     }, this.name);
     return kernel as unknown as Kernel;
   }
@@ -66,7 +67,9 @@ export class TfjsBackend implements KernelBackend {
     this.use();
     const x = asTf(t);
     const data = x.dataSync() as Float32Array | Int32Array | Uint8Array;
-    return { shape: [...x.shape], dtype: x.dtype as HostTensor['dtype'], data: data.slice() };
+    // TF.js cpu relabels an int32 or bool array as float32 (or a bool one as int32) when it casts: give the dtype's array.
+    const Want = x.dtype === 'float32' ? Float32Array : x.dtype === 'int32' ? Int32Array : Uint8Array;
+    return { shape: [...x.shape], dtype: x.dtype as HostTensor['dtype'], data: data instanceof Want ? data.slice() : Want.from(data) };
   }
 
   alias(t: DeviceTensor): DeviceTensor {

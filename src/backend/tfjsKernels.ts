@@ -1,5 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SymflowError } from '../graph/errors.js';
+import * as edge from './tfjsSemantics.js';
 import type { KernelNode } from './types.js';
 
 /** A kernel over TF.js tensors. Kernels that make intermediates wrap them in `tf.tidy`. */
@@ -8,6 +9,8 @@ export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;
 export interface KernelOptions {
   /** Whether the backend registers UnsortedSegmentSum (wasm does not; we scatter-add with ScatterNd there). */
   hasSegmentSum: boolean;
+  /** The TF.js backend, for the edge-value wrappers one backend needs (see tfjsSemantics.ts). */
+  backend?: edge.TfBackendName;
 }
 
 type Factory = (node: KernelNode, opts: KernelOptions) => TfKernel;
@@ -15,6 +18,11 @@ type Factory = (node: KernelNode, opts: KernelOptions) => TfKernel;
 const a = (node: KernelNode) => node.attrs as Record<string, never>;
 const un = (f: (x: tf.Tensor) => tf.Tensor): Factory => () => ([x]) => f(x!);
 const bin = (f: (x: tf.Tensor, y: tf.Tensor) => tf.Tensor): Factory => () => ([x, y]) => f(x!, y!);
+/** A binary kernel chosen per backend (edge-value wrappers). */
+const binOn = (f: (backend: edge.TfBackendName) => (x: tf.Tensor, y: tf.Tensor) => tf.Tensor): Factory => (_n, opts) => {
+  const k = f(opts.backend ?? 'cpu');
+  return ([x, y]) => k(x!, y!);
+};
 /** A second handle on the same data: TF.js reshape shares the buffer (identity would copy on wasm). */
 export const alias = (x: tf.Tensor): tf.Tensor => tf.reshape(x, x.shape);
 
@@ -29,22 +37,27 @@ function reductionAxes(from: readonly number[], to: readonly number[]): number[]
 }
 
 const factories: Record<string, Factory> = {
-  add: bin(tf.add), subtract: bin(tf.sub), mul: bin(tf.mul), div: bin(tf.div), maximum: bin(tf.maximum), minimum: bin(tf.minimum), pow: bin(tf.pow),
+  add: bin(tf.add), subtract: bin(tf.sub), mul: binOn(edge.mul), div: binOn(edge.div), pow: binOn(edge.pow),
+  maximum: binOn((b) => edge.extremum(tf.maximum, b)), minimum: binOn((b) => edge.extremum(tf.minimum, b)),
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
   greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
-  sign: un(tf.sign), relu: un(tf.relu), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
+  sign: un(edge.sign), relu: un(tf.relu), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
   identity: un(alias), stopGradient: un(alias),
-  cast: (n) => ([x]) => tf.cast(x!, a(n).dtype),
+  cast: (n, opts) => ([x]) => edge.cast(x!, a(n).dtype, opts.backend ?? 'cpu'),
   where: () => ([c, x, y]) => tf.where(c!, x!, y!),
   // On wasm, transposed matMuls never reach a kernel: the explicitTranspose pass lowers them first.
   matMul: (n) => {
     const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
-    return ([x, y]) => tf.matMul(x!, y!, ta, tb);
+    return ([x, y]) => edge.emptyMatMul(x!, y!, ta, tb) ?? tf.matMul(x!, y!, ta, tb);
   },
   fusedMatMul: (n) => {
     const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: 'linear' | 'relu' };
-    return ([x, y, bias]) => tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
+    return ([x, y, bias]) => {
+      const empty = edge.emptyMatMul(x!, y!, ta, tb);
+      if (empty === undefined) return tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
+      return tf.tidy(() => (activation === 'relu' ? tf.relu(tf.add(empty, bias!)) : tf.add(empty, bias!)));
+    };
   },
   transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
   reshape: (n) => ([x]) => tf.reshape(x!, a(n).shape),
@@ -54,7 +67,7 @@ const factories: Record<string, Factory> = {
   concat: (n) => (xs) => tf.concat(xs, a(n).axis),
   slice: (n) => ([x]) => tf.slice(x!, a(n).begin, a(n).size),
   pad: (n) => ([x]) => tf.pad(x!, a(n).paddings, a(n).value),
-  gather: (n) => ([x, i]) => tf.gather(x!, i!, a(n).axis),
+  gather: (n) => ([x, i]) => edge.gather(x!, i!, a(n).axis),
   unsortedSegmentSum: (n, opts) => {
     const k = a(n).numSegments as number;
     if (opts.hasSegmentSum) return ([d, ids]) => tf.unsortedSegmentSum(d as tf.Tensor, ids as tf.Tensor1D, k);
@@ -66,9 +79,9 @@ const factories: Record<string, Factory> = {
       return tf.scatterND(tf.expandDims(safe, 1), tf.mul(d!, mask), [k, ...d!.shape.slice(1)]);
     });
   },
-  sum: (n) => ([x]) => tf.sum(x!, a(n).axes, a(n).keepDims),
-  max: (n) => ([x]) => tf.max(x!, a(n).axes, a(n).keepDims),
-  argMax: (n) => ([x]) => tf.argMax(x!, a(n).axis),
+  sum: (n) => ([x]) => edge.sum(x!, a(n).axes, a(n).keepDims),
+  max: (n) => ([x]) => edge.max(x!, a(n).axes, a(n).keepDims),
+  argMax: (n) => ([x]) => edge.argMax(x!, a(n).axis),
   // NOTE: tfjs-backend-wasm's OneHot writes int32 bits into a float32 output when asked for float32 (1 reads as
   // 1.4e-45), so build it as int32 everywhere, cast, and apply on/off values arithmetically.
   oneHot: (n) => ([i]) => tf.tidy(() => {
@@ -87,12 +100,13 @@ const factories: Record<string, Factory> = {
   sumToShape: () => ([x, like]) => {
     const axes = reductionAxes(x!.shape, like!.shape);
     if (axes.length === 0) return alias(x!);
-    return tf.tidy(() => tf.reshape(tf.sum(x!, axes), like!.shape));
+    return tf.tidy(() => tf.reshape(edge.sum(x!, axes, false), like!.shape));
   },
   softmaxCrossEntropy: () => ([logits, labels]) => tf.tidy(() => {
-    const z = tf.sub(logits!, tf.max(logits!, -1, true));
-    const logp = tf.sub(z, tf.log(tf.sum(tf.exp(z), -1, true)));
-    return tf.neg(tf.sum(tf.mul(labels!, logp), -1));
+    const last = logits!.rank - 1;
+    const z = tf.sub(logits!, edge.max(logits!, [last], true));
+    const logp = tf.sub(z, tf.log(edge.sum(tf.exp(z), [last], true)));
+    return tf.neg(edge.sum(tf.mul(labels!, logp), [last], false));
   }),
 };
 

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { SymflowError } from '../../graph/errors.js';
-import { sizeOf } from '../../graph/tensor.js';
+import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import type { Block } from '../../session/plan.js';
 import { type DeviceTensor, type GraphProgram, type Kernel, type KernelBackend, type KernelNode, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramSpec } from '../types.js';
@@ -161,7 +161,8 @@ function emitBlock(
       const innerNames = emitBlock(c, inner, spec, local, false, keeps);
       const outs = inner.results.map((slot, i) => {
         const dtype = spec.nodeOfSlot(slot).dtype;
-        const kept = keeps.get(step.outs[i]!) === slot;
+        // A zero-size variable is passed through: its empty value is indistinguishable from the kept marker.
+        const kept = keeps.get(step.outs[i]!) === slot && sizeOf(spec.nodeOfSlot(slot).shape as number[]) > 0;
         const src = kept ? c.constant(dtype, [0], []) : innerNames.get(slot) ?? name(slot);
         const o = c.node('Identity', [src], {}, c.fresh(`branch${side}_${i}`));
         return valueInfo(o, dtype);
@@ -185,5 +186,7 @@ function runError(e: unknown, spec: ProgramSpec): SymflowError {
   const owner = /Name:'([^']*)#\d+'/.exec(msg)?.[1];
   const node = owner === undefined ? undefined : Object.values(spec.ir.nodes).find((n) => n.name === owner);
   if (node === undefined) return new SymflowError('onnx', `run failed on backend onnx: ${msg}`);
-  return new SymflowError(node.op, `failed at node '${node.name}' on backend onnx: ${msg}`);
+  const shapes = node.inputs.map((id) => shapeString(spec.ir.nodes[id]!.shape)).join(', ');
+  const why = node.op === 'gather' && /out of data bounds/.test(msg) ? `an index is outside [0, n) along axis ${node.attrs['axis']}; ` : '';
+  return new SymflowError(node.op, `failed at node '${node.name}' on backend onnx: ${why}${msg} (inputs ${shapes})`);
 }

@@ -8,7 +8,7 @@ type IGraphProto = onnxProto.onnx.IGraphProto;
 type IValueInfoProto = onnxProto.onnx.IValueInfoProto;
 
 export const OPSET = 17;
-export const ELEM = { float32: 1, int32: 6, bool: 9, int64: 7 } as const;
+export const ELEM = { float32: 1, int32: 6, bool: 9, int64: 7, float64: 11 } as const;
 export type Elem = keyof typeof ELEM;
 /** Stands for "to the end" in Slice ends (ONNX clamps it to the dimension). */
 export const INT_MAX = Number.MAX_SAFE_INTEGER;
@@ -32,6 +32,7 @@ export function tensorProto(name: string, elem: Elem, dims: readonly number[], d
   if (elem === 'int64') t.int64Data = Array.from(data);
   else if (elem === 'float32') t.rawData = new Uint8Array(Float32Array.from(data).buffer);
   else if (elem === 'int32') t.rawData = new Uint8Array(Int32Array.from(data).buffer);
+  else if (elem === 'float64') t.rawData = new Uint8Array(Float64Array.from(data).buffer);
   else t.rawData = Uint8Array.from(data);
   return t;
 }

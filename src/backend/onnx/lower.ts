@@ -36,9 +36,11 @@ const lowerings: Record<string, Lowering> = {
   add: simple('Add'), subtract: simple('Sub'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'), pow: simple('Pow'),
   div: (b, [x, y], n, _i, out) => {
     if (n.dtype === 'float32') { b.node('Div', [x!, y!], {}, out); return; }
-    // TF.js floors an int32 division; ONNX truncates. Divide in float and floor (exact below 2^24).
-    const f = (v: string) => b.node('Cast', [v], { to: ELEM.float32 });
-    b.node('Cast', [b.node('Floor', [b.node('Div', [f(x!), f(y!)])])], { to: ELEM.int32 }, out);
+    // int32 floors (ONNX truncates, and traps on x / 0): the double quotient of two int32s floors exactly; x / 0 is
+    // 0 and INT32_MIN / −1 wraps (int64 → int32 keeps the low bits), see docs/semantics.md.
+    const f = (v: string) => b.node('Cast', [v], { to: ELEM.float64 });
+    const q = b.node('Cast', [b.node('Cast', [b.node('Floor', [b.node('Div', [f(x!), f(y!)])])], { to: ELEM.int64 })], { to: ELEM.int32 });
+    b.node('Where', [b.node('Equal', [y!, b.scalar('int32', 0)]), b.scalar('int32', 0), q], {}, out);
   },
   neg: simple('Neg'), exp: simple('Exp'), log: simple('Log'), sqrt: simple('Sqrt'), abs: simple('Abs'), sign: simple('Sign'), relu: simple('Relu'),
   sigmoid: simple('Sigmoid'), tanh: simple('Tanh'), floor: simple('Floor'),
@@ -54,7 +56,13 @@ const lowerings: Record<string, Lowering> = {
     }
     xs.slice(1).reduce((acc, x, i) => b.node('Add', [acc, x], {}, i === xs.length - 2 ? out : undefined), xs[0]!);
   },
-  cast: (b, [x], n, _i, out) => { b.node('Cast', [x!], { to: ELEM[n.dtype] }, out); },
+  cast: (b, [x], n, ins, out) => {
+    if (n.dtype !== 'int32' || ins[0]!.dtype !== 'float32') { b.node('Cast', [x!], { to: ELEM[n.dtype] }, out); return; }
+    // Saturating, NaN → 0 (onnxruntime gives INT32_MIN for NaN, ±Inf and anything out of range).
+    const finite = b.node('Where', [b.node('IsNaN', [x!]), b.scalar('float32', 0), x!]);
+    const clipped = b.node('Clip', [finite, b.scalar('float32', -(2 ** 31)), b.scalar('float32', 2147483520)]);
+    b.node('Where', [b.node('GreaterOrEqual', [x!, b.scalar('float32', 2 ** 31)]), b.scalar('int32', 2147483647), b.node('Cast', [clipped], { to: ELEM.int32 })], {}, out);
+  },
   matMul: (b, [x, y], n, ins, out) => {
     const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };
     if (ins[0]!.shape.length === 2 && ins[1]!.shape.length === 2 && (ta || tb)) {
@@ -85,7 +93,12 @@ const lowerings: Record<string, Lowering> = {
     const pads = [...paddings.map((p) => p[0]), ...paddings.map((p) => p[1])];
     b.node('Pad', [x!, b.ints(pads), b.scalar(ins[0]!.dtype as Elem, value)], { mode: 'constant' }, out);
   },
-  gather: (b, [x, i], n, _i, out) => { b.node('Gather', [x!, i!], { axis: attrs(n).axis }, out); },
+  gather: (b, [x, i], n, _i, out) => {
+    // ONNX wraps negative indices; symflow refuses every index outside [0, n): move negative ones out of range too,
+    // so onnxruntime's range check fails (runError names the gather).
+    const safe = b.node('Where', [b.node('Less', [i!, b.scalar('int32', 0)]), b.scalar('int32', -(2 ** 31)), i!]);
+    b.node('Gather', [x!, safe], { axis: attrs(n).axis }, out);
+  },
   unsortedSegmentSum: (b, [d, ids], n, ins, out) => {
     // ScatterND adds duplicate indices; ids outside [0, k) are dropped first, as unsortedSegmentSum does.
     const k = attrs(n).numSegments as number;
@@ -98,8 +111,22 @@ const lowerings: Record<string, Lowering> = {
     b.node('ScatterND', [zeros, safe, b.node('Mul', [d!, mask])], { reduction: 'add' }, out);
   },
   sum: (b, [x], n, _i, out) => { b.node('ReduceSum', [x!, b.ints(attrs(n).axes)], { keepdims: attrs(n).keepDims ? 1 : 0 }, out); },
-  max: (b, [x], n, _i, out) => { b.node('ReduceMax', [x!], { axes: attrs(n).axes, keepdims: attrs(n).keepDims ? 1 : 0 }, out); },
-  argMax: (b, [x], n, _i, out) => { b.node('Cast', [b.node('ArgMax', [x!], { axis: attrs(n).axis, keepdims: 0 })], { to: ELEM.int32 }, out); },
+  max: (b, [x], n, ins, out) => {
+    const opts = { axes: attrs(n).axes, keepdims: attrs(n).keepDims ? 1 : 0 };
+    if (ins[0]!.dtype !== 'float32') { b.node('ReduceMax', [x!], opts, out); return; }
+    // onnxruntime's ReduceMax skips NaN; symflow's max propagates it (as NumPy and TF.js).
+    const hasNaN = b.node('Greater', [b.node('ReduceMax', [b.node('Cast', [b.node('IsNaN', [x!])], { to: ELEM.float32 })], opts), b.scalar('float32', 0)]);
+    b.node('Where', [hasNaN, b.scalar('float32', NaN), b.node('ReduceMax', [x!], opts)], {}, out);
+  },
+  argMax: (b, [x], n, ins, out) => {
+    const axis = attrs(n).axis as number;
+    if (ins[0]!.dtype !== 'float32') { b.node('Cast', [b.node('ArgMax', [x!], { axis, keepdims: 0 })], { to: ELEM.int32 }, out); return; }
+    // The first NaN is the largest value (as NumPy); onnxruntime skips NaN.
+    const nan = b.node('Cast', [b.node('IsNaN', [x!])], { to: ELEM.float32 });
+    const hasNaN = b.node('Greater', [b.node('ReduceMax', [nan], { axes: [axis], keepdims: 0 }), b.scalar('float32', 0)]);
+    const idx = b.node('Where', [hasNaN, b.node('ArgMax', [nan], { axis, keepdims: 0 }), b.node('ArgMax', [x!], { axis, keepdims: 0 })]);
+    b.node('Cast', [idx], { to: ELEM.int32 }, out);
+  },
   oneHot: (b, [i], n, _i, out) => {
     const { depth, onValue, offValue } = n.attrs as { depth: number; onValue: number; offValue: number };
     // Negative indices wrap in ONNX but give an all-off row in TF.js: map them out of range first.
@@ -116,10 +143,12 @@ const lowerings: Record<string, Lowering> = {
   },
   broadcastLike: (b, [x, like], _n, _i, out) => { b.node('Expand', [x!, b.node('Shape', [like!])], {}, out); },
   sumToShape: (b, [x, like], _n, ins, out) => sumToShape(b, x!, like!, ins[0]!, ins[1]!, out),
-  softmaxCrossEntropy: (b, [logits, labels], _n, _i, out) => {
-    const z = b.node('Sub', [logits!, b.node('ReduceMax', [logits!], { axes: [-1], keepdims: 1 })]);
-    const lse = b.node('Log', [b.node('ReduceSum', [b.node('Exp', [z]), b.ints([-1])], { keepdims: 1 })]);
-    b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [labels!, b.node('Sub', [z, lse])]), b.ints([-1])], { keepdims: 0 })], {}, out);
+  softmaxCrossEntropy: (b, [logits, labels], _n, ins, out) => {
+    // NOTE: a positive axis: onnxruntime's ReduceSum over an empty axis given as -1 keeps the axis ([2,0] → [2,0]).
+    const last = ins[0]!.shape.length - 1;
+    const z = b.node('Sub', [logits!, b.node('ReduceMax', [logits!], { axes: [last], keepdims: 1 })]);
+    const lse = b.node('Log', [b.node('ReduceSum', [b.node('Exp', [z]), b.ints([last])], { keepdims: 1 })]);
+    b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [labels!, b.node('Sub', [z, lse])]), b.ints([last])], { keepdims: 0 })], {}, out);
   },
 };
 
