@@ -76,7 +76,7 @@ async function create(name: BackendName, opts: BackendOptions): Promise<KernelBa
 function missingOnnxruntime(e: unknown): never {
   const code = (e as { code?: unknown } | null)?.code;
   if (code === 'ERR_MODULE_NOT_FOUND' && /onnxruntime-node/.test(String((e as Error).message))) {
-    throw new Error("onnxruntime-node is not installed (npm drops this optional dependency when its install script fails); install it with: ONNXRUNTIME_NODE_INSTALL=skip npm install");
+    throw new Error('onnxruntime-node is not installed: npm drops this optional dependency when its install script fails; `ONNXRUNTIME_NODE_INSTALL=skip npm install` installs it without that script');
   }
   throw e;
 }
