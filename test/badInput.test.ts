@@ -604,7 +604,7 @@ const CASES: Case[] = [
   tc({
     name: 'fit: columns of different lengths',
     bad: (c) => fit(c.train, [X, Y.slice(0, 7)]),
-    error: () => ({ op: 'fit', has: ['columns differ in length: column 0 has 8 rows, column 1 has 7'] }),
+    error: (c) => ({ op: 'fit', has: [`columns differ in length: column 0 ('${c.x.name}') has 8 rows, column 1 ('${c.y.name}') has 7`] }),
   }),
   tc({
     name: 'fit: a flat typed array that is not a whole number of rows',

@@ -117,7 +117,12 @@ describe('the checkpoint format treats files as hostile', () => {
     expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['bytes'] = 4000; }))).toThrow(/inconsistent with its shape/);
     expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['offset'] = 8; }))).toThrow(/inconsistent|invalid offset/);
     expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['dtype'] = 'float64'; }))).toThrow('unknown dtype');
-    expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = 'a b; rm -rf /'; }))).toThrow('invalid name');
+    // Any name a variable may have is valid (spaces, quotes, '/', ';' …); control characters, '' and overlong ones are not.
+    expect(decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = 'a b; rm -rf /'; }))[0]!.name).toBe('a b; rm -rf /');
+    expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = 'a\u001b[2Jb'; }))).toThrow('invalid name "a\\u001b[2Jb"');
+    expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = ''; }))).toThrow('invalid name ""');
+    expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = 'n'.repeat(4097); }))).toThrow('invalid name "nnnn');
+    expect(() => decodeCheckpoint(craft((h) => { h.variables[0]!['name'] = 7; }))).toThrow('invalid name "7"');
     expect(() => decodeCheckpoint(craft((h) => { h.variables.push({ ...h.variables[0] }); }))).toThrow('appears twice');
     expect(() => decodeCheckpoint(craft(() => ({ format: 'symflow-checkpoint', variables: 'nope' })))).toThrow('malformed header');
   });

@@ -12,6 +12,12 @@ export interface GradientsOptions {
   gradYs?: Tensor | readonly Tensor[];
   /** What an x that no y depends on gets: an error (default) or zeros. */
   unconnected?: 'error' | 'zero';
+  /**
+   * How the error for an unconnected x reads, for callers with options of their own (`compile` has no
+   * `unconnected`): the function it names, what the xs are called there, and the hint that replaces
+   * "pass {unconnected: 'zero'} for zeros". Default: `{who: 'gradients', xs: 'xs', hint: …}`.
+   */
+  report?: { who: string; xs: string; hint: string };
 }
 
 /**
@@ -40,7 +46,8 @@ export function gradients(ys: Tensor | readonly Tensor[], xs: Tensor | readonly 
     if (g !== undefined) return g;
     if (opts.unconnected === 'zero') return zerosLike(x);
     const why = x.dtype !== 'float32' ? ` (only float32 tensors have gradients; it is ${x.dtype})` : '';
-    throw new SymflowError('gradients', `xs[${i}] '${x.name}' is not connected to ${yList.map((y) => `'${y.name}'`).join(', ')}${why}; pass {unconnected: 'zero'} for zeros`);
+    const { who, xs: arg, hint } = opts.report ?? { who: 'gradients', xs: 'xs', hint: "pass {unconnected: 'zero'} for zeros" };
+    throw new SymflowError(who, `${arg}[${i}] '${x.name}' is not connected to ${yList.map((y) => `'${y.name}'`).join(', ')}${why}; ${hint}`);
   });
   return isTensor(xs) ? out[0]! : out;
 }

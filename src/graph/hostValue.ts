@@ -86,6 +86,7 @@ function nestedShape(who: string, value: readonly NestedArray[]): number[] {
     shape.push(level.length);
     level = (level as NestedArray[])[0]!;
   }
+  const at: number[] = [];
   const check = (v: NestedArray, depth: number): void => {
     if (depth === shape.length) {
       if (Array.isArray(v)) throw new SymflowError(who, `ragged nested array: expected shape ${shapeString(shape)}`);
@@ -94,10 +95,32 @@ function nestedShape(who: string, value: readonly NestedArray[]): number[] {
     if (!Array.isArray(v) || v.length !== shape[depth]) {
       throw new SymflowError(who, `ragged nested array: expected shape ${shapeString(shape)}`);
     }
-    for (const e of v as NestedArray[]) check(e, depth + 1);
+    const list = v as NestedArray[];
+    for (let i = 0; i < list.length; i++) {
+      // A hole (`[1, , 3]`) would vanish in flattening and shift every later element: refuse it.
+      at.push(i);
+      if (!(i in list)) throw new SymflowError(who, `sparse array: element [${at.join(',')}] is a hole; give every element a value`);
+      check(list[i]!, depth + 1);
+      at.pop();
+    }
   };
   check(value, 0);
   return shape;
+}
+
+/** Flattens a nested array of any raggedness, refusing holes (`[1, , 3]`), which `Array.prototype.flat` drops. */
+export function flattenNested(who: string, value: readonly NestedArray[]): (number | boolean)[] {
+  const out: (number | boolean)[] = [];
+  const walk = (v: readonly NestedArray[]): void => {
+    for (let i = 0; i < v.length; i++) {
+      if (!(i in v)) throw new SymflowError(who, `sparse array: an element is a hole; give every element a value`);
+      const e = v[i]!;
+      if (Array.isArray(e)) walk(e);
+      else out.push(e as number | boolean);
+    }
+  };
+  walk(value);
+  return out;
 }
 
 /** The shape of a flat typed array: the static shape, with at most one unknown dimension solved from the length. */
@@ -121,10 +144,18 @@ function checkShape(who: string, shape: readonly number[], expected: Shape): voi
   }
 }
 
+const INT32_MIN = -(2 ** 31);
+const INT32_MAX = 2 ** 31 - 1;
+
 function convertData(who: string, flat: unknown, dtype: DType): TypedArray {
   if (flat instanceof Float32Array && dtype === 'float32') return flat;
   if (flat instanceof Int32Array && dtype === 'int32') return flat;
-  if (flat instanceof Uint8Array && dtype === 'bool') return flat;
+  if (flat instanceof Uint8Array && dtype === 'bool') {
+    // A bool is one byte holding 0 or 1; backends differ on what any other byte means, so none is accepted.
+    const i = flat.findIndex((b) => b > 1);
+    if (i >= 0) throw new SymflowError(who, `element ${i} (${flat[i]}) is not a boolean for dtype bool (a Uint8Array for bool holds only 0 and 1)`);
+    return flat;
+  }
   const src = flat as ArrayLike<number | boolean>;
   const out = typedArrayFor(dtype, src.length);
   for (let i = 0; i < src.length; i++) {
@@ -135,6 +166,9 @@ function convertData(who: string, flat: unknown, dtype: DType): TypedArray {
     }
     if (typeof v !== 'number') throw new SymflowError(who, `element ${i} is ${typeof v}, not a number`);
     if (dtype === 'int32' && !Number.isInteger(v)) throw new SymflowError(who, `element ${i} (${v}) is not an integer for dtype int32`);
+    if (dtype === 'int32' && (v < INT32_MIN || v > INT32_MAX)) {
+      throw new SymflowError(who, `element ${i} (${v}) is outside the int32 range [${INT32_MIN}, ${INT32_MAX}]`);
+    }
     if (dtype === 'bool' && v !== 0 && v !== 1) throw new SymflowError(who, `element ${i} (${v}) is not a boolean for dtype bool`);
     out[i] = v;
   }

@@ -1,5 +1,6 @@
 import { newCondGroupId, registerCondGroup } from './cond.js';
 import { SymflowError } from './errors.js';
+import { checkDepth, isValidName, MAX_ELEMENTS, MAX_NAME_LENGTH } from './limits.js';
 import { getOp, makeNode } from './registry.js';
 import { makeVariable } from './sources.js';
 import { type AttrValue, type Attrs, type DType, type InitSpec, isTensor, isVariable, newScope, scopeParent, type Tensor, type Variable } from './tensor.js';
@@ -31,9 +32,8 @@ export interface NodeJSON {
 
 const TYPED = '$typed';
 const MAX_JSON_NODES = 1_000_000;
-/** A variable a file may ask to create: 2²⁸ elements (1 GiB of float32). */
-const MAX_VARIABLE_ELEMENTS = 2 ** 28;
-const NODE_NAME = /^[^\u0000-\u001f]{1,512}$/;
+/** A variable a file may ask to create: MAX_ELEMENTS, 2²⁸ elements (1 GiB of float32). */
+const MAX_VARIABLE_ELEMENTS = MAX_ELEMENTS;
 
 function encodeAttr(v: AttrValue): unknown {
   if (v instanceof Float32Array) return { [TYPED]: 'float32', data: Array.from(v) };
@@ -137,6 +137,19 @@ export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): 
   } catch (e) {
     throw new SymflowError('fromJSON', `not valid JSON (${(e as Error).message})`);
   }
+  // Before anything recursive reads it: a 4 KB file of 2,000 nested arrays (or an object with a cycle) would
+  // otherwise overflow the call stack in the attribute decoder.
+  checkDepth('fromJSON', g, 'the graph');
+  try {
+    return buildGraph(g, opts);
+  } catch (e) {
+    // A last line of defence: whatever a file makes overflow is its fault, and reported as such.
+    if (e instanceof RangeError) throw new SymflowError('fromJSON', `the graph is too large or too deeply nested to read (${e.message})`);
+    throw e;
+  }
+}
+
+function buildGraph(g: GraphJSON, opts: FromJSONOptions): GraphFromJSON {
   if (g === null || typeof g !== 'object' || g.format !== 'symflow-graph') throw new SymflowError('fromJSON', 'not a symflow graph (format field missing)');
   if (g.version !== 1) throw new SymflowError('fromJSON', `unsupported version ${JSON.stringify(g.version)}`);
   if (!Array.isArray(g.nodes) || g.nodes.length > MAX_JSON_NODES) throw new SymflowError('fromJSON', 'nodes must be an array');
@@ -163,8 +176,9 @@ export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): 
   const nodes = new Map<string, Tensor>();
   g.nodes.forEach((n, i) => {
     const where = `node ${i}${typeof n?.name === 'string' ? ` '${n.name}'` : ''}`;
-    if (n === null || typeof n !== 'object' || typeof n.op !== 'string' || typeof n.name !== 'string' || !NODE_NAME.test(n.name)) {
-      throw new SymflowError('fromJSON', `${where}: needs a string op and a name of 1 to 512 printable characters`);
+    // Node names follow the rule variable names do, so every graph a variable can be in round-trips.
+    if (n === null || typeof n !== 'object' || typeof n.op !== 'string' || !isValidName(n.name)) {
+      throw new SymflowError('fromJSON', `${where}: needs a string op and a name of 1 to ${MAX_NAME_LENGTH} printable characters`);
     }
     if (!Array.isArray(n.shape) || typeof n.dtype !== 'string') throw new SymflowError('fromJSON', `${where}: needs shape and dtype`);
     if (!Array.isArray(n.inputs)) throw new SymflowError('fromJSON', `${where}: inputs must be an array`);

@@ -1,6 +1,7 @@
 import { SymflowError } from './errors.js';
-import { type HostTensor, toHostTensor, type TypedArray, type Value } from './hostValue.js';
+import { flattenNested, type HostTensor, type NestedArray, toHostTensor, type TypedArray, type Value } from './hostValue.js';
 import { initDtype } from './initializers.js';
+import { checkElements, checkName, quoteName } from './limits.js';
 import { defineOp, makeNode } from './registry.js';
 import { type DType, type Dim, type InitSpec, isTensor, type Shape, shapeString, Tensor, uniqueName, Variable } from './tensor.js';
 
@@ -94,10 +95,10 @@ function inferDtype(value: Value): DType {
   return 'float32';
 }
 
-function withShape(value: Value, shape?: readonly number[]): Value {
+function withShape(value: Value, shape?: readonly number[], who = 'constant'): Value {
   if (shape === undefined) return value;
-  if (!ArrayBuffer.isView(value) && !Array.isArray(value)) throw new SymflowError('constant', `opts.shape goes with a flat array, got ${typeof value}`);
-  return { shape, data: ArrayBuffer.isView(value) ? (value as TypedArray) : (value as number[]).flat(Infinity) as number[] };
+  if (!ArrayBuffer.isView(value) && !Array.isArray(value)) throw new SymflowError(who, `opts.shape goes with a flat array, got ${typeof value}`);
+  return { shape, data: ArrayBuffer.isView(value) ? (value as TypedArray) : flattenNested(who, value as NestedArray[]) as number[] };
 }
 
 function isInitSpec(v: unknown): v is InitSpec {
@@ -127,7 +128,7 @@ export function variable(
     }
   } else {
     const dtype = checkDtype('variable', opts.dtype ?? inferDtype(initial as Value));
-    const host = toHostTensor('variable', withShape(initial as Value, opts.shape), dtype);
+    const host = toHostTensor('variable', withShape(initial as Value, opts.shape, 'variable'), dtype);
     spec = { kind: 'value', shape: host.shape, data: host.data };
   }
   return makeVariable(spec, opts.name ?? 'variable', opts.trainable ?? true);
@@ -136,9 +137,13 @@ export function variable(
 export function makeVariable(spec: InitSpec, name: string, trainable: boolean): Variable {
   const dtype = initDtype(spec);
   const shape = [...spec.shape];
+  // Checked here, where every variable is made (variable(), fromJSON, optimizer slots): a name a variable has is a
+  // name its checkpoint entry may have, and a size past the limit is refused before anything is allocated.
+  checkName('variable', name);
+  checkElements('variable', `variable ${quoteName(name)}`, shape);
   const v = new Variable({
     op: 'variable', inputs: [], attrs: { shape, dtype, trainable }, shape, dtype,
-    name: uniqueName(name), trainable, initSpec: spec,
+    name: checkName('variable', uniqueName(name)), trainable, initSpec: spec,
   });
   return Object.freeze(v);
 }

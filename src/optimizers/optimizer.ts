@@ -53,7 +53,7 @@ export function makeOptimizer<S extends OptimizerState>(def: {
     getUpdates(loss: Tensor, params: readonly Variable[]): Update[] {
       checkParams(def.name, params);
       checkLoss(def.name, loss);
-      return def.update(gradients(loss, params), def.init(params), params);
+      return def.update(paramGradients(def.name, loss, params), def.init(params), params);
     },
   });
 }
@@ -61,8 +61,23 @@ export function makeOptimizer<S extends OptimizerState>(def: {
 export function checkLoss(who: string, loss: Tensor): void {
   if (!isTensor(loss)) throw new SymflowError(who, `loss must be a Tensor, got ${typeof loss}`);
   if (loss.rank !== 0 || loss.dtype !== 'float32') {
-    throw new SymflowError(who, `loss must be a float32 scalar, got ${loss.dtype} [${loss.shape.map((d) => d ?? '?').join(',')}] ('${loss.name}'); reduce it with mean or sum`);
+    // The hint fits what is wrong: an int or bool loss has no gradient, and reducing it would not give it one.
+    const hint = loss.dtype !== 'float32'
+      ? `${loss.dtype === 'int32' ? 'an' : 'a'} ${loss.dtype} tensor has no gradient: compute the loss in float32 from the parameters (cast inputs, not the loss)`
+      : 'reduce it with mean or sum';
+    throw new SymflowError(who, `loss must be a float32 scalar, got ${loss.dtype} [${loss.shape.map((d) => d ?? '?').join(',')}] ('${loss.name}'); ${hint}`);
   }
+}
+
+/**
+ * The gradients of `loss` with respect to `params`, for an optimizer or `compile`: a parameter the loss does not
+ * read is an error in the caller's own terms (its name, `params[i]`, and a hint about its own options), not in
+ * those of `gradients`. `hint` defaults to leaving the parameter out.
+ * @param who the function named in the error @param loss the scalar loss @param params the parameters
+ * @returns one gradient per parameter
+ */
+export function paramGradients(who: string, loss: Tensor, params: readonly Variable[], hint = 'leave it out of params'): Tensor[] {
+  return gradients(loss, params, { report: { who, xs: 'params', hint } });
 }
 
 export function checkParams(who: string, params: readonly Variable[]): void {

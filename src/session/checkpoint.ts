@@ -1,10 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import type { DeviceTensor, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import type { HostTensor, TypedArray } from '../graph/hostValue.js';
 import { typedArrayFor } from '../graph/hostValue.js';
-import type { DType } from '../graph/tensor.js';
+import { isValidName, quoteName } from '../graph/limits.js';
+import { type DType, isVariable, type Variable } from '../graph/tensor.js';
 
 /**
  * The checkpoint format, version 1 (all integers little-endian):
@@ -19,7 +21,6 @@ const PREFIX = MAGIC.length + 8;
 const MAX_FILE_BYTES = 2 ** 33;
 const MAX_HEADER_BYTES = 64 * 2 ** 20;
 const MAX_ENTRIES = 1_000_000;
-const NAME = /^[A-Za-z0-9_.:/()\-[\]]{1,512}$/;
 const BYTES: Record<DType, number> = { float32: 4, int32: 4, bool: 1 };
 
 export interface CheckpointEntry {
@@ -95,6 +96,8 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): Checkp
     seen.add(e.name);
     const data = typedArrayFor(e.dtype, e.bytes / BYTES[e.dtype]);
     new Uint8Array(data.buffer).set(bytes.subarray(dataStart + e.offset, dataStart + e.offset + e.bytes));
+    const notBool = e.dtype === 'bool' ? data.findIndex((b) => b > 1) : -1;
+    if (notBool >= 0) throw bad(`variable ${quoteName(e.name)} is bool but element ${notBool} is ${data[notBool]}; a bool is 0 or 1`);
     return { name: e.name, value: { shape: e.shape, dtype: e.dtype, data } };
   });
 }
@@ -102,7 +105,8 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): Checkp
 function checkEntry(raw: unknown, i: number, dataBytes: number, bad: (why: string) => SymflowError): HeaderEntry {
   if (raw === null || typeof raw !== 'object') throw bad(`entry ${i} is not an object`);
   const { name, dtype, shape, offset, bytes } = raw as Record<string, unknown>;
-  if (typeof name !== 'string' || !NAME.test(name)) throw bad(`entry ${i} has an invalid name ${JSON.stringify(String(name).slice(0, 80))}`);
+  // The rule `variable()` applies to names, so every name a variable can have restores.
+  if (!isValidName(name)) throw bad(`entry ${i} has an invalid name ${quoteName(name)}`);
   if (dtype !== 'float32' && dtype !== 'int32' && dtype !== 'bool') throw bad(`variable '${name}' has unknown dtype ${JSON.stringify(dtype)}`);
   if (!Array.isArray(shape) || shape.length > 16 || !shape.every((d) => Number.isSafeInteger(d) && d >= 0)) {
     throw bad(`variable '${name}' has an invalid shape`);
@@ -120,6 +124,35 @@ function checkEntry(raw: unknown, i: number, dataBytes: number, bad: (why: strin
     throw bad(`variable '${name}' claims ${String(bytes)} bytes at ${String(offset)}, inconsistent with its shape or the file`);
   }
   return { name, dtype, shape: shape as number[], offset: offset as number, bytes: bytes as number };
+}
+
+/**
+ * Checks the `variables` a save or restore was given: an array of variables, none listed twice (by identity or by
+ * name: a checkpoint holds one entry per name), each with a name a checkpoint can hold. Errors name the index.
+ */
+export function checkVariableList(who: string, list: unknown): readonly Variable[] {
+  if (!Array.isArray(list)) throw new SymflowError(who, `variables must be an array of variables, got ${list === null ? 'null' : typeof list}`);
+  const seen = new Map<string, number>();
+  list.forEach((v: unknown, i) => {
+    if (!isVariable(v)) throw new SymflowError(who, `variables[${i}] is not a variable (got ${String(v)})`);
+    if (!isValidName(v.name)) throw new SymflowError(who, `variables[${i}] has the name ${quoteName(v.name)}, which a checkpoint cannot hold`);
+    const first = seen.get(v.name);
+    if (first !== undefined) throw new SymflowError(who, `variables[${i}] '${v.name}' is listed twice (also variables[${first}])`);
+    seen.set(v.name, i);
+  });
+  return list as Variable[];
+}
+
+/** Uploads every value, or none: if one upload fails, the ones already made are freed before the error goes on. */
+export function uploadAll(backend: KernelBackend, values: readonly HostTensor[]): DeviceTensor[] {
+  const made: DeviceTensor[] = [];
+  try {
+    for (const v of values) made.push(backend.upload(v));
+    return made;
+  } catch (e) {
+    for (const t of made) backend.dispose(t);
+    throw e;
+  }
 }
 
 /**

@@ -1,6 +1,7 @@
 import type { GraphProgram, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
+import { checkElements, knownElements, MAX_ELEMENTS } from '../graph/limits.js';
 import { constantFold } from '../graph/passes/constantFold.js';
 import { cse } from '../graph/passes/cse.js';
 import { explicitTranspose } from '../graph/passes/explicitTranspose.js';
@@ -63,6 +64,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
     ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true, explicitTranspose: backend.explicitTranspose === true })
     // The transposed-matMul lowering is part of the backend's contract, so it applies with rewrites off too.
     : backend.explicitTranspose === true ? prune(explicitTranspose(prune(raw))) : prune(raw);
+  checkSizes(who, ir);
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 
@@ -133,6 +135,18 @@ export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean; explicitTran
   const folded = constantFold(simplifyShapes(prune(ir)));
   const lean = prune(fuseSub(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded)));
   return reluKernel(opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean);
+}
+
+/**
+ * Refuses, on every backend alike, a node whose static shape holds more than MAX_ELEMENTS elements in its known
+ * dimensions: one backend would fail to allocate it, another silently compute garbage (wasm summed a 10¹²-element
+ * `pad` to a wrong number). Checked after pruning, so a node a feed cuts off does not count; rewrites keep the
+ * names and shapes of the nodes they leave, so the error names the user's node.
+ */
+function checkSizes(who: string, ir: GraphIR): void {
+  for (const node of Object.values(ir.nodes)) {
+    if (knownElements(node.shape) > MAX_ELEMENTS) checkElements(who, `node '${node.name}' (${node.op})`, node.shape);
+  }
 }
 
 function countKernels(steps: readonly Step[]): number {

@@ -1,5 +1,6 @@
 import type { DeviceTensor, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
+import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor } from '../graph/hostValue.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
@@ -112,7 +113,7 @@ export function readFeeds(session: Session, fn: CompiledFunction, values: readon
   return values.map((v, i) => {
     const t = fn.inputs[i]!;
     const who = `feed '${t.name}'`;
-    if (!(v instanceof DeviceValue)) return toHostTensor(who, v, t.dtype, t.shape);
+    if (!(v instanceof DeviceValue)) return checkFed(who, t, toHostTensor(who, v, t.dtype, t.shape));
     if (v.session !== session) throw new SymflowError(who, 'the uploaded value belongs to another session');
     if (v.isDisposed) throw new SymflowError(who, 'the uploaded value is disposed');
     if (v.dtype !== t.dtype) throw new SymflowError(who, `dtype mismatch: expected ${t.dtype}, got ${v.dtype}`);

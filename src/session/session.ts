@@ -2,12 +2,13 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend, type OnnxLogLevel } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
+import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
 import { initialValue } from '../graph/initializers.js';
 import type { NodeIR } from '../graph/ir.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { compileFunction, type CompiledFunction } from './compile.js';
-import { encodeCheckpoint, readCheckpoint, writeAtomic } from './checkpoint.js';
+import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
 
 const RUN_CACHE = 64;
@@ -184,7 +185,7 @@ export class Session {
     const dispose = (): Promise<void> => {
       if (disposed || this.disposed) return Promise.resolve();
       disposed = true;
-      return this.exclusive(() => this.release(compiled));
+      return this.exclusive(() => this.release(compiled), 'release');
     };
     return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose });
   }
@@ -208,7 +209,8 @@ export class Session {
     const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}`;
     let compiled = this.runCache.get(key);
     if (compiled === undefined) {
-      compiled = this.track(compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs));
+      // A run meets its variables only once it succeeds: a failed run changes nothing, not what checkpoints cover.
+      compiled = this.track(compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs), false);
       this.runCache.set(key, compiled);
       this.evictRuns();
     } else {
@@ -217,6 +219,7 @@ export class Session {
       this.runCache.set(key, compiled);
     }
     const out = await this.call(compiled, pairs.map(([, v]) => v));
+    this.meet(compiled);
     return isTensor(fetches) ? out[0]! : out;
   }
 
@@ -228,7 +231,7 @@ export class Session {
    */
   upload(like: Tensor, value: Value): DeviceValue {
     this.checkAlive('Session.upload');
-    const host = toHostTensor(`feed '${like.name}'`, value, like.dtype, like.shape);
+    const host = checkFed(`feed '${like.name}'`, like, toHostTensor(`feed '${like.name}'`, value, like.dtype, like.shape));
     const d = new DeviceValue(this, this.backendImpl.upload(host), host.shape, host.dtype);
     this.live.add(d);
     return d;
@@ -243,7 +246,10 @@ export class Session {
     if (!isVariable(v)) throw new SymflowError('Session.getValue', `expected a variable, got ${String(v)}`);
     return this.exclusive(async () => {
       await this.backendImpl.activate();
-      return this.backendImpl.download(this.variableTensor(v));
+      this.checkAlive('Session.getValue');
+      const value = this.backendImpl.download(this.variableTensor(v));
+      this.know(v);
+      return value;
     });
   }
 
@@ -258,9 +264,10 @@ export class Session {
     await this.exclusive(async () => {
       this.checkAlive('Session.setValue');
       await this.backendImpl.activate();
-      this.know(v);
+      this.know(v, false);
       const old = this.store.get(v);
       this.store.set(v, this.backendImpl.upload(host));
+      this.know(v);
       if (old !== undefined) this.backendImpl.dispose(old);
     });
   }
@@ -275,6 +282,7 @@ export class Session {
     this.checkQuiet('Session.snapshot');
     const held = new Map<Variable, DeviceTensor>();
     for (const v of new Set(variables)) held.set(v, this.backendImpl.alias(this.variableTensor(v)));
+    for (const v of held.keys()) this.know(v);
     const snap = new Snapshot(this, held);
     this.live.add(snap);
     return snap;
@@ -351,6 +359,7 @@ export class Session {
 
   /** Releases a compiled function's program and its share of the constants (in call order). */
   private async release(compiled: CompiledFunction): Promise<void> {
+    if (this.disposed) return;
     for (const src of compiled.sources) {
       if (src.kind !== 'constant') continue;
       const id = src.node.id;
@@ -379,27 +388,33 @@ export class Session {
     while (this.runCache.size > RUN_CACHE) {
       const [key, old] = this.runCache.entries().next().value as [string, CompiledFunction];
       this.runCache.delete(key);
-      void this.exclusive(() => this.release(old));
+      void this.exclusive(() => this.release(old), 'release');
     }
   }
   private writes: Promise<unknown> = Promise.resolve();
   /** Every variable this session has met (compiled functions, reads, writes), by name: what checkpoints cover. */
   private readonly known = new Map<string, Variable>();
 
-  private track(compiled: CompiledFunction): CompiledFunction {
+  /** `meet`: whether the function's variables count as met now (compiled functions) or after a successful call (runs). */
+  private track(compiled: CompiledFunction, meet = true): CompiledFunction {
     if (compiled.program) this.programs.push(compiled.program);
     for (const src of compiled.sources) {
       if (src.kind === 'constant') this.constantUsers.set(src.node.id, (this.constantUsers.get(src.node.id) ?? 0) + 1);
     }
-    for (const src of compiled.sources) if (src.kind === 'variable') this.know(src.tensor);
-    for (const u of compiled.updates) this.know(u.variable);
+    this.meet(compiled, meet);
     return compiled;
   }
 
-  private know(v: Variable): void {
+  private meet(compiled: CompiledFunction, commit = true): void {
+    for (const src of compiled.sources) if (src.kind === 'variable') this.know(src.tensor, commit);
+    for (const u of compiled.updates) this.know(u.variable, commit);
+  }
+
+  /** Adds `v` to what checkpoints cover; with `commit` false only checks it could be (no other variable has its name). */
+  private know(v: Variable, commit = true): void {
     const other = this.known.get(v.name);
     if (other !== undefined && other !== v) throw new SymflowError('Session', `two different variables are named '${v.name}'`);
-    this.known.set(v.name, v);
+    if (commit) this.known.set(v.name, v);
   }
 
   /** The variables checkpoints cover by default: every variable the session has met, in name order. */
@@ -417,8 +432,7 @@ export class Session {
    */
   async save(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
     this.checkAlive('Session.save');
-    const vars = opts.variables ?? this.variables;
-    vars.forEach((v, i) => { if (!isVariable(v)) throw new SymflowError('Session.save', `variables[${i}] is not a variable`); });
+    const vars = checkVariableList('Session.save', opts.variables ?? this.variables);
     // Values are read in call order (never in the middle of a call); the file is written after.
     const entries = await this.exclusive(async () => {
       await this.backendImpl.activate();
@@ -432,6 +446,7 @@ export class Session {
     } catch (e) {
       throw new SymflowError('Session.save', `cannot write ${path}: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
+    for (const v of vars) this.know(v);
   }
 
   /**
@@ -442,9 +457,9 @@ export class Session {
    */
   async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
     this.checkAlive('Session.restore');
+    const vars = checkVariableList('Session.restore', opts.variables ?? this.variables);
     const entries = await readCheckpoint(path);
     const byName = new Map(entries.map((e) => [e.name, e.value]));
-    const vars = opts.variables ?? this.variables;
     const list = (names: string[]) => `${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
     const missing = vars.filter((v) => !byName.has(v.name)).map((v) => v.name);
     const extra = opts.variables === undefined ? [...byName.keys()].filter((name) => !this.known.has(name)) : [];
@@ -462,7 +477,8 @@ export class Session {
     await this.exclusive(async () => {
       this.checkAlive('Session.restore');
       await this.backendImpl.activate();
-      const uploaded = vars.map((v) => this.backendImpl.upload(byName.get(v.name)!));
+      for (const v of vars) this.know(v, false);
+      const uploaded = uploadAll(this.backendImpl, vars.map((v) => byName.get(v.name)!));
       vars.forEach((v, i) => {
         this.know(v);
         const old = this.store.get(v);
@@ -476,12 +492,14 @@ export class Session {
    * Runs `fn` in the session's call order, so it never sees (or tears) a call in progress. Inside an open
    * transaction of this session, `fn` is part of it and runs at once.
    */
-  private exclusive<T>(fn: () => Promise<T> | T): Promise<T> {
+  private exclusive<T>(fn: () => Promise<T> | T, who = 'Session'): Promise<T> {
     if (this.inTransaction) return (async () => fn())();
     this.pending++;
     const txn: Transaction = { session: this, open: true };
     const run = () => currentTransaction.run(txn, async () => {
       try {
+        // Queued before a dispose, run after it: refused (a released function's cleanup still runs).
+        if (this.disposed && who !== 'release') throw new SymflowError(who, 'the session is disposed');
         return await fn();
       } finally {
         txn.open = false;
@@ -506,7 +524,8 @@ export class Session {
   variableTensor(v: Variable): DeviceTensor {
     let t = this.store.get(v);
     if (t === undefined) {
-      this.know(v);
+      // Only checked: the public call that reads the variable counts it as met once that call succeeds.
+      this.know(v, false);
       t = this.backendImpl.upload({ shape: [...v.init.shape], dtype: v.dtype, data: initialValue(v.init) });
       this.store.set(v, t);
     }

@@ -56,9 +56,10 @@ export function prepareColumns(who: string, inputs: readonly Tensor[], columns: 
     return { rows, rowShape: host.shape.slice(1), rowSize: sizeOf(host.shape.slice(1)), data: host.data };
   });
   const rows = prepared[0]?.rows ?? 0;
-  prepared.forEach((c, i) => {
-    if (c.rows !== rows) throw new SymflowError(who, `columns differ in length: column 0 has ${rows} rows, column ${i} has ${c.rows}`);
-  });
+  const odd = prepared.findIndex((c) => c.rows !== rows);
+  if (odd >= 0) {
+    throw new SymflowError(who, `columns differ in length: column 0 ('${inputs[0]!.name}') has ${rows} rows, column ${odd} ('${inputs[odd]!.name}') has ${prepared[odd]!.rows}`);
+  }
   if (rows === 0) throw new SymflowError(who, 'data has no rows');
   return prepared;
 }

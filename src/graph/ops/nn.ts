@@ -1,5 +1,6 @@
 // Neural-network composites. None has a gradient rule of its own.
 import { SymflowError } from '../errors.js';
+import { requireRange } from '../feedChecks.js';
 import type { Tensor } from '../tensor.js';
 import { div, maximum } from './binary.js';
 
@@ -39,7 +40,9 @@ export function logSoftmax(x: Tensor, axis = -1): Tensor {
 }
 
 /**
- * Softmax cross-entropy against integer class labels, per example.
+ * Softmax cross-entropy against integer class labels, per example. A label outside [0, classes) is an error, never
+ * a silent loss of 0: fed labels are checked before the run (the error names the feed, the value and its index);
+ * labels computed in the graph make that example's loss NaN, which the non-finite checks catch.
  * @param logits [...batch, classes] @param labels int32 [...batch] @returns [...batch] losses
  */
 export function sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor): Tensor {
@@ -48,7 +51,11 @@ export function sparseSoftmaxCrossEntropy(logits: Tensor, labels: Tensor): Tenso
     throw new SymflowError('sparseSoftmaxCrossEntropy', `logits need a static class dimension, got rank ${logits.rank}`);
   }
   if (labels.dtype !== 'int32') throw new SymflowError('sparseSoftmaxCrossEntropy', `labels must be int32, got ${labels.dtype}`);
-  return softmaxCrossEntropy(logits, oneHot(labels, classes));
+  requireRange(labels, { op: 'sparseSoftmaxCrossEntropy', arg: 'label', min: 0, max: classes, why: `of the ${classes} classes of logits '${logits.name}'` });
+  const hot = oneHot(labels, classes);
+  // oneHot gives an out-of-range label an all-zero row on every backend, so its row sum is 1 for a valid label and 0
+  // otherwise: dividing by it leaves valid examples bit-identical (x / 1 = x) and makes the others 0 / 0 = NaN.
+  return div(softmaxCrossEntropy(logits, hot), sum(hot, -1));
 }
 
 /**
