@@ -250,7 +250,7 @@ export class Session {
       const value = this.backendImpl.download(this.variableTensor(v));
       this.know(v);
       return value;
-    });
+    }, 'Session.getValue');
   }
 
   /**
@@ -269,7 +269,7 @@ export class Session {
       this.store.set(v, this.backendImpl.upload(host));
       this.know(v);
       if (old !== undefined) this.backendImpl.dispose(old);
-    });
+    }, 'Session.setValue');
   }
 
   /**
@@ -437,7 +437,7 @@ export class Session {
     const entries = await this.exclusive(async () => {
       await this.backendImpl.activate();
       return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
-    });
+    }, 'Session.save');
     // Files are written in the order the values were read, so a later save is never overwritten by an earlier one.
     const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries)));
     this.writes = write.catch(() => undefined);
@@ -485,7 +485,7 @@ export class Session {
         this.store.set(v, uploaded[i]!);
         if (old !== undefined) this.backendImpl.dispose(old);
       });
-    });
+    }, 'Session.restore');
   }
 
   /**
