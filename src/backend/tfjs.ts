@@ -50,7 +50,6 @@ export class TfjsBackend implements KernelBackend {
 
   kernelFor(node: KernelNode): Kernel {
     const kernel = tfKernelFor(node, {
-      hasSegmentSum: tf.getKernel('UnsortedSegmentSum', this.tfName) !== undefined,
       backend: this.name as 'cpu' | 'wasm' | 'tensorflow',
     }, this.name);
     return kernel as unknown as Kernel;

@@ -7,8 +7,6 @@ import type { KernelNode } from './types.js';
 export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;
 
 export interface KernelOptions {
-  /** Whether the backend registers UnsortedSegmentSum (wasm does not; we scatter-add with ScatterNd there). */
-  hasSegmentSum: boolean;
   /** The TF.js backend, for the edge-value wrappers one backend needs (see tfjsSemantics.ts). */
   backend?: edge.TfBackendName;
 }
@@ -54,9 +52,12 @@ const factories: Record<string, Factory> = {
   fusedMatMul: (n) => {
     const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: 'linear' | 'relu' };
     return ([x, y, bias]) => {
-      const empty = edge.emptyMatMul(x!, y!, ta, tb);
-      if (empty === undefined) return tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
-      return tf.tidy(() => (activation === 'relu' ? tf.relu(tf.add(empty, bias!)) : tf.add(empty, bias!)));
+      const k = ta ? x!.shape[x!.rank - 2] : x!.shape[x!.rank - 1];
+      if (k !== 0) return tf.fused.matMul({ a: x!, b: y!, transposeA: ta, transposeB: tb, bias: bias!, activation });
+      return tf.tidy(() => {
+        const biased = tf.add(edge.emptyMatMul(x!, y!, ta, tb)!, bias!);
+        return activation === 'relu' ? tf.relu(biased) : biased;
+      });
     };
   },
   transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
@@ -68,15 +69,17 @@ const factories: Record<string, Factory> = {
   slice: (n) => ([x]) => tf.slice(x!, a(n).begin, a(n).size),
   pad: (n) => ([x]) => tf.pad(x!, a(n).paddings, a(n).value),
   gather: (n) => ([x, i]) => edge.gather(x!, i!, a(n).axis),
-  unsortedSegmentSum: (n, opts) => {
+  // ScatterNd sums duplicate indices; rows with ids outside [0, k) are zeroed with a where (a mask product would
+  // turn their NaN or Inf into NaN) and sent to 0. TF.js cpu's own UnsortedSegmentSum is a masked sum per segment,
+  // so one NaN row made every segment NaN: it is not used.
+  unsortedSegmentSum: (n) => {
     const k = a(n).numSegments as number;
-    if (opts.hasSegmentSum) return ([d, ids]) => tf.unsortedSegmentSum(d as tf.Tensor, ids as tf.Tensor1D, k);
-    // ScatterNd sums duplicate indices; ids outside [0, k) are dropped first to match unsortedSegmentSum.
     return ([d, ids]) => tf.tidy(() => {
+      if (d!.size === 0) return tf.zeros([k, ...d!.shape.slice(1)], d!.dtype);
       const inRange = tf.logicalAnd(tf.greaterEqual(ids!, 0), tf.less(ids!, k));
-      const mask = tf.reshape(tf.cast(inRange, d!.dtype), [-1, ...d!.shape.slice(1).map(() => 1)]);
+      const keep = tf.reshape(inRange, [-1, ...d!.shape.slice(1).map(() => 1)]);
       const safe = tf.where(inRange, ids!, tf.zerosLike(ids!));
-      return tf.scatterND(tf.expandDims(safe, 1), tf.mul(d!, mask), [k, ...d!.shape.slice(1)]);
+      return tf.scatterND(tf.expandDims(safe, 1), tf.where(keep, d!, tf.scalar(0, d!.dtype)), [k, ...d!.shape.slice(1)]);
     });
   },
   sum: (n) => ([x]) => edge.sum(x!, a(n).axes, a(n).keepDims),
@@ -86,8 +89,9 @@ const factories: Record<string, Factory> = {
   // 1.4e-45), so build it as int32 everywhere, cast, and apply on/off values arithmetically.
   oneHot: (n) => ([i]) => tf.tidy(() => {
     const { depth, onValue: on, offValue: off } = n.attrs as { depth: number; onValue: number; offValue: number };
-    const hot = tf.cast(tf.oneHot(i as tf.Tensor1D, depth, 1, 0, 'int32'), 'float32');
-    return on === 1 && off === 0 ? hot : tf.add(tf.mul(hot, on - off), off);
+    const hot = tf.oneHot(i as tf.Tensor1D, depth, 1, 0, 'int32');
+    // A where, not hot · (on − off) + off: that turns an offValue of −0 into +0.
+    return on === 1 && off === 0 ? tf.cast(hot, 'float32') : tf.where(tf.equal(hot, 1), tf.scalar(on), tf.scalar(off));
   }),
   fillLike: (n) => ([x]) => tf.fill(x!.shape, a(n).value, a(n).dtype),
   shapeSize: (n) => ([x]) => tf.scalar((a(n).axes as number[]).reduce((p, ax) => p * x!.shape[ax]!, 1), 'float32'),
@@ -95,7 +99,9 @@ const factories: Record<string, Factory> = {
   addN: () => (xs) => (xs.length === 1 ? alias(xs[0]!) : tf.tidy(() => xs.slice(1).reduce((acc, x) => tf.add(acc, x), xs[0]!))),
   broadcastLike: () => ([x, like]) => {
     const shape = tf.backend_util.assertAndGetBroadcastShape(x!.shape, like!.shape);
-    return shape.length === x!.rank && shape.every((d, i) => d === x!.shape[i]) ? alias(x!) : tf.broadcastTo(x!, shape);
+    if (shape.length === x!.rank && shape.every((d, i) => d === x!.shape[i])) return alias(x!);
+    // TF.js broadcastTo gives [1, 2] for [2] → [0, 2].
+    return shape.includes(0) ? tf.zeros(shape, x!.dtype) : tf.broadcastTo(x!, shape);
   },
   sumToShape: () => ([x, like]) => {
     const axes = reductionAxes(x!.shape, like!.shape);

@@ -13,6 +13,8 @@ const INT32_MAX = 2147483647;
 const F32_BELOW_2_31 = 2147483520;
 
 const size = (shape: readonly number[]) => shape.reduce((p, d) => p * d, 1);
+/** A double to int32 as `cast` does: truncated toward zero, saturated, NaN → 0. */
+const saturate = (v: number) => (Number.isNaN(v) ? 0 : Math.trunc(Math.min(Math.max(v, INT32_MIN), INT32_MAX)));
 
 /** The shape a reduction over `axes` gives. */
 function reducedShape(shape: readonly number[], axes: readonly number[], keepDims: boolean): number[] {
@@ -36,7 +38,7 @@ export function max(x: tf.Tensor, axes: readonly number[], keepDims: boolean): t
  * ±Inf and out-of-range values → INT32_MAX / INT32_MIN), as WebAssembly's trunc_sat and Rust's `as`.
  */
 export function cast(x: tf.Tensor, dtype: 'float32' | 'int32' | 'bool', backend: TfBackendName): tf.Tensor {
-  if (dtype === 'bool') return tf.notEqual(x, tf.scalar(0, x.dtype));
+  if (dtype === 'bool') return tf.tidy(() => tf.notEqual(x, tf.scalar(0, x.dtype)));
   if (dtype === 'int32' && x.dtype === 'float32') {
     return tf.tidy(() => {
       const clipped = tf.clipByValue(tf.where(tf.isNaN(x), tf.scalar(0), x), INT32_MIN, F32_BELOW_2_31);
@@ -66,9 +68,10 @@ export function extremum(f: typeof tf.maximum, backend: TfBackendName): (a: tf.T
 
 /** pow as C and NumPy: pow(1, y) = 1 and pow(−1, ±Inf) = 1 (TF.js cpu uses Math.pow, which gives NaN). */
 export function pow(backend: TfBackendName): (a: tf.Tensor, b: tf.Tensor) => tf.Tensor {
-  if (backend !== 'cpu') return (a, b) => tf.pow(a, b);
   return (a, b) => {
-    if (a.dtype !== 'float32') return tf.pow(a, b);
+    // int32: the double power, truncated and saturated as a cast (wasm overflowed to INT32_MIN, cpu wrapped).
+    if (a.dtype === 'int32') return hostInt32(a, b, (x, y) => saturate(Math.pow(x, y)));
+    if (backend !== 'cpu') return tf.pow(a, b);
     return tf.tidy(() => {
       const one = tf.logicalOr(tf.equal(a, 1), tf.logicalAnd(tf.equal(a, -1), tf.isInf(b)));
       return tf.where(one, tf.scalar(1), tf.pow(a, b));

@@ -20,7 +20,7 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
   if (known) {
     const axes = xn.shape.flatMap((d, i) => (i < lead || (ln.shape[i - lead] === 1 && d !== 1) ? [i] : []));
     if (axes.length === 0) b.node('Identity', [x], {}, out);
-    else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], {}, out);
+    else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], { allowzero: 1 }, out);
     return;
   }
   const x1 = lead > 0 ? b.node('ReduceSum', [x, b.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 }) : x;
@@ -33,7 +33,13 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
 }
 
 const lowerings: Record<string, Lowering> = {
-  add: simple('Add'), subtract: simple('Sub'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'), pow: simple('Pow'),
+  add: simple('Add'), subtract: simple('Sub'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'),
+  pow: (b, [x, y], n, _i, out) => {
+    if (n.dtype === 'float32') { b.node('Pow', [x!, y!], {}, out); return; }
+    // int32: the double power, saturated as a cast (onnxruntime's int32 Pow overflows to INT32_MIN).
+    const p = b.node('Pow', [b.node('Cast', [x!], { to: ELEM.float64 }), b.node('Cast', [y!], { to: ELEM.float64 })]);
+    b.node('Cast', [b.node('Clip', [p, b.scalar('float64', -(2 ** 31)), b.scalar('float64', 2 ** 31 - 1)])], { to: ELEM.int32 }, out);
+  },
   div: (b, [x, y], n, _i, out) => {
     if (n.dtype === 'float32') { b.node('Div', [x!, y!], {}, out); return; }
     // int32 floors (ONNX truncates, and traps on x / 0): the double quotient of two int32s floors exactly; x / 0 is
@@ -78,8 +84,9 @@ const lowerings: Record<string, Lowering> = {
     if (activation === 'relu') b.node('Relu', [gemm], {}, out);
   },
   transpose: (b, [x], n, _i, out) => { b.node('Transpose', [x!], { perm: attrs(n).perm }, out); },
-  reshape: (b, [x], n, _i, out) => { b.node('Reshape', [x!, b.ints(attrs(n).shape)], { allowzero: 0 }, out); },
-  reshapeLike: (b, [x, like], _n, _i, out) => { b.node('Reshape', [x!, b.node('Shape', [like!])], {}, out); },
+  // NOTE: allowzero 1 where a 0 may be in the shape: with 0 ONNX copies that dimension from the input instead.
+  reshape: (b, [x], n, _i, out) => { b.node('Reshape', [x!, b.ints(attrs(n).shape)], { allowzero: (attrs(n).shape as number[]).includes(0) ? 1 : 0 }, out); },
+  reshapeLike: (b, [x, like], _n, _i, out) => { b.node('Reshape', [x!, b.node('Shape', [like!])], { allowzero: 1 }, out); },
   expandDims: (b, [x], n, _i, out) => { b.node('Unsqueeze', [x!, b.ints([attrs(n).axis])], {}, out); },
   squeeze: (b, [x], n, _i, out) => { b.node('Squeeze', [x!, b.ints(attrs(n).axes)], {}, out); },
   concat: (b, xs, n, _i, out) => { b.node('Concat', xs, { axis: attrs(n).axis }, out); },
@@ -105,12 +112,19 @@ const lowerings: Record<string, Lowering> = {
     const rank = ins[0]!.shape.length;
     const inRange = b.node('And', [b.node('GreaterOrEqual', [ids!, b.scalar('int32', 0)]), b.node('Less', [ids!, b.scalar('int32', k)])]);
     const safe = b.node('Cast', [b.node('Unsqueeze', [b.node('Where', [inRange, ids!, b.scalar('int32', 0)]), b.ints([1])])], { to: ELEM.int64 });
-    const mask = b.node('Reshape', [b.node('Cast', [inRange], { to: ELEM[ins[0]!.dtype] }), b.ints([-1, ...Array.from({ length: rank - 1 }, () => 1)])]);
+    // A where, not a mask product: a dropped row's NaN or Inf must not reach segment 0.
+    const keep = b.node('Reshape', [inRange, b.ints([-1, ...Array.from({ length: rank - 1 }, () => 1)])]);
     const rest = b.node('Slice', [b.node('Shape', [d!]), b.ints([1]), b.ints([INT_MAX])]);
     const zeros = b.node('ConstantOfShape', [b.node('Concat', [b.ints([k]), rest], { axis: 0 })], { value: { tensor: { dataType: ELEM[ins[0]!.dtype], dims: [1], ...valueOf(ins[0]!.dtype, 0) } } });
-    b.node('ScatterND', [zeros, safe, b.node('Mul', [d!, mask])], { reduction: 'add' }, out);
+    b.node('ScatterND', [zeros, safe, b.node('Where', [keep, d!, b.scalar(ins[0]!.dtype as Elem, 0)])], { reduction: 'add' }, out);
   },
-  sum: (b, [x], n, _i, out) => { b.node('ReduceSum', [x!, b.ints(attrs(n).axes)], { keepdims: attrs(n).keepDims ? 1 : 0 }, out); },
+  sum: (b, [x], n, ins, out) => {
+    const opts = { keepdims: attrs(n).keepDims ? 1 : 0 };
+    if (ins[0]!.dtype !== 'int32') { b.node('ReduceSum', [x!, b.ints(attrs(n).axes)], opts, out); return; }
+    // int32 sums wrap: add in int64 and keep the low 32 bits (onnxruntime's int32 ReduceSum saturated).
+    const wide = b.node('ReduceSum', [b.node('Cast', [x!], { to: ELEM.int64 }), b.ints(attrs(n).axes)], opts);
+    b.node('Cast', [wide], { to: ELEM.int32 }, out);
+  },
   max: (b, [x], n, ins, out) => {
     const opts = { axes: attrs(n).axes, keepdims: attrs(n).keepDims ? 1 : 0 };
     if (ins[0]!.dtype !== 'float32') { b.node('ReduceMax', [x!], opts, out); return; }

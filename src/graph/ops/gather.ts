@@ -1,8 +1,6 @@
 import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
-import { mul } from './binary.js';
-import { cast } from './cast.js';
 import { greaterEqual, less, logicalAnd } from './compare.js';
 import { expandDims, reshape } from './reshape.js';
 import { where } from './where.js';
@@ -33,8 +31,9 @@ export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
   grad: (dy, _y, [data, ids], { numSegments }) => [() => {
     const inRange = logicalAnd(greaterEqual(ids!, 0), less(ids!, numSegments));
     const rows = gather(dy, where(inRange, ids!, 0), 0);
-    const mask = Array.from({ length: data!.rank - 1 }, () => 0).reduce((m: Tensor) => expandDims(m, -1), cast(inRange, data!.dtype));
-    return mul(rows, mask);
+    // A where, not a mask product: a NaN or Inf gradient must not leak into the dropped rows as NaN.
+    const keep = Array.from({ length: data!.rank - 1 }, () => 0).reduce((m: Tensor) => expandDims(m, -1), inRange);
+    return where(keep, rows, 0);
   }, undefined],
 });
 

@@ -33,5 +33,8 @@ export function mean(x: Tensor, axes?: number | readonly number[], keepDims = fa
  * @param x the tensor @param axes axes to reduce @param keepDims keep them as size 1 @returns the minimum
  */
 export function min(x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor {
+  // NOTE: on int32, −x wraps at INT32_MIN (min([INT32_MIN, 5]) would be 5); ~x = −x − 1 is an order-reversing
+  // bijection of int32 under wrapping arithmetic, so min is ~max(~x) there (and an empty min is INT32_MAX).
+  if (x.dtype === 'int32') return sub(neg(max(sub(neg(x), 1), axes, keepDims)), 1);
   return neg(max(neg(x), axes, keepDims));
 }

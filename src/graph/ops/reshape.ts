@@ -62,6 +62,9 @@ function reshapeTarget(x: Tensor, shape: readonly number[]): Dim[] {
  */
 export function reshape(x: Tensor, shape: readonly (number | null)[]): Tensor {
   const s = shape.map((d) => (d === null ? -1 : d));
+  if (s.includes(-1) && s.includes(0)) {
+    throw new SymflowError('reshape', `cannot infer the -1 of [${s.join(',')}] beside a 0-size dimension (x is ${shapeString(x.shape)}): any size fits`);
+  }
   return makeNode(reshapeOp, [x], { shape: s });
 }
 
