@@ -224,7 +224,7 @@ for (const r of torchRuns) {
 if (torchBest !== undefined) {
   const vs = torchBest.ms! / onnx.ms;
   row('  symflow onnx against the faster PyTorch', vs >= 1 ? `${vs.toFixed(1)}× faster` : `${(1 / vs).toFixed(1)}× slower`,
-    `PyTorch at ${torchBest.threads === 1 ? '1 thread' : `${torchBest.threads} threads`}: ${torchBest.ms!.toFixed(2)} ms`);
+    `PyTorch at ${torchBest.threads === 1 ? '1 thread' : `${torchBest.threads} threads`}: ${torchBest.ms!.toFixed(2)} ms; at 1 thread each: onnx ${onnx1.ms.toFixed(2)} ms, PyTorch ${torchRuns[0]!.ms!.toFixed(2)} ms`);
 }
 
 /**
