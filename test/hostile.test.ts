@@ -282,13 +282,11 @@ const CASES: Case[] = [
     error: (c) => ({ op: 'TrainStep.step', has: [`'${c.x.name}' has 4 rows, '${c.labels.name}' has 3 rows`] }),
   }),
   tc({
-    pending: 'TrainStep.step must call checkRows (src/optimizers/compile.ts, owned by the lead)',
     name: 'TrainStep.step: x with 2 rows and labels with 1 (no loss is computed)',
     bad: (c) => c.train.step([X.slice(0, 2), L.slice(0, 1)]),
     error: (c) => ({ op: 'TrainStep.step', has: [`'${c.x.name}' has 2 rows, '${c.labels.name}' has 1 row`] }),
   }),
   tc({
-    pending: 'TrainStep.step must call checkRows (src/optimizers/compile.ts, owned by the lead)',
     name: 'fit: an Observable batch whose inputs differ in row count',
     bad: (c) => lastValueFrom(fit(c.train, from([[X.slice(0, 2), L.slice(0, 1)]]))),
     error: (c) => ({ op: 'TrainStep.step', has: [`'${c.x.name}' has 2 rows, '${c.labels.name}' has 1 row`] }),
@@ -338,7 +336,6 @@ const CASES: Case[] = [
     error: (c) => ({ op: 'compile', has: [`params[0] '${c.stranger.name}' is not connected to '${c.loss.name}'; omit params to train every trainable variable the loss reads`] }),
   }),
   tc({
-    pending: "compile must get its gradients from paramGradients('compile', …) (src/optimizers/compile.ts, owned by the lead)",
     name: 'compile: an unconnected parameter gets a hint in compile\'s own options',
     bad: (c) => compile(sgd(), c.s, { loss: c.loss, params: [c.stranger], inputs: [c.x, c.labels] }),
     error: (c) => ({ op: 'compile', has: [`params[0] '${c.stranger.name}' is not connected to '${c.loss.name}'`] }),

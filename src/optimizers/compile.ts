@@ -1,11 +1,12 @@
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
-import { gradients } from '../graph/gradients.js';
+import { checkRows } from '../graph/rows.js';
 import type { HostTensor } from '../graph/hostValue.js';
 import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
 import { variablesOf } from '../graph/traverse.js';
 import { DeviceValue, type FeedValue, type Session } from '../session/session.js';
-import { checkLoss, checkParams, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
+import { checkPolicy, guardedRun, NonFiniteError, type NonFinitePolicy, type NonFiniteReport, Refused, stepDiagnosis } from './nonFinite.js';
+import { checkLoss, checkParams, type Optimizer, type OptimizerState, paramGradients, slotLike } from './optimizer.js';
 
 /** What one training step reports. */
 export interface StepResult {
@@ -22,6 +23,8 @@ export interface StepResult {
   lr?: number;
   /** Adaptive methods: the local error estimate of the accepted step. */
   errorNorm?: number;
+  /** With `onNonFinite: 'skip'`: the step was refused (nothing applied), and why. */
+  skipped?: NonFiniteReport;
 }
 
 /** One compiled run of a multi-run step: a session function fed with the step's batch. */
@@ -40,8 +43,14 @@ export interface RunContext {
   readonly inputs: readonly Tensor[];
   /** Extra tensors the user asked for; report them from the run that measures the loss. */
   readonly outputs: readonly Tensor[];
-  /** Compiles one run: a session function whose inputs are the step's inputs. */
-  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[] }): Run;
+  /**
+   * Compiles one run: a session function whose inputs are the step's inputs. Unless the step applies non-finite
+   * values (`onNonFinite: 'apply'`), the run applies its updates only when every new value is finite, and the
+   * step is refused otherwise; pass `guard: false` for a run whose non-finite values the method handles itself
+   * (Runge–Kutta's stage runs: a non-finite stage is a rejected adaptive step). A run that reports the loss
+   * refuses the step at once when it is not finite.
+   */
+  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[]; guard?: boolean }): Run;
   /** A zero slot variable per parameter, named `owner/name/param`. */
   slots(owner: string, name: string): Variable[];
 }
@@ -97,6 +106,18 @@ export interface CompileOptions {
   inputs: readonly Tensor[];
   /** Extra tensors to evaluate alongside the loss. */
   outputs?: readonly Tensor[];
+  /**
+   * A batch that makes the loss, a gradient or a new value NaN or infinite: refused with a `NonFiniteError`
+   * (`'error'`, the default), refused and reported as `StepResult.skipped` (`'skip'`), or applied (`'apply'`).
+   * The check is part of each run (one sum per new value); a refused step changes no variable.
+   */
+  onNonFinite?: NonFinitePolicy;
+}
+
+/** Per-step options of `TrainStep.step`. */
+export interface StepOptions {
+  /** Overrides the compiled policy for this step ('error' or 'skip'; a step compiled with 'apply' has no check). */
+  onNonFinite?: 'error' | 'skip';
 }
 
 /** A compiled training step. */
@@ -111,8 +132,10 @@ export interface TrainStep {
   readonly inputs: readonly Tensor[];
   /** The optimizer's state variables. */
   readonly stateVariables: readonly Variable[];
+  /** What a step does with non-finite values (see `CompileOptions.onNonFinite`). */
+  readonly onNonFinite: NonFinitePolicy;
   /** One step on one batch: values for `inputs`, in order. Atomic: if it throws, nothing changed. */
-  step(values: readonly FeedValue[]): Promise<StepResult>;
+  step(values: readonly FeedValue[], opts?: StepOptions): Promise<StepResult>;
   /** Finishes a pending partial step (soft batch's ragged last group); resolves to false when there was none. */
   flush(): Promise<boolean>;
 }
@@ -138,12 +161,22 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   const inputs = [...(opts.inputs ?? [])];
   inputs.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('compile', `inputs[${i}] is not a Tensor`); });
   const outputs = [...(opts.outputs ?? [])];
-  const grads = gradients(opts.loss, params);
+  const policy = checkPolicy('compile', opts.onNonFinite);
+  const grads = paramGradients('compile', opts.loss, params, 'leave it out of params, or omit params to train every trainable variable the loss reads');
+  let runsThisStep = 0;
   const ctx: RunContext = {
     session, loss: opts.loss, params, grads, inputs, outputs,
     run: (spec) => {
-      const f = session.function({ inputs, outputs: spec.outputs ?? [], updates: spec.updates ?? [] });
-      return (batch) => f(batch);
+      const spec2 = { outputs: spec.outputs ?? [], updates: spec.updates ?? [] };
+      if (policy === 'apply') {
+        const f = session.function({ inputs, ...spec2 });
+        return (batch) => f(batch);
+      }
+      const run = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true);
+      return (batch) => {
+        runsThisStep++;
+        return run(batch);
+      };
     },
     slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
   };
@@ -155,10 +188,15 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   const everything = [...params, ...stateVariables];
   const atomic = program.runsPerStep > 1 || optimizer.kind === 'multiRun';
 
-  async function step(values: readonly FeedValue[]): Promise<StepResult> {
+  const diagnose = stepDiagnosis(session, inputs, opts.loss, params, grads);
+
+  async function step(values: readonly FeedValue[], stepOpts: StepOptions = {}): Promise<StepResult> {
+    const onNonFinite = stepOpts?.onNonFinite === undefined ? policy : checkPolicy('TrainStep.step', stepOpts.onNonFinite);
+    if (onNonFinite === 'apply' && policy !== 'apply') throw new SymflowError('TrainStep.step', "onNonFinite 'apply' needs a step compiled with it (the check is compiled in)");
     if (!Array.isArray(values) || values.length !== inputs.length) {
       throw new SymflowError('TrainStep.step', `expected ${inputs.length} value(s) (${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${Array.isArray(values) ? values.length : typeof values}`);
     }
+    checkRows('TrainStep.step', inputs, values);
     // The whole step — its runs, its snapshot and any rollback — is one transaction of the session: calls issued
     // meanwhile (a setValue, a save, another fit's step) take effect before or after it, never in between.
     return session.transaction(async () => {
@@ -170,16 +208,19 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
           made.push(d);
           return d;
         });
-        if (!atomic) return await program.step(batch);
-        const snap = session.snapshot(everything);
+        runsThisStep = 0;
+        const snap = atomic ? session.snapshot(everything) : undefined;
         try {
           return await program.step(batch);
         } catch (e) {
           if (session.isDisposed) throw disposedDuringStep(e);
-          snap.restore();
-          throw e;
+          snap?.restore();
+          if (!(e instanceof Refused)) throw e;
+          const report = await diagnose(batch, e);
+          if (onNonFinite === 'error') throw new NonFiniteError('TrainStep.step', report);
+          return { loss: report.loss, outputs: [], runs: runsThisStep, skipped: report };
         } finally {
-          snap.dispose();
+          snap?.dispose();
         }
       } catch (e) {
         throw session.isDisposed ? disposedDuringStep(e) : e;
@@ -190,7 +231,7 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   }
 
   return Object.freeze({
-    session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step,
+    session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
     flush: async () => (flushRun ? flushRun() : false),
   });
 }

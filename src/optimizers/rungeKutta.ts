@@ -117,7 +117,8 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       runs = Array.from({ length: s }, (_, r) => {
         const g = gradsAt(r, gs);
         const outputs = r === 0 ? first : [];
-        if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]) });
+        // A stage's non-finite gradient is not refused here: it reaches the last run (an adaptive step rejects it).
+        if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]), guard: false });
         return finish(outputs, [...gs, g]);
       });
     }

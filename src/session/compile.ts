@@ -13,7 +13,7 @@ import { prune } from '../graph/passes/prune.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { type Block, planProgram, type Step } from './plan.js';
 import type { FunctionSpec } from './session.js';
-import { lowerUpdates } from './updates.js';
+import { lowerGuarded } from './updates.js';
 
 export type Source =
   | { readonly kind: 'feed'; readonly slot: number; readonly index: number }
@@ -39,6 +39,8 @@ export interface CompiledFunction {
   readonly programInputs: readonly Source[];
   /** The slots the program returns, in order. */
   readonly programResults: readonly number[];
+  /** With `applyIfFinite`: the index of the last output, the bool that says whether to commit. */
+  readonly guard?: number;
 }
 
 function checkTensors(who: string, what: string, list: unknown): readonly Tensor[] {
@@ -51,13 +53,18 @@ function checkTensors(who: string, what: string, list: unknown): readonly Tensor
 /** Lowers updates, prunes, checks feeds and plans execution for one session function. */
 export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who: string, rewrite = true): CompiledFunction {
   const inputs = checkTensors(who, 'inputs', spec.inputs);
-  const outputs = checkTensors(who, 'outputs', spec.outputs);
+  let outputs = checkTensors(who, 'outputs', spec.outputs);
   if (spec.updates !== undefined && !Array.isArray(spec.updates)) throw new SymflowError(who, 'updates must be an array');
   if (new Set(inputs).size !== inputs.length) {
     const dup = inputs.find((t, i) => inputs.indexOf(t) !== i)!;
     throw new SymflowError(who, `input '${dup.name}' is fed twice`);
   }
-  const updates = [...lowerUpdates(spec.updates ?? [])];
+  const guardSpec = spec.applyIfFinite;
+  if (guardSpec !== undefined && typeof guardSpec !== 'boolean') checkTensors(who, 'applyIfFinite', guardSpec);
+  const lowered = lowerGuarded(spec.updates ?? [], guardSpec === undefined || guardSpec === false ? undefined : guardSpec === true ? [] : guardSpec);
+  const updates = [...lowered.values];
+  // The guard's verdict is one more output: the executor reads it before it commits anything.
+  if (lowered.ok !== undefined) outputs = [...outputs, lowered.ok];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
   const { ir: raw, tensors } = toIR(targets, inputs);
   const ir = rewrite
@@ -109,6 +116,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const ownedSlots = slotIds.map(slotOf).filter((s) => !sourceSlots.has(s));
   return {
     program,
+    ...(lowered.ok !== undefined ? { guard: outputs.length - 1 } : {}),
     programInputs,
     programResults: computed,
     who,

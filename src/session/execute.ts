@@ -37,7 +37,7 @@ export function execute(session: Session, fn: CompiledFunction, values: readonly
     runBlock(fn.top, vals, backend);
     for (const { variable, slot } of fn.updates) checkShape(fn, variable, backend.shapeOf(vals[slot]!));
     const results = fn.outputSlots.map((s) => backend.download(vals[s]!));
-    commit(session, fn, vals);
+    if (fn.guard === undefined || results[fn.guard]!.data[0] !== 0) commit(session, fn, vals);
     return results;
   } finally {
     for (const s of fn.ownedSlots) {
@@ -150,6 +150,7 @@ export async function executeProgram(session: Session, fn: CompiledFunction, val
     return t;
   });
   const out = fn.outputSlots.map((slot) => backend.download(valueOf(slot)!));
+  if (fn.guard !== undefined && out[fn.guard]!.data[0] === 0) return out; // refused by the guard: nothing applied
   fn.updates.forEach(({ variable }, i) => {
     const t = news[i];
     if (t === undefined) return; // the taken branch left this variable as it was

@@ -39,6 +39,12 @@ export interface FunctionSpec {
   outputs?: readonly Tensor[];
   /** `[variable, newValue]` pairs and `cond`s of them, applied together after every output is computed. */
   updates?: readonly Update[];
+  /**
+   * Apply the updates only when every new float value the call computed (in the branches it took) is finite, and
+   * so is every tensor listed (e.g. the loss). The check is part of the run — one sum per new value — and the
+   * function then returns one more output, last: a bool scalar, whether the updates were applied.
+   */
+  applyIfFinite?: boolean | readonly Tensor[];
 }
 
 /** A value already on the session's backend, fed without another host-to-device copy. */
@@ -559,7 +565,7 @@ export class Session {
       const run = executeProgram(this, compiled, values);
       this.running = run.catch(() => undefined);
       return run;
-    });
+    }, compiled.who);
   }
 
   private checkAlive(who: string): void {

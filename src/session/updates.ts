@@ -1,10 +1,16 @@
-import { type CondUpdate, makeCondGroup, type Update } from '../graph/cond.js';
+import { type CondUpdate, cond, makeCondGroup, type Update } from '../graph/cond.js';
 import { asTensor } from '../graph/convert.js';
 import { SymflowError } from '../graph/errors.js';
+import { addN } from '../graph/ops/identity.js';
+import { mul } from '../graph/ops/binary.js';
 import { broadcastLike } from '../graph/ops/broadcast.js';
+import { equal, less, logicalAnd } from '../graph/ops/compare.js';
 import { fillLikeOp } from '../graph/ops/fill.js';
+import { sum } from '../graph/ops/reduce.js';
+import { abs } from '../graph/ops/unary.js';
 import { makeNode } from '../graph/registry.js';
 import { shapesCompatible } from '../graph/shapes.js';
+import { scalarConstant } from '../graph/sources.js';
 import { getCurrentScope, isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 
 /**
@@ -13,24 +19,76 @@ import { getCurrentScope, isTensor, isVariable, shapeString, type Tensor, type V
  * executor has a single mechanism for laziness. Two assignments of one variable are an error.
  */
 export function lowerUpdates(updates: readonly Update[]): Map<Variable, Tensor> {
-  const out = new Map<Variable, Tensor>();
-  updates.forEach((u, i) => addUpdate(out, u, `updates[${i}]`));
-  return out;
+  return lowerGuarded(updates).values;
 }
 
-function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string): void {
+/**
+ * `lowerUpdates`, and with `finite` a bool scalar that is true when every new float value the run would apply is
+ * finite, and so is every tensor in `finite`. Only the values of the branches taken are looked at: each cond group
+ * carries its branches' verdicts as one more output, so a guard adds no work to an untaken branch.
+ */
+export function lowerGuarded(updates: readonly Update[], finite?: readonly Tensor[]): { values: Map<Variable, Tensor>; ok?: Tensor } {
+  const values = new Map<Variable, Tensor>();
+  const oks: Tensor[] = [];
+  const guard = finite !== undefined;
+  updates.forEach((u, i) => addUpdate(values, u, `updates[${i}]`, guard ? oks : undefined));
+  if (!guard) return { values };
+  const direct = [...finite, ...[...values].filter(([v, t]) => !isCondOutput(t) && t !== v).map(([, t]) => t)];
+  return { values, ok: allOf([allFinite(direct), ...oks]) };
+}
+
+const isCondOutput = (t: Tensor) => t.op === 'cond';
+
+function allOf(flags: readonly Tensor[]): Tensor {
+  const real = flags.filter((f) => !(f.op === 'constant' && f.dtype === 'bool'));
+  if (real.length === 0) return scalarConstant(1, 'bool');
+  return real.reduce((a, b) => logicalAnd(a, b));
+}
+
+/**
+ * True when every element of every float tensor is finite. One sum per tensor and one over the sums: a sum is
+ * finite when every element is, unless it overflows; only then (lazily) are the elements checked one by one
+ * (x·0 is 0 for a finite x and NaN otherwise).
+ */
+export function allFinite(tensors: readonly Tensor[]): Tensor {
+  const floats = [...new Set(tensors)].filter((t) => t.dtype === 'float32');
+  if (floats.length === 0) return scalarConstant(1, 'bool');
+  const total = addN(floats.map((t) => (t.rank === 0 ? t : sum(t))));
+  const fast = less(abs(total), Infinity);
+  return cond(fast, () => scalarConstant(1, 'bool'), () => exactlyFinite(floats));
+}
+
+/** True when every element is finite, checked element by element (for diagnostics and overflowing sums). */
+export function exactlyFinite(tensors: readonly Tensor[]): Tensor {
+  const floats = tensors.filter((t) => t.dtype === 'float32');
+  if (floats.length === 0) return scalarConstant(1, 'bool');
+  return equal(addN(floats.map((t) => (t.rank === 0 ? mul(t, 0) : sum(mul(t, 0))))), 0);
+}
+
+function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, oks?: Tensor[]): void {
   if ((u as CondUpdate)?.kind === 'condUpdate') {
     const c = u as CondUpdate;
-    const thenMap = new Map<Variable, Tensor>();
-    const elseMap = new Map<Variable, Tensor>();
-    c.then.forEach((x, i) => addUpdate(thenMap, x, `${where}.then[${i}]`));
-    c.else.forEach((x, i) => addUpdate(elseMap, x, `${where}.else[${i}]`));
+    const sides = [c.then, c.else].map((list, side) => {
+      const map = new Map<Variable, Tensor>();
+      const inner: Tensor[] | undefined = oks ? [] : undefined;
+      list.forEach((x, i) => addUpdate(map, x, `${where}.${side === 0 ? 'then' : 'else'}[${i}]`, inner));
+      // This branch's verdict: its own new values, and those of the conds nested in it.
+      const ok = inner ? allOf([allFinite([...map].filter(([v, t]) => !isCondOutput(t) && t !== v).map(([, t]) => t)), ...inner]) : undefined;
+      return { map, ok };
+    });
+    const [thenMap, elseMap] = [sides[0]!.map, sides[1]!.map];
     const vars = [...new Set([...thenMap.keys(), ...elseMap.keys()])];
     if (vars.length === 0) return;
     for (const v of vars) if (out.has(v)) throw conflict(v, where);
     const scope = getCurrentScope();
-    const news = makeCondGroup(c.pred, vars.map((v) => thenMap.get(v) ?? v), vars.map((v) => elseMap.get(v) ?? v), scope, scope);
+    const thenOuts = vars.map((v) => thenMap.get(v) ?? v), elseOuts = vars.map((v) => elseMap.get(v) ?? v);
+    if (oks) {
+      thenOuts.push(sides[0]!.ok!);
+      elseOuts.push(sides[1]!.ok!);
+    }
+    const news = makeCondGroup(c.pred, thenOuts, elseOuts, scope, scope);
     vars.forEach((v, i) => out.set(v, news[i]!));
+    if (oks) oks.push(news[vars.length]!);
     return;
   }
   if (!Array.isArray(u) || u.length !== 2) throw new SymflowError('session.function', `${where} must be a [variable, newValue] pair or a cond of updates`);

@@ -39,13 +39,16 @@ export interface EpochEvent {
   readonly ms: number;
 }
 
-/** A step undone because its loss was not finite (with `onNonFinite: 'skip'`). */
+/** A step refused because its loss, a gradient or a new value was not finite (with `onNonFinite: 'skip'`). */
 export interface SkippedEvent {
   readonly type: 'skipped';
   readonly epoch: number;
   readonly step: number;
   readonly batch: number;
   readonly loss: number;
+  /** What was not finite: the loss, a parameter's gradient, or a new value (see `NonFiniteReport`). */
+  readonly reason?: 'loss' | 'gradient' | 'value';
+  readonly variable?: string;
 }
 
 export type TrainEvent = StepEvent | EpochEvent | SkippedEvent;
@@ -78,7 +81,11 @@ export interface FitOptions {
   /** Drop a last batch smaller than `batchSize` (default false). */
   dropRemainder?: boolean;
   validation?: ValidationOptions;
-  /** A non-finite loss errors the stream (default) or, with 'skip', undoes the step and emits `skipped`. */
+  /**
+   * A step whose loss, a gradient or a new value is not finite errors the stream (default) or, with 'skip', is
+   * refused and emits `skipped`; either way it applies nothing. (A TrainStep compiled with `onNonFinite: 'apply'`
+   * has no compiled check: then only the loss is checked, and the step undone.)
+   */
   onNonFinite?: 'error' | 'skip';
   /** At the end of training, finish a pending soft batch with `flush()` (default true). */
   flush?: boolean;
@@ -132,11 +139,13 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
             const next = await reader.next();
             if (next.done || stopped) break;
             const result = await guardedStep(trainStep, next.value, variables);
-            if (!Number.isFinite(result.loss)) {
+            const why = result.skipped;
+            if (why !== undefined || !Number.isFinite(result.loss)) {
               if (onNonFinite === 'error') {
-                throw new SymflowError('fit', `non-finite loss ${result.loss} at epoch ${epoch}, batch ${batch}; the step was undone (pass onNonFinite: 'skip' to skip such steps)`);
+                const what = why === undefined || why.what === 'loss' ? `loss ${result.loss}` : why.what === 'gradient' ? `gradient of '${why.variable}'` : `new value of ${why.variable === undefined ? 'a variable' : `'${why.variable}'`}`;
+                throw new SymflowError('fit', `non-finite ${what} at epoch ${epoch}, batch ${batch}; the step was undone, nothing of it applied (pass onNonFinite: 'skip' to skip such steps)`);
               }
-              emit({ type: 'skipped', epoch, step, batch, loss: result.loss });
+              emit({ type: 'skipped', epoch, step, batch, loss: result.loss, ...(why ? { reason: why.what, ...(why.variable === undefined ? {} : { variable: why.variable }) } : { reason: 'loss' as const }) });
             } else {
               total += result.loss;
               count++;
@@ -170,9 +179,17 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
 
 type Timed = StepResult & { ms: number };
 
-/** Runs a step; a non-finite loss undoes it (the values before it are held without copying). */
+/**
+ * Runs a step. A compiled check refuses a non-finite step inside its runs ('skip' here, so fit decides what
+ * follows). A step compiled with 'apply' has none: a non-finite loss undoes it (the values before it are held
+ * without copying), in one transaction, so an undo only ever undoes this step, never what another caller did.
+ */
 async function guardedStep(trainStep: TrainStep, batch: Batch, variables: Parameters<TrainStep['session']['snapshot']>[0]): Promise<Timed> {
-  // One transaction: an undo only ever undoes this step, never what another caller did meanwhile.
+  if (trainStep.onNonFinite !== 'apply') {
+    const t = performance.now();
+    const result = await trainStep.step(batch, { onNonFinite: 'skip' });
+    return { ...result, ms: performance.now() - t };
+  }
   return trainStep.session.transaction(async () => {
     const snap = trainStep.session.snapshot(variables);
     try {

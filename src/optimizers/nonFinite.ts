@@ -1,0 +1,107 @@
+import type { Update } from '../graph/cond.js';
+import { SymflowError } from '../graph/errors.js';
+import type { HostTensor } from '../graph/hostValue.js';
+import type { Tensor, Variable } from '../graph/tensor.js';
+import type { DeviceValue, Session, SessionFunction } from '../session/session.js';
+import { exactlyFinite, lowerUpdates } from '../session/updates.js';
+
+/**
+ * What a training step does with a batch that makes the loss, a gradient or a new value NaN or infinite:
+ * `'error'` (the default) refuses it with a `NonFiniteError`, `'skip'` refuses it and reports it in the result,
+ * `'apply'` applies it anyway (no check at all). A refused step leaves every variable bit-identical.
+ */
+export type NonFinitePolicy = 'error' | 'skip' | 'apply';
+
+/** Why a step was refused: the first non-finite thing in the order loss, gradients, new values. */
+export interface NonFiniteReport {
+  readonly what: 'loss' | 'gradient' | 'value';
+  /** The parameter whose gradient, or the variable whose new value, was not finite. */
+  readonly variable?: string;
+  /** The loss at the parameters the step started from (NaN or ±Inf when `what` is 'loss'). */
+  readonly loss: number;
+  readonly message: string;
+}
+
+/** A training step refused because of non-finite values; nothing of it was applied. */
+export class NonFiniteError extends SymflowError {
+  constructor(who: string, readonly report: NonFiniteReport) {
+    super(who, `${report.message}; the step was refused and every variable is as it was (compile with onNonFinite: 'skip' to skip such steps, or 'apply' to apply them)`);
+  }
+}
+
+/** @internal Thrown by a guarded run that applied nothing; `compile` turns it into the policy's outcome. */
+export class Refused extends Error {
+  constructor(readonly what: 'loss' | 'value', readonly loss: number | undefined, readonly variable?: string) {
+    super(`refused: non-finite ${what}`);
+  }
+}
+
+export function checkPolicy(who: string, p: unknown): NonFinitePolicy {
+  if (p === undefined) return 'error';
+  if (p === 'error' || p === 'skip' || p === 'apply') return p;
+  throw new SymflowError(who, `onNonFinite must be 'error', 'skip' or 'apply', got ${JSON.stringify(p) ?? String(p)}`);
+}
+
+/**
+ * One run of a step. Guarded, its updates are applied only when every new float value it computes (and the loss,
+ * when it reports it) is finite — decided inside the run, one sum per new value; a refusal throws `Refused`,
+ * naming the variable (found by a diagnostic run, compiled on first need, at the same unchanged state).
+ * Unguarded, a non-finite loss it reports still throws `Refused` (after its updates, which the step's snapshot
+ * undoes), so a bad batch is refused at once.
+ */
+export function guardedRun(
+  session: Session, inputs: readonly Tensor[], loss: Tensor, spec: { outputs: readonly Tensor[]; updates: readonly Update[] }, guard: boolean,
+): (batch: readonly DeviceValue[]) => Promise<HostTensor[]> {
+  const lossAt = spec.outputs.indexOf(loss);
+  const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
+  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: lossAt >= 0 ? [loss] : true } : {}) });
+  let diagnose: ((batch: readonly DeviceValue[]) => Promise<string | undefined>) | undefined;
+  return async (batch) => {
+    const out = await f(batch);
+    const l = lossOf(out);
+    if (!guard) {
+      if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
+      return out;
+    }
+    const applied = out.pop()!.data[0] !== 0;
+    if (applied) return out;
+    if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
+    diagnose ??= valueDiagnosis(session, inputs, spec.updates);
+    throw new Refused('value', l, await diagnose(batch));
+  };
+}
+
+/** A run that tells which variable's new value is not finite, element by element. */
+function valueDiagnosis(session: Session, inputs: readonly Tensor[], updates: readonly Update[]) {
+  const pairs = [...lowerUpdates(updates)].filter(([v, t]) => t !== v && t.dtype === 'float32');
+  const f: SessionFunction = session.function({ inputs, outputs: pairs.map(([, t]) => exactlyFinite([t])) });
+  return async (batch: readonly DeviceValue[]): Promise<string | undefined> => {
+    const flags = await f(batch);
+    const i = flags.findIndex((x) => x.data[0] === 0);
+    return i < 0 ? undefined : pairs[i]![0].name;
+  };
+}
+
+/**
+ * Finds what made a refused step non-finite, at the state the step started from: the loss, else the first
+ * parameter whose gradient is not finite, else what the refusing run found. Compiled on first need.
+ */
+export function stepDiagnosis(session: Session, inputs: readonly Tensor[], loss: Tensor, params: readonly Variable[], grads: readonly Tensor[]) {
+  let f: SessionFunction | undefined;
+  return async (batch: readonly DeviceValue[], refused: Refused): Promise<NonFiniteReport> => {
+    f ??= session.function({ inputs, outputs: [loss, ...grads.map((g) => exactlyFinite([g]))] });
+    const [l, ...flags] = await f(batch);
+    const lossValue = l!.data[0]!;
+    if (!Number.isFinite(lossValue)) return { what: 'loss', loss: lossValue, message: `the loss is ${lossValue} on this batch` };
+    const bad = flags.findIndex((x) => x.data[0] === 0);
+    if (bad >= 0) {
+      const name = params[bad]!.name;
+      return { what: 'gradient', variable: name, loss: lossValue, message: `the gradient of '${name}' is not finite (NaN or ±Inf) on this batch (the loss, ${lossValue}, is)` };
+    }
+    const name = refused.variable;
+    return {
+      what: 'value', ...(name === undefined ? {} : { variable: name }), loss: lossValue,
+      message: `the new value of ${name === undefined ? 'a variable' : `'${name}'`} is not finite (NaN or ±Inf) although the loss (${lossValue}) and every gradient are`,
+    };
+  };
+}
