@@ -48,9 +48,9 @@ export interface RunContext {
    * values (`onNonFinite: 'apply'`), the run applies its updates only when every new value is finite, and the
    * step is refused otherwise; pass `guard: false` for a run whose non-finite values the method handles itself
    * (Runge–Kutta's stage runs: a non-finite stage is a rejected adaptive step). A run that reports the loss
-   * refuses the step at once when it is not finite.
+   * refuses the step at once when it is not finite. `finite` lists more tensors a guarded run requires finite.
    */
-  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[]; guard?: boolean }): Run;
+  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[]; guard?: boolean; finite?: readonly Tensor[] }): Run;
   /** A zero slot variable per parameter, named `owner/name/param`. */
   slots(owner: string, name: string): Variable[];
 }
@@ -172,7 +172,7 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
         const f = session.function({ inputs, ...spec2 });
         return (batch) => f(batch);
       }
-      const run = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true);
+      const run = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
       return (batch) => {
         runsThisStep++;
         return run(batch);

@@ -51,10 +51,11 @@ export function checkPolicy(who: string, p: unknown): NonFinitePolicy {
  */
 export function guardedRun(
   session: Session, inputs: readonly Tensor[], loss: Tensor, spec: { outputs: readonly Tensor[]; updates: readonly Update[] }, guard: boolean,
+  finite: readonly Tensor[] = [],
 ): (batch: readonly DeviceValue[]) => Promise<HostTensor[]> {
   const lossAt = spec.outputs.indexOf(loss);
   const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
-  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: lossAt >= 0 ? [loss] : true } : {}) });
+  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: lossAt >= 0 ? [loss, ...finite] : finite } : {}) });
   let diagnose: ((batch: readonly DeviceValue[]) => Promise<string | undefined>) | undefined;
   return async (batch) => {
     const out = await f(batch);

@@ -96,11 +96,12 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       return substitute(grads, new Map(params.map((p, i) => [p, point(t.a[r]!, i, stages)] as const)));
     };
     // The last run: the new parameters (and, adaptive, the error test that accepts or rejects them).
-    const finish = (outputs: Tensor[], stages: readonly (readonly Tensor[])[]) => {
+    // `finite`: what must be finite besides the new values (the fused run's gradient at the starting point).
+    const finish = (outputs: Tensor[], stages: readonly (readonly Tensor[])[], finite: readonly Tensor[] = []) => {
       const apply: Update[] = [...params.map((p, i): Update => [p, point(t.b, i, stages)]), [iterations, add(iterations, 1)]];
-      if (adaptive === undefined) return ctx.run({ outputs, updates: apply });
+      if (adaptive === undefined) return ctx.run({ outputs, updates: apply, finite });
       const test = errorTest(t, adaptive, lrVar!, errorNorm(params, stages, lr, t.b.map((b, j) => b - t.bStar![j]!)));
-      return ctx.run({ outputs: [...outputs, test.err, test.accepted], updates: [cond(test.accepted, () => [...apply, ...test.rejected], () => test.rejected)] });
+      return ctx.run({ outputs: [...outputs, test.err, test.accepted], updates: [cond(test.accepted, () => [...apply, ...test.rejected], () => test.rejected)], finite });
     };
     const first = [ctx.loss, ...ctx.outputs, lr];
     let runs: Run[];
@@ -109,7 +110,7 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       // Every stage in one graph: stage r reads the earlier stages' gradient tensors themselves.
       const stages: (readonly Tensor[])[] = [];
       for (let r = 0; r < s; r++) stages.push(gradsAt(r, stages));
-      runs = [finish(first, stages)];
+      runs = [finish(first, stages, grads)];
     } else {
       // Only the stage gradients gⱼ = −kⱼ are stored between runs; the parameters keep p₀ until the last run.
       const gs = Array.from({ length: s - 1 }, (_, i) => ctx.slots(name, `g${i + 1}`));
@@ -117,8 +118,9 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       runs = Array.from({ length: s }, (_, r) => {
         const g = gradsAt(r, gs);
         const outputs = r === 0 ? first : [];
-        // A stage's non-finite gradient is not refused here: it reaches the last run (an adaptive step rejects it).
-        if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]), guard: false });
+        // A non-finite gradient at the starting point is a bad batch (refused at once: no lr would fix it); one at a
+        // later stage is not refused here: it reaches the last run, where an adaptive step rejects it.
+        if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]), guard: r === 0 });
         return finish(outputs, [...gs, g]);
       });
     }
