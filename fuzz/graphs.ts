@@ -25,6 +25,11 @@ export const POS_MIN = 0.1;
 export const MARGIN = 2e-3;
 const MAX_SIZE = 64;
 const MAX_RANK = 4;
+/** The edge values an edge sample draws into its inputs (docs/semantics.md says what every op does with them). */
+export const EDGE_VALUES: readonly number[] = [NaN, Infinity, -Infinity, -0];
+/** In an edge graph: the chance that the first input gets a 0-size dimension, and that an input element is an edge value. */
+export const EDGE_EMPTY_DIM = 0.3;
+export const EDGE_ELEMENT = 0.2;
 
 // ---------------------------------------------------------------------------------------------------------------
 // Seeded randomness.
@@ -156,7 +161,7 @@ export function broadcast(a: readonly number[], b: readonly number[]): number[] 
   for (let i = 0; i < r; i++) {
     const da = a[a.length - r + i] ?? 1, db = b[b.length - r + i] ?? 1;
     if (da !== db && da !== 1 && db !== 1) return undefined;
-    out.push(Math.max(da, db));
+    out.push(da === 1 ? db : da); // not max(da, db): 1 against 0 is 0
   }
   return out;
 }
@@ -507,6 +512,7 @@ function factorize(g: Gen, n: number, rank: number): number[] {
 const makeReshape: Maker = (g, v) => {
   const i = g.v(v);
   const n = size(i.shape);
+  if (n === 0) return false;
   const rank = n === 1 ? g.rng.int(0, 3) : g.rng.int(1, MAX_RANK);
   const shape = factorize(g, n, rank);
   const target = shape.length > 0 && g.rng.bool(0.3) ? (() => { const t = [...shape]; t[g.rng.int(0, t.length - 1)] = -1; return t; })() : shape;
@@ -565,7 +571,7 @@ const makeConcat: Maker = (g, v) => {
 
 const makeSlice: Maker = (g, v) => {
   const i = g.v(v);
-  if (i.shape.length === 0) return false;
+  if (i.shape.length === 0 || i.shape.includes(0)) return false;
   const begin = i.shape.map((d) => g.rng.int(0, d - 1));
   const sizeArg = i.shape.map((d, j) => (g.rng.bool(0.25) ? -1 : g.rng.int(1, d - begin[j]!)));
   const shape = sizeArg.map((s, j) => (s === -1 ? i.shape[j]! - begin[j]! : s));
@@ -590,6 +596,7 @@ const makeGather: Maker = (g, v) => {
   if (r === 0) return false;
   const axis = g.rng.int(-r, r - 1);
   const d = i.shape[normAxis(axis, r)]!;
+  if (d === 0) return false; // every index would be out of range (an error, by docs/semantics.md)
   const q = g.rng.float();
   const idxShape = q < 0.1 ? [] : q < 0.3 ? [2, g.rng.int(1, 2)] : [g.rng.int(1, 5)];
   const data = range(size(idxShape)).map(() => g.rng.int(0, d - 1));
@@ -771,10 +778,14 @@ function randomShape(rng: Rng): number[] {
  * The recipe of graph `index` from `seed` (deterministic). `attempt` > 0 gives a replacement recipe, used when
  * no sample of the inputs keeps clear of the recipe's kinks.
  */
-export function generateRecipe(seed: number, index: number, attempt = 0): Recipe {
+export function generateRecipe(seed: number, index: number, attempt = 0, emptyDim = 0): Recipe {
   const rng = new Rng(mixSeed(seed, index, attempt, 1));
   const g = new Gen(rng);
   const base = randomShape(rng);
+  // An edge graph may give its first input a 0-size dimension (drawn from a stream of its own, so graphs without
+  // edge values are the same as ever); the inputs that broadcast with it inherit it.
+  const edgeRng = new Rng(mixSeed(seed, index, attempt, 3));
+  if (emptyDim > 0 && base.length > 0 && edgeRng.bool(emptyDim)) base[edgeRng.int(0, base.length - 1)] = 0;
   g.input(base);
   const nInputs = rng.int(1, 3);
   for (let k = 1; k < nInputs; k++) {
@@ -801,9 +812,15 @@ export function opsOf(recipe: Recipe): Set<OpName> {
   return new Set(recipe.steps.map((s) => s.op));
 }
 
-/** Uniform inputs in [-INPUT_RANGE, INPUT_RANGE) for a recipe, from a seeded stream. */
-export function sampleInputs(recipe: Recipe, rng: Rng): Float32Array[] {
-  return recipe.inputs.map((inp) => Float32Array.from(range(size(inp.shape)), () => rng.uniform(-INPUT_RANGE, INPUT_RANGE)));
+/**
+ * Uniform inputs in [-INPUT_RANGE, INPUT_RANGE) for a recipe, from a seeded stream; with `edge` > 0 each element is
+ * an edge value (NaN, ±Inf, −0) with that probability.
+ */
+export function sampleInputs(recipe: Recipe, rng: Rng, edge = 0): Float32Array[] {
+  return recipe.inputs.map((inp) => Float32Array.from(range(size(inp.shape)), () => {
+    const v = rng.uniform(-INPUT_RANGE, INPUT_RANGE);
+    return edge > 0 && rng.bool(edge) ? rng.pick(EDGE_VALUES) : v;
+  }));
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -916,6 +933,12 @@ const tt = (x: TX | undefined): tf.Tensor => {
   return typeof x === 'number' ? tf.scalar(x) : x;
 };
 
+/** broadcastTo, also to a 0-size shape (TF.js's gives [1] for [0]). */
+const bcast = (x: tf.Tensor, shape: number[]): tf.Tensor => (size(shape) === 0 ? tf.zeros(shape, x.dtype) : tf.broadcastTo(x, shape));
+
+/** A bool tensor with no history: TF.js's tape refuses a comparison (no gradient) on the path from x to y. */
+const offTape = (c: tf.Tensor): tf.Tensor => tf.tensor(c.dataSync(), c.shape, 'bool');
+
 /** f along `axis` by moving it last (TF.js's softmax and logSoftmax only take the last axis). */
 function alongAxis(x: tf.Tensor, axis: number | undefined, f: (x: tf.Tensor) => tf.Tensor): tf.Tensor {
   const r = x.rank;
@@ -941,7 +964,8 @@ export const TFJS: Impl<tf.Tensor> = {
     sigmoid: ([x]) => tf.sigmoid(tt(x)),
     relu: ([x]) => tf.relu(tt(x)),
     abs: ([x]) => tf.abs(tt(x)),
-    sign: ([x]) => tf.sign(tt(x)),
+    // sign(NaN) = NaN (docs/semantics.md; TF.js gives 0); the condition is taken off the tape, as in `where`.
+    sign: ([x]) => tf.where(offTape(tf.isNaN(tt(x))), tt(x), tf.sign(tt(x))),
     floor: ([x]) => tf.floor(tt(x)),
     identity: ([x]) => tf.clone(tt(x)),
     sqrt: ([x]) => tf.sqrt(tt(x)),
@@ -951,9 +975,13 @@ export const TFJS: Impl<tf.Tensor> = {
     sub: ([a, b]) => tf.sub(tt(a), tt(b)),
     mul: ([a, b]) => tf.mul(tt(a), tt(b)),
     div: ([a, b]) => tf.div(tt(a), tt(b)),
-    maximum: ([a, b], _at, s) => tf.maximum(tf.broadcastTo(tt(a), s.shape), tf.broadcastTo(tt(b), s.shape)),
-    minimum: ([a, b], _at, s) => tf.minimum(tf.broadcastTo(tt(a), s.shape), tf.broadcastTo(tt(b), s.shape)),
-    pow: ([a, b]) => tf.pow(tt(a), tt(b)),
+    maximum: ([a, b], _at, s) => tf.maximum(bcast(tt(a), s.shape), bcast(tt(b), s.shape)),
+    minimum: ([a, b], _at, s) => tf.minimum(bcast(tt(a), s.shape), bcast(tt(b), s.shape)),
+    // pow(1, y) = 1 for every y, NaN too (C and NumPy; TF.js cpu uses Math.pow).
+    pow: ([a, b]) => {
+      const p = tf.pow(tt(a), tt(b));
+      return tf.where(offTape(tf.broadcastTo(tf.equal(tt(a), 1), p.shape)), tf.onesLike(p), p);
+    },
     matMul: ([a, b], at) => tf.matMul(tt(a), tt(b), at.transposeA, at.transposeB),
     transpose: ([x], at) => tf.transpose(tt(x), at.perm),
     reshape: ([x], at) => tf.reshape(tt(x), at.shape!),
@@ -963,11 +991,21 @@ export const TFJS: Impl<tf.Tensor> = {
     slice: ([x], at) => tf.slice(tt(x), at.begin!, at.size),
     pad: ([x], at) => tf.pad(tt(x), at.paddings!, at.value),
     gather: ([x, i], at) => tf.gather(tt(x), tt(i), normAxis(at.axis!, tt(x).rank)),
-    unsortedSegmentSum: ([x, i], at) => tf.unsortedSegmentSum(tt(x), tt(i) as tf.Tensor1D, at.numSegments!),
+    // Per segment, the sum of its rows (TF.js cpu's masked sums let one NaN row make every segment NaN).
+    unsortedSegmentSum: ([x, i], at) => {
+      const ids = Array.from(tt(i).dataSync());
+      const rows = tt(x);
+      return tf.stack(range(at.numSegments!).map((s) => {
+        const mine = ids.flatMap((id, r) => (id === s ? [r] : []));
+        return mine.length === 0 ? tf.zeros(rows.shape.slice(1)) : tf.sum(tf.gather(rows, tf.tensor1d(mine, 'int32')), 0);
+      }));
+    },
     sum: ([x], at) => tf.sum(tt(x), at.axes, at.keepDims),
-    mean: ([x], at) => tf.mean(tt(x), at.axes, at.keepDims),
-    max: ([x], at) => tf.max(tt(x), at.axes, at.keepDims),
-    min: ([x], at) => tf.min(tt(x), at.axes, at.keepDims),
+    // Over an empty axis: NaN (0 / 0, docs/semantics.md; TF.js cpu gives 0).
+    mean: ([x], at, s) => (size(s.shape) > 0 && tt(x).size === 0 ? tf.fill(s.shape, NaN) : tf.mean(tt(x), at.axes, at.keepDims)),
+    // Over an empty axis: −Inf / +Inf (docs/semantics.md; TF.js cpu gives NaN).
+    max: ([x], at, s) => (size(s.shape) > 0 && tt(x).size === 0 ? tf.fill(s.shape, -Infinity) : tf.max(tt(x), at.axes, at.keepDims)),
+    min: ([x], at, s) => (size(s.shape) > 0 && tt(x).size === 0 ? tf.fill(s.shape, Infinity) : tf.min(tt(x), at.axes, at.keepDims)),
     softmax: ([x], at) => alongAxis(tt(x), at.axis, (z) => tf.softmax(z)),
     logSoftmax: ([x], at) => alongAxis(tt(x), at.axis, (z) => tf.logSoftmax(z)),
     // The defining formula (TF.js's fused loss has its own convention for the labels gradient).
@@ -975,8 +1013,8 @@ export const TFJS: Impl<tf.Tensor> = {
     where: ([c1, c2, a, b], at, s) => {
       // TF.js registers no gradient for comparisons, and its tape refuses one on the path from x to y: take the
       // (piecewise constant) condition off the tape.
-      const c = tf.broadcastTo(tf[at.cmp!](tt(c1), tt(c2)), s.shape);
-      return tf.where(tf.tensor(c.dataSync(), c.shape, 'bool'), tf.broadcastTo(tt(a), s.shape), tf.broadcastTo(tt(b), s.shape));
+      const c = bcast(tf[at.cmp!](tt(c1), tt(c2)), s.shape);
+      return tf.where(tf.tensor(c.dataSync(), c.shape, 'bool'), bcast(tt(a), s.shape), bcast(tt(b), s.shape));
     },
     addN: (xs) => tf.addN(xs.map(tt)),
   },
@@ -986,7 +1024,9 @@ export const TFJS: Impl<tf.Tensor> = {
 export function symflowObjective(recipe: Recipe, vals: readonly sf.Tensor[]): sf.Tensor {
   const terms = recipe.outputs.map((id, k) => {
     const v = vals[id]!;
-    return sf.sum(sf.mul(v, sf.constant({ shape: v.shape as number[], data: Float32Array.from(recipe.weights[k]!) })));
+    // The recipe's static shape (v's may hold an unknown dimension where the input is fed a 0-size one).
+    const shape = id < recipe.inputs.length ? recipe.inputs[id]!.shape : recipe.steps.find((s) => s.id === id)!.shape;
+    return sf.sum(sf.mul(v, sf.constant({ shape, data: Float32Array.from(recipe.weights[k]!) })));
   });
   return terms.reduce((acc, t) => sf.add(acc, t));
 }
@@ -1035,7 +1075,7 @@ export interface SampleCheck {
  * Evaluates the recipe eagerly (TF.js, current backend) at `inputs` and checks the sample: every value finite and
  * inside its static bounds (a generator self-check: a violation throws), and every kink at least MARGIN away.
  */
-export function checkSample(recipe: Recipe, inputs: readonly Float32Array[]): SampleCheck {
+export function checkSample(recipe: Recipe, inputs: readonly Float32Array[], edge = false): SampleCheck {
   return tf.tidy(() => {
     const xs = recipe.inputs.map((inp, k) => tf.tensor(inputs[k]!, inp.shape, 'float32'));
     const vals = evaluate(recipe, TFJS, xs);
@@ -1045,13 +1085,24 @@ export function checkSample(recipe: Recipe, inputs: readonly Float32Array[]): Sa
         throw new Error(`fuzz generator: v${s.id} = ${s.op} has shape [${v.shape.join(',')}], the generator said [${s.shape.join(',')}]`);
       }
       const data = v.dataSync();
+      const kink = KINKS[s.op];
+      // An edge sample's values are NaN, infinite or empty wherever an edge value reaches: no bounds to hold.
+      if (edge) {
+        if (kink === undefined) continue;
+        const xsEdge = s.args.map((a) => (a.kind === 'value' ? vals[a.id]! : TFJS.arg(a)));
+        const gapEdge = kink(xsEdge, s.attrs);
+        if (gapEdge === undefined || gapEdge.size === 0) continue;
+        // A NaN gap (NaN or Inf on both sides) is no near-tie that rounding could flip.
+        const m = tf.min(tf.where(tf.isNaN(gapEdge), tf.fill(gapEdge.shape, Infinity), gapEdge)).dataSync()[0]!;
+        if (!(m >= MARGIN)) return { ok: false, why: `v${s.id} = ${s.op}: an input is ${m.toExponential(2)} from a kink` };
+        continue;
+      }
       const slack = 1e-4 * (1 + Math.max(Math.abs(s.lo), Math.abs(s.hi)));
       for (const e of data) {
         if (!(e >= s.lo - slack && e <= s.hi + slack)) {
           throw new Error(`fuzz generator: v${s.id} = ${s.op} has a value ${e} outside its bounds [${s.lo}, ${s.hi}]`);
         }
       }
-      const kink = KINKS[s.op];
       if (kink === undefined) continue;
       const xsArgs = s.args.map((a) => (a.kind === 'value' ? vals[a.id]! : TFJS.arg(a)));
       const gap = kink(xsArgs, s.attrs);

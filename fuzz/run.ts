@@ -10,6 +10,8 @@
 // --include-known-bugs (FUZZ_INCLUDE_KNOWN_BUGS=1: also check graphs that exercise a reported bug, see KNOWN_BUGS),
 // --recycle N (FUZZ_RECYCLE: new sessions every N graphs; default 0, one session per backend for the whole run).
 // --rtol-norm R: see DEFAULT_TOLERANCE in fuzz/check.ts.
+// --edge P (FUZZ_EDGE, default 0.2): the share of edge graphs, whose inputs hold NaN, ±Inf, −0 and 0-size dimensions
+// (see CheckOptions.edge; 0 turns them off).
 // Exits 1 when any comparison mismatched or errored, or TF.js tensors leaked.
 import * as tf from '@tensorflow/tfjs';
 import { Session, type BackendName } from '../src/index.js';
@@ -54,6 +56,8 @@ const tolerance = {
 const maxPrint = num('max-print', 'FUZZ_MAX_PRINT', 20);
 const recycle = num('recycle', 'FUZZ_RECYCLE', 0);
 const includeKnownBugs = args.has('include-known-bugs') || env['FUZZ_INCLUDE_KNOWN_BUGS'] === '1';
+const edge = num('edge', 'FUZZ_EDGE', 0.2);
+if (edge < 0 || edge > 1) throw new Error(`fuzz: --edge ${edge} must be in [0, 1]`);
 
 async function main(): Promise<number> {
   await tf.setBackend('cpu');
@@ -64,10 +68,10 @@ async function main(): Promise<number> {
     for (const backend of backends) sessions.push(await Session.create({ backend }));
   };
   await open();
-  console.log(`fuzz: seed ${seed}, graphs ${start}…${start + count - 1}, backends ${sessions.map((s) => s.backend).join(',')}, rtol ${tolerance.rtol}, atol ${tolerance.atol}, rtolNorm ${tolerance.rtolNorm}`);
+  console.log(`fuzz: seed ${seed}, graphs ${start}…${start + count - 1}, backends ${sessions.map((s) => s.backend).join(',')}, rtol ${tolerance.rtol}, atol ${tolerance.atol}, rtolNorm ${tolerance.rtolNorm}, edge graphs ${edge}`);
 
   const t0 = performance.now();
-  let graphs = 0, comparisons = 0, regenerated = 0, resampled = 0, skipped = 0;
+  let graphs = 0, comparisons = 0, regenerated = 0, resampled = 0, skipped = 0, edgeGraphs = 0;
   const mismatches: Mismatch[] = [];
   const opCounts = new Map<OpName, number>();
   const failedGraphs = new Set<number>();
@@ -83,7 +87,7 @@ async function main(): Promise<number> {
         for (const s of sessions) s.dispose();
         await open();
       }
-      const report = await checkGraph(seed, index, sessions, { tolerance, ...(includeKnownBugs ? {} : { skip: knownBug }) });
+      const report = await checkGraph(seed, index, sessions, { tolerance, edge, ...(includeKnownBugs ? {} : { skip: knownBug }) });
       if (report.recipe === undefined) {
         skipped++;
         continue;
@@ -94,6 +98,7 @@ async function main(): Promise<number> {
         continue;
       }
       graphs++;
+      if (report.edge) edgeGraphs++;
       if (only !== undefined) console.log(formatRecipe(report.recipe));
       if (report.regenerated > 0) regenerated++;
       resampled += report.resampled;
@@ -138,7 +143,7 @@ async function main(): Promise<number> {
   const ops = [...opCounts].sort((a, b) => b[1] - a[1]);
   console.log(`ops used (${ops.length} distinct): ${ops.map(([op, n]) => `${op} ${n}`).join(', ')}`);
   console.log(`graphs replaced after every sample hit a kink: ${regenerated}; samples refused: ${resampled}; graph indices given up: ${skipped}; TF.js tensors leaked: ${leaked}`);
-  console.log(`fuzz summary: seed ${seed}, ${graphs} graphs checked, ${comparisons} comparisons on ${backends.join(',')}, ${mismatches.length} mismatches (${failedGraphs.size} graphs), ${seconds.toFixed(1)} s, peak rss ${(peakRss / 1e6).toFixed(0)} MB`);
+  console.log(`fuzz summary: seed ${seed}, ${graphs} graphs checked (${edgeGraphs} with edge values), ${comparisons} comparisons on ${backends.join(',')}, ${mismatches.length} mismatches (${failedGraphs.size} graphs), ${seconds.toFixed(1)} s, peak rss ${(peakRss / 1e6).toFixed(0)} MB`);
   return mismatches.length > 0 || leaked !== 0 ? 1 : 0;
 }
 

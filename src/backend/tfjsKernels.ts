@@ -40,10 +40,10 @@ const factories: Record<string, Factory> = {
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
   greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
-  sign: un(edge.sign), relu: un(tf.relu), sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
+  sign: un(edge.sign), relu: (_n, opts) => { const f = edge.relu(opts.backend ?? 'cpu'); return ([x]) => f(x!); }, sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
   identity: un(alias), stopGradient: un(alias),
   cast: (n, opts) => ([x]) => edge.cast(x!, a(n).dtype, opts.backend ?? 'cpu'),
-  where: () => ([c, x, y]) => tf.where(c!, x!, y!),
+  where: () => ([c, x, y]) => edge.where(c!, x!, y!),
   // On wasm, transposed matMuls never reach a kernel: the explicitTranspose pass lowers them first.
   matMul: (n) => {
     const { transposeA: ta, transposeB: tb } = n.attrs as { transposeA: boolean; transposeB: boolean };

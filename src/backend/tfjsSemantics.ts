@@ -39,7 +39,8 @@ export function max(x: tf.Tensor, axes: readonly number[], keepDims: boolean): t
  */
 export function cast(x: tf.Tensor, dtype: 'float32' | 'int32' | 'bool', backend: TfBackendName): tf.Tensor {
   if (dtype === 'bool') return tf.tidy(() => tf.notEqual(x, tf.scalar(0, x.dtype)));
-  if (dtype === 'int32' && x.dtype === 'float32') {
+  // NOTE: the wrappers below leave empty tensors to the plain op: TF.js's broadcasting where turns [0] into [1].
+  if (dtype === 'int32' && x.dtype === 'float32' && x.size > 0) {
     return tf.tidy(() => {
       const clipped = tf.clipByValue(tf.where(tf.isNaN(x), tf.scalar(0), x), INT32_MIN, F32_BELOW_2_31);
       return tf.where(tf.greaterEqual(x, 2 ** 31), tf.scalar(INT32_MAX, 'int32'), tf.cast(clipped, 'int32'));
@@ -51,9 +52,21 @@ export function cast(x: tf.Tensor, dtype: 'float32' | 'int32' | 'bool', backend:
   return tf.cast(x, dtype);
 }
 
+/** relu(NaN) = NaN: TF.js wasm's relu (XNNPACK's clamp) gives 0 for NaN on some shapes. */
+export function relu(backend: TfBackendName): (x: tf.Tensor) => tf.Tensor {
+  if (backend !== 'wasm') return (x) => tf.relu(x);
+  return (x) => (x.dtype !== 'float32' || x.size === 0 ? tf.relu(x) : tf.tidy(() => tf.where(tf.isNaN(x), x, tf.relu(x))));
+}
+
+/** where, also to an empty shape (TF.js broadcasts [0] against [] to [1]). */
+export function where(c: tf.Tensor, x: tf.Tensor, y: tf.Tensor): tf.Tensor {
+  const shape = tf.backend_util.assertAndGetBroadcastShape(c.shape, tf.backend_util.assertAndGetBroadcastShape(x.shape, y.shape));
+  return size(shape) === 0 ? tf.zeros(shape, x.dtype) : tf.where(c, x, y);
+}
+
 /** sign(NaN) = NaN, as NumPy (TF.js gives 0). */
 export function sign(x: tf.Tensor): tf.Tensor {
-  if (x.dtype !== 'float32') return tf.sign(x);
+  if (x.dtype !== 'float32' || x.size === 0) return tf.sign(x);
   return tf.tidy(() => tf.where(tf.isNaN(x), x, tf.sign(x)));
 }
 
@@ -61,7 +74,7 @@ export function sign(x: tf.Tensor): tf.Tensor {
 export function extremum(f: typeof tf.maximum, backend: TfBackendName): (a: tf.Tensor, b: tf.Tensor) => tf.Tensor {
   if (backend !== 'wasm') return (a, b) => f(a, b);
   return (a, b) => {
-    if (a.dtype !== 'float32') return f(a, b);
+    if (a.dtype !== 'float32' || a.size === 0 || b.size === 0) return f(a, b);
     return tf.tidy(() => tf.where(tf.logicalOr(tf.isNaN(a), tf.isNaN(b)), tf.scalar(NaN), f(a, b)));
   };
 }
@@ -71,7 +84,7 @@ export function pow(backend: TfBackendName): (a: tf.Tensor, b: tf.Tensor) => tf.
   return (a, b) => {
     // int32: the double power, truncated and saturated as a cast (wasm overflowed to INT32_MIN, cpu wrapped).
     if (a.dtype === 'int32') return hostInt32(a, b, (x, y) => saturate(Math.pow(x, y)));
-    if (backend !== 'cpu') return tf.pow(a, b);
+    if (backend !== 'cpu' || a.size === 0 || b.size === 0) return tf.pow(a, b);
     return tf.tidy(() => {
       const one = tf.logicalOr(tf.equal(a, 1), tf.logicalAnd(tf.equal(a, -1), tf.isInf(b)));
       return tf.where(one, tf.scalar(1), tf.pow(a, b));
@@ -110,7 +123,7 @@ export function mul(backend: TfBackendName): (a: tf.Tensor, b: tf.Tensor) => tf.
 /** argMax: the first NaN counts as the largest value (as NumPy); an empty axis is an error (as NumPy and TF). */
 export function argMax(x: tf.Tensor, axis: number): tf.Tensor {
   if (x.shape[axis] === 0) throw new SymflowError('argMax', `axis ${axis} of x ${shapeString(x.shape)} is empty: no index to return`);
-  if (x.dtype !== 'float32') return tf.argMax(x, axis);
+  if (x.dtype !== 'float32' || x.size === 0) return tf.argMax(x, axis);
   return tf.tidy(() => {
     const nan = tf.isNaN(x);
     return tf.where(tf.any(nan, axis), tf.argMax(tf.cast(nan, 'int32'), axis), tf.argMax(x, axis));

@@ -1,6 +1,6 @@
 import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
-import { type Dim, shapeString, type Tensor } from '../tensor.js';
+import { type Dim, isFullyKnown, shapeString, sizeOf, type Tensor } from '../tensor.js';
 import { greaterEqual, less, logicalAnd } from './compare.js';
 import { expandDims, reshape } from './reshape.js';
 import { where } from './where.js';
@@ -50,7 +50,8 @@ function gatherGrad(dy: Tensor, x: Tensor, indices: Tensor, axis: number): Tenso
   let ids = indices;
   if (k !== 1) {
     if (rest.some((r) => r === null)) throw new SymflowError('gradients', `gather: gradient with indices of rank ${k} needs static x dims off axis ${axis}`);
-    d = reshape(d, [-1, ...(rest as number[])]);
+    // The number of indices, not -1, when it is known: with an empty row shape a -1 would be ambiguous.
+    d = reshape(d, [isFullyKnown(indices.shape) ? sizeOf(indices.shape) : -1, ...(rest as number[])]);
     ids = reshape(indices, [-1]);
   }
   const summed = unsortedSegmentSum(d, ids, n);
