@@ -55,8 +55,10 @@ export function guardedRun(
 ): (batch: readonly DeviceValue[]) => Promise<HostTensor[]> {
   const lossAt = spec.outputs.indexOf(loss);
   const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
-  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: lossAt >= 0 ? [loss, ...finite] : finite } : {}) });
-  let diagnose: ((batch: readonly DeviceValue[]) => Promise<string | undefined>) | undefined;
+  const checked = lossAt >= 0 ? [loss, ...finite] : [...finite];
+  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: checked } : {}) });
+  let diagnose: ((batch: readonly DeviceValue[]) => Promise<{ variable?: string; tensor: boolean }>) | undefined;
+  let unguarded: SessionFunction | undefined;
   return async (batch) => {
     const out = await f(batch);
     const l = lossOf(out);
@@ -67,19 +69,24 @@ export function guardedRun(
     const applied = out.pop()!.data[0] !== 0;
     if (applied) return out;
     if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
-    diagnose ??= valueDiagnosis(session, inputs, spec.updates);
-    throw new Refused('value', l, await diagnose(batch));
+    diagnose ??= valueDiagnosis(session, inputs, spec.updates, checked);
+    const found = await diagnose(batch);
+    if (found.variable !== undefined || found.tensor) throw new Refused('value', l, found.variable);
+    // Every element is finite: a sum overflowed (values beyond ~1e38). The state is unchanged, so the same run
+    // without the check computes the same values, and applies them.
+    unguarded ??= session.function({ inputs, outputs: spec.outputs, updates: spec.updates });
+    return unguarded(batch);
   };
 }
 
-/** A run that tells which variable's new value is not finite, element by element. */
-function valueDiagnosis(session: Session, inputs: readonly Tensor[], updates: readonly Update[]) {
+/** A run that tells, element by element, which variable's new value (or which checked tensor) is not finite. */
+function valueDiagnosis(session: Session, inputs: readonly Tensor[], updates: readonly Update[], checked: readonly Tensor[]) {
   const pairs = [...lowerUpdates(updates)].filter(([v, t]) => t !== v && t.dtype === 'float32');
-  const f: SessionFunction = session.function({ inputs, outputs: pairs.map(([, t]) => exactlyFinite([t])) });
-  return async (batch: readonly DeviceValue[]): Promise<string | undefined> => {
-    const flags = await f(batch);
+  const f: SessionFunction = session.function({ inputs, outputs: [exactlyFinite(checked), ...pairs.map(([, t]) => exactlyFinite([t]))] });
+  return async (batch: readonly DeviceValue[]): Promise<{ variable?: string; tensor: boolean }> => {
+    const [tensorsOk, ...flags] = await f(batch);
     const i = flags.findIndex((x) => x.data[0] === 0);
-    return i < 0 ? undefined : pairs[i]![0].name;
+    return { ...(i < 0 ? {} : { variable: pairs[i]![0].name }), tensor: tensorsOk!.data[0] === 0 };
   };
 }
 

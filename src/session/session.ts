@@ -42,7 +42,8 @@ export interface FunctionSpec {
   /**
    * Apply the updates only when every new float value the call computed (in the branches it took) is finite, and
    * so is every tensor listed (e.g. the loss). The check is part of the run — one sum per new value — and the
-   * function then returns one more output, last: a bool scalar, whether the updates were applied.
+   * function then returns one more output, last: a bool scalar, whether the updates were applied. A sum of finite
+   * values that overflows float32 (beyond ±3.4e38) also refuses; `TrainStep` tells that case apart and applies it.
    */
   applyIfFinite?: boolean | readonly Tensor[];
 }

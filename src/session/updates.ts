@@ -1,4 +1,4 @@
-import { type CondUpdate, cond, makeCondGroup, type Update } from '../graph/cond.js';
+import { type CondUpdate, makeCondGroup, type Update } from '../graph/cond.js';
 import { asTensor } from '../graph/convert.js';
 import { SymflowError } from '../graph/errors.js';
 import { addN } from '../graph/ops/identity.js';
@@ -24,7 +24,7 @@ export function lowerUpdates(updates: readonly Update[]): Map<Variable, Tensor> 
 
 /**
  * `lowerUpdates`, and with `finite` a bool scalar that is true when every new float value the run would apply is
- * finite, and so is every tensor in `finite`. Only the values of the branches taken are looked at: each cond group
+ * finite, and so is every tensor in `finite` (false also when a sum of finite values overflows: see `allFinite`). Only the values of the branches taken are looked at: each cond group
  * carries its branches' verdicts as one more output, so a guard adds no work to an untaken branch.
  */
 export function lowerGuarded(updates: readonly Update[], finite?: readonly Tensor[]): { values: Map<Variable, Tensor>; ok?: Tensor } {
@@ -46,16 +46,16 @@ function allOf(flags: readonly Tensor[]): Tensor {
 }
 
 /**
- * True when every element of every float tensor is finite. One sum per tensor and one over the sums: a sum is
- * finite when every element is, unless it overflows; only then (lazily) are the elements checked one by one
- * (x·0 is 0 for a finite x and NaN otherwise).
+ * True when every element of every float tensor is finite — or when a sum overflows: one sum per tensor and one
+ * over the sums, which is finite when every element is, unless it overflows (|sum| > 3.4e38). No cond, so nothing
+ * but the sums runs in the hot path; a caller that sees `false` tells the two apart with `exactlyFinite` (the
+ * training step does: an overflowing sum of finite values is applied after all).
  */
 export function allFinite(tensors: readonly Tensor[]): Tensor {
   const floats = [...new Set(tensors)].filter((t) => t.dtype === 'float32');
   if (floats.length === 0) return scalarConstant(1, 'bool');
   const total = addN(floats.map((t) => (t.rank === 0 ? t : sum(t))));
-  const fast = less(abs(total), Infinity);
-  return cond(fast, () => scalarConstant(1, 'bool'), () => exactlyFinite(floats));
+  return less(abs(total), Infinity);
 }
 
 /** True when every element is finite, checked element by element (for diagnostics and overflowing sums). */
