@@ -258,9 +258,8 @@ export async function checkGraph(seed: number, index: number, sessions: readonly
     fetches = [...recipe.outputs.map((id) => vals[id]!), y, ...gradients(y, phs, { unconnected: 'zero' })];
   };
   try {
-    // NOTE: a 0-size dimension is fed to an unknown one where the gradients allow it (concat, pad and slice need
-    // static sizes): onnxruntime fails some gradient graphs whose inputs are declared [0] (an Add of two [0]
-    // tensors: "Shape mismatch", seed 1 graph 1381), a known onnxruntime limitation left to fix.
+    // A 0-size dimension is declared unknown where the gradients allow it (the run-time path), static where
+    // concat, pad or slice gradients need a static size.
     try {
       build(true);
     } catch {

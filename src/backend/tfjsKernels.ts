@@ -60,7 +60,8 @@ const factories: Record<string, Factory> = {
       });
     };
   },
-  transpose: (n) => ([x]) => tf.transpose(x!, a(n).perm),
+  // TF.js wasm's transpose of an empty tensor fails ("divide by zero").
+  transpose: (n) => ([x]) => (x!.size === 0 ? tf.zeros((a(n).perm as number[]).map((p) => x!.shape[p]!), x!.dtype) : tf.transpose(x!, a(n).perm)),
   reshape: (n) => ([x]) => tf.reshape(x!, a(n).shape),
   reshapeLike: () => ([x, like]) => tf.reshape(x!, like!.shape),
   expandDims: (n) => ([x]) => tf.expandDims(x!, a(n).axis),

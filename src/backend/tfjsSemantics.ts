@@ -23,13 +23,14 @@ function reducedShape(shape: readonly number[], axes: readonly number[], keepDim
 
 /** Sum over axes; an empty reduction is 0 (TF.js wasm reads uninitialised memory there). */
 export function sum(x: tf.Tensor, axes: readonly number[], keepDims: boolean): tf.Tensor {
-  if (axes.some((a) => x.shape[a] === 0)) return tf.zeros(reducedShape(x.shape, axes, keepDims), x.dtype);
+  // Any empty x: TF.js wasm also fails ("divide by zero") on an empty x reduced along a non-empty axis.
+  if (x.size === 0) return tf.zeros(reducedShape(x.shape, axes, keepDims), x.dtype);
   return tf.sum(x, [...axes], keepDims);
 }
 
 /** Max over axes; NaN propagates, an empty reduction is −Inf (int32: INT32_MIN), as TF. */
 export function max(x: tf.Tensor, axes: readonly number[], keepDims: boolean): tf.Tensor {
-  if (axes.some((a) => x.shape[a] === 0)) return tf.fill(reducedShape(x.shape, axes, keepDims), x.dtype === 'int32' ? INT32_MIN : -Infinity, x.dtype);
+  if (x.size === 0) return tf.fill(reducedShape(x.shape, axes, keepDims), x.dtype === 'int32' ? INT32_MIN : -Infinity, x.dtype);
   return tf.max(x, [...axes], keepDims);
 }
 

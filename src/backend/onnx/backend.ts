@@ -95,7 +95,9 @@ export class OnnxBackend implements KernelBackend {
       b.node('Identity', [name(slot)], {}, `out${k}`);
       return valueInfo(`out${k}`, spec.nodeOfSlot(slot).dtype);
     });
-    const inputs = spec.inputs.map((slot) => valueInfo(name(slot), spec.nodeOfSlot(slot).dtype, spec.nodeOfSlot(slot).shape));
+    // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
+    // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
+    const inputs = spec.inputs.map((slot) => valueInfo(name(slot), spec.nodeOfSlot(slot).dtype, spec.nodeOfSlot(slot).shape.map((d) => (d === 0 ? null : d))));
     const bytes = encodeModel(b.graph('symflow', inputs, outputs));
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {

@@ -76,7 +76,16 @@ const lowerings: Record<string, Lowering> = {
       return;
     }
     const swap = (v: string, rank: number) => b.node('Transpose', [v], { perm: [...Array.from({ length: rank - 2 }, (_, i) => i), rank - 1, rank - 2] });
-    b.node('MatMul', [ta ? swap(x!, ins[0]!.shape.length) : x!, tb ? swap(y!, ins[1]!.shape.length) : y!], {}, out);
+    const ra = ins[0]!.shape.length;
+    const k = ins[0]!.shape[ta ? ra - 2 : ra - 1];
+    // NOTE: onnxruntime's batched MatMul with an inner dimension of 0 returns uninitialised memory; it is zeros
+    // (checked at run time where k is unknown; 2-D MatMul and Gemm get it right).
+    const guard = k === 0 || (k === null && (ra > 2 || ins[1]!.shape.length > 2));
+    const mm = b.node('MatMul', [ta ? swap(x!, ra) : x!, tb ? swap(y!, ins[1]!.shape.length) : y!], {}, guard ? undefined : out);
+    if (!guard) return;
+    const zeros = b.node('ConstantOfShape', [b.node('Shape', [mm])], { value: { tensor: { dataType: ELEM[n.dtype as Elem], dims: [1], ...valueOf(n.dtype as Elem, 0) } } });
+    const empty = b.node('Equal', [b.node('Gather', [b.node('Shape', [x!]), b.ints([ta ? ra - 2 : ra - 1])], { axis: 0 }), b.ints([0])]);
+    b.node('Where', [empty, zeros, mm], {}, out);
   },
   fusedMatMul: (b, [x, y, bias], n, _i, out) => {
     const { transposeA: ta, transposeB: tb, activation } = n.attrs as { transposeA: boolean; transposeB: boolean; activation: string };
