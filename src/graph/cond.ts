@@ -2,7 +2,7 @@ import { asTensor, type TensorLike } from './convert.js';
 import { SymflowError } from './errors.js';
 import { defineOp, makeNode } from './registry.js';
 import { mergeShapes, shapesCompatible } from './shapes.js';
-import { isTensor, isVariable, shapeString, type Tensor, type Variable, withNewScope } from './tensor.js';
+import { isTensor, isVariable, scopeHandle, shapeString, type Tensor, type Variable, withNewScope } from './tensor.js';
 
 /** `[variable, newValue]`: one assignment of a session function. */
 export type UpdatePair = readonly [Variable, TensorLike];
@@ -36,12 +36,16 @@ export const condOp = defineOp<{ group: number; index: number; thenScope: number
   },
 });
 
-const groups = new Map<number, Tensor[]>();
+/**
+ * Each cond node's group — all outputs of its `cond` call, in order — and its branch scopes, kept beside the nodes:
+ * a group lives as long as one of its nodes, and nothing process-wide holds a graph.
+ */
+const groups = new WeakMap<Tensor, { readonly members: readonly Tensor[]; readonly scopes: readonly object[] }>();
 let nextGroup = 1;
 
 /** All outputs of the cond group `node` belongs to, in order. */
 export function condGroup(node: Tensor): readonly Tensor[] {
-  return groups.get(node.attrs['group'] as number) ?? [node];
+  return groups.get(node)?.members ?? [node];
 }
 
 function checkPred(pred: unknown): asserts pred is Tensor {
@@ -59,13 +63,16 @@ function isUpdateList(b: unknown): b is readonly Update[] {
 export function makeCondGroup(pred: Tensor, thenOuts: readonly Tensor[], elseOuts: readonly Tensor[], thenScope: number, elseScope: number): Tensor[] {
   const group = nextGroup++;
   const outs = thenOuts.map((t, index) => makeNode(condOp, [pred, t, elseOuts[index]!], { group, index, thenScope, elseScope }));
-  groups.set(group, outs);
+  registerCondGroup(outs);
   return outs;
 }
 
-/** Re-registers a group read back from JSON. */
-export function registerCondGroup(outs: Tensor[]): void {
-  groups.set(outs[0]!.attrs['group'] as number, outs);
+/** Records the nodes of one group (also a group read back from JSON), in order. */
+export function registerCondGroup(outs: readonly Tensor[]): void {
+  const members = Object.freeze([...outs]);
+  const { thenScope, elseScope } = members[0]!.attrs as { thenScope: number; elseScope: number };
+  const entry = Object.freeze({ members, scopes: Object.freeze([scopeHandle(thenScope), scopeHandle(elseScope)]) });
+  for (const m of members) groups.set(m, entry);
 }
 export function newCondGroupId(): number {
   return nextGroup++;

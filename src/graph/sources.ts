@@ -72,7 +72,13 @@ export function makeConstant(host: HostTensor, name?: string): Tensor {
   return makeNode(constantOp, [], { shape: host.shape, dtype: host.dtype, value: host.data }, name ?? 'const');
 }
 
+/**
+ * The most recently used scalar constants, least recent first. Bounded, so a program that mixes a new number into
+ * every graph it builds (a step size, a loop index) does not keep every one of those graphs' constants forever;
+ * a number used again after eviction just gets a node of its own.
+ */
 const scalarCache = new Map<string, Tensor>();
+const SCALAR_CACHE = 1024;
 
 /** Interned scalar constant (numbers mixed into ops reuse one node per value and dtype). */
 export function scalarConstant(value: number, dtype: DType): Tensor {
@@ -80,8 +86,11 @@ export function scalarConstant(value: number, dtype: DType): Tensor {
   let t = scalarCache.get(key);
   if (t === undefined) {
     t = makeConstant(toHostTensor('constant', value, dtype), 'const');
-    scalarCache.set(key, t);
+    if (scalarCache.size >= SCALAR_CACHE) scalarCache.delete(scalarCache.keys().next().value!);
+  } else {
+    scalarCache.delete(key);
   }
+  scalarCache.set(key, t);
   return t;
 }
 

@@ -30,19 +30,29 @@ export type AttrValue =
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 let nextId = 1;
-const usedNames = new Map<string, number>();
+/**
+ * Per base name, the last suffix handed out: `base_1` … `base_k` are all taken (made here, or claimed before as a
+ * base of their own). Only bases are stored, not every name ever made, so this grows with the distinct names asked
+ * for, not with the number of graphs built.
+ */
+const lastSuffix = new Map<string, number>();
+
+/** Whether `name` was handed out: claimed as a base, or `base_k` with k at most base's last suffix. */
+function taken(name: string): boolean {
+  if (lastSuffix.has(name)) return true;
+  const m = /^(.*)_([1-9][0-9]*)$/s.exec(name);
+  return m !== null && (lastSuffix.get(m[1]!) ?? 0) >= Number(m[2]);
+}
 
 /** A unique, readable name: `base`, then `base_1`, `base_2`, … */
 export function uniqueName(base: string): string {
-  const n = usedNames.get(base);
-  if (n === undefined && !usedNames.has(base)) {
-    usedNames.set(base, 0);
+  if (!taken(base)) {
+    lastSuffix.set(base, 0);
     return base;
   }
-  let k = (n ?? 0) + 1;
-  while (usedNames.has(`${base}_${k}`)) k++;
-  usedNames.set(base, k);
-  usedNames.set(`${base}_${k}`, 0);
+  let k = (lastSuffix.get(base) ?? 0) + 1;
+  while (taken(`${base}_${k}`)) k++;
+  lastSuffix.set(base, k);
   return `${base}_${k}`;
 }
 
@@ -50,19 +60,48 @@ export function uniqueName(base: string): string {
  * Cond branch scopes. Nodes built while a branch function of `cond` runs are tagged with that branch's scope, so
  * the gradient of a cond can find what a branch captures from outside and differentiate it inside a cond of its
  * own (keeping the backward pass as lazy as the forward one).
+ *
+ * A scope is an object held by the nodes built in it (and by its nested scopes and the conds naming it, see
+ * `scopeHandle`): it goes when its graph goes. Graphs store scope ids, so live scopes are also found by id, through
+ * weak references whose entries are dropped when the scope is collected.
  */
-const scopeParents = new Map<number, number>([[0, -1]]);
-let currentScope = 0;
+interface Scope {
+  readonly id: number;
+  readonly parent: Scope | undefined;
+}
+const TOP: Scope = Object.freeze({ id: 0, parent: undefined });
+const scopesById = new Map<number, WeakRef<Scope>>();
+const collected = new FinalizationRegistry<number>((id) => scopesById.delete(id));
+/** Each node's scope: a node keeps its scope (and the scope's parents) alive. */
+const scopeOfNode = new WeakMap<object, Scope>();
+let currentScope: Scope = TOP;
 let nextScope = 1;
+
+function makeScope(parent: Scope, id = nextScope++): Scope {
+  const scope = Object.freeze({ id, parent });
+  // A new WeakRef keeps its target alive until the current job ends, so a scope made here survives until a node
+  // (or a cond, or a nested scope) holds it.
+  scopesById.set(id, new WeakRef(scope));
+  collected.register(scope, id);
+  return scope;
+}
+
+function findScope(id: number): Scope | undefined {
+  return id === 0 ? TOP : scopesById.get(id)?.deref();
+}
+
+/** The live scope with this id (an id no live scope has is a scope without nodes: it starts again under the top level). */
+function scopeById(id: number): Scope {
+  return findScope(id) ?? makeScope(TOP, id);
+}
 
 /** Runs `fn` inside a new child scope of the current one and returns its id with the result. */
 export function withNewScope<T>(fn: () => T): { scope: number; result: T } {
-  const scope = nextScope++;
-  scopeParents.set(scope, currentScope);
+  const scope = makeScope(currentScope);
   const saved = currentScope;
   currentScope = scope;
   try {
-    return { scope, result: fn() };
+    return { scope: scope.id, result: fn() };
   } finally {
     currentScope = saved;
   }
@@ -70,24 +109,28 @@ export function withNewScope<T>(fn: () => T): { scope: number; result: T } {
 
 /** True when scope `inner` is `outer` or nested inside it. */
 export function scopeWithin(inner: number, outer: number): boolean {
-  for (let s = inner; s !== -1; s = scopeParents.get(s) ?? -1) if (s === outer) return true;
+  if (inner === outer) return true;
+  for (let s = findScope(inner)?.parent; s !== undefined; s = s.parent) if (s.id === outer) return true;
   return false;
 }
 
 /** The enclosing scope of `scope` (-1 for the top level). */
 export function scopeParent(scope: number): number {
-  return scopeParents.get(scope) ?? -1;
+  return findScope(scope)?.parent?.id ?? -1;
 }
 
 /** Creates a scope whose parent is `parent` (used when graphs are read back from JSON). */
 export function newScope(parent: number): number {
-  const scope = nextScope++;
-  scopeParents.set(scope, parent);
-  return scope;
+  return makeScope(scopeById(parent)).id;
+}
+
+/** What keeps scope `id` alive: a cond node holds its branch scopes' handles, as nodes hold their own scope. */
+export function scopeHandle(id: number): object {
+  return scopeById(id);
 }
 
 export function getCurrentScope(): number {
-  return currentScope;
+  return currentScope.id;
 }
 
 export interface TensorInit {
@@ -130,7 +173,9 @@ export class Tensor {
     this.attrs = Object.freeze({ ...init.attrs });
     this.shape = Object.freeze([...init.shape]);
     this.dtype = init.dtype;
-    this.scope = init.scope ?? currentScope;
+    const scope = init.scope === undefined ? currentScope : scopeById(init.scope);
+    this.scope = scope.id;
+    scopeOfNode.set(this, scope);
   }
 
   get rank(): number {

@@ -134,6 +134,19 @@ export interface SessionFunction {
 
 export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
 
+/** `the function of outputs 'loss' and updates of 'w', 'b'`: how errors name a compiled function. */
+function describeFunction(compiled: CompiledFunction): string {
+  const names = (list: readonly { name: string }[]) => {
+    const shown = list.slice(0, 3).map((t) => `'${t.name}'`).join(', ');
+    return list.length > 3 ? `${shown} and ${list.length - 3} more` : shown;
+  };
+  const parts = [
+    ...(compiled.outputs.length > 0 ? [`outputs ${names(compiled.outputs)}`] : []),
+    ...(compiled.updates.length > 0 ? [`updates of ${names(compiled.updates.map((u) => u.variable))}`] : []),
+  ];
+  return parts.length > 0 ? `the function of ${parts.join(' and ')}` : 'the function';
+}
+
 /**
  * A session: variable values on one backend, and compiled functions that run graphs against them.
  *
@@ -184,15 +197,14 @@ export class Session {
   function(spec: FunctionSpec): SessionFunction {
     this.checkAlive('session.function');
     const compiled = this.track(compileFunction(spec, this.backendImpl, 'session.function', this.optimizeGraphs));
-    let disposed = false;
+    let released: Promise<void> | undefined;
     const f = ((values: readonly FeedValue[] = []) => {
-      if (disposed) return Promise.reject(new SymflowError(compiled.who, 'the function is disposed'));
+      if (released !== undefined) return Promise.reject(new SymflowError(compiled.who, `${describeFunction(compiled)} is disposed; compile it again to call it`));
       return this.call(compiled, values);
     }) as SessionFunction;
     const dispose = (): Promise<void> => {
-      if (disposed || this.disposed) return Promise.resolve();
-      disposed = true;
-      return this.exclusive(() => this.release(compiled), 'release');
+      released ??= this.disposed ? Promise.resolve() : this.exclusive(() => this.release(compiled), 'release');
+      return released;
     };
     return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose });
   }
@@ -287,9 +299,25 @@ export class Session {
   snapshot(variables: readonly Variable[]): Snapshot {
     this.checkAlive('Session.snapshot');
     this.checkQuiet('Session.snapshot');
+    if (typeof (variables as Iterable<Variable> | undefined)?.[Symbol.iterator] !== 'function') {
+      throw new SymflowError('Session.snapshot', 'variables must be an array of variables');
+    }
+    const given = [...variables];
+    given.forEach((v, i) => {
+      if (!isVariable(v)) throw new SymflowError('Session.snapshot', `variables[${i}] is not a variable (got ${isTensor(v) ? String(v) : typeof v})`);
+    });
+    const list = [...new Set(given)];
+    const fresh = list.filter((v) => !this.store.has(v));
     const held = new Map<Variable, DeviceTensor>();
-    for (const v of new Set(variables)) held.set(v, this.backendImpl.alias(this.variableTensor(v)));
-    for (const v of held.keys()) this.know(v);
+    try {
+      for (const v of list) held.set(v, this.backendImpl.alias(this.variableTensor(v)));
+      for (const v of list) this.know(v);
+    } catch (e) {
+      // Nothing taken stays behind: neither the aliases nor the first values uploaded for it.
+      for (const t of held.values()) this.backendImpl.dispose(t);
+      this.dropFirstValues(fresh);
+      throw e;
+    }
     const snap = new Snapshot(this, held);
     this.live.add(snap);
     return snap;
@@ -556,17 +584,34 @@ export class Session {
 
   /** Calls run one at a time, in order: each sees the state the previous one left (an async backend could interleave). */
   private call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
-    return this.exclusive(() => {
+    return this.exclusive(async () => {
       this.checkAlive(compiled.who);
-      if (compiled.program === undefined) {
-        // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
-        this.backendImpl.use();
-        return execute(this, compiled, values);
+      // Variables this call gives their first value: a call that fails drops those again (it changes nothing).
+      const fresh = compiled.sources.flatMap((src) => (src.kind === 'variable' && !this.store.has(src.tensor) ? [src.tensor] : []));
+      try {
+        if (compiled.program === undefined) {
+          // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
+          this.backendImpl.use();
+          return execute(this, compiled, values);
+        }
+        const run = executeProgram(this, compiled, values);
+        this.running = run.catch(() => undefined);
+        return await run;
+      } catch (e) {
+        this.dropFirstValues(fresh);
+        throw e;
       }
-      const run = executeProgram(this, compiled, values);
-      this.running = run.catch(() => undefined);
-      return run;
     }, compiled.who);
+  }
+
+  /** Frees the first values `variableTensor` uploaded for `vars` in a call that then failed. */
+  private dropFirstValues(vars: readonly Variable[]): void {
+    for (const v of vars) {
+      const t = this.store.get(v);
+      if (t === undefined) continue;
+      this.store.delete(v);
+      this.backendImpl.dispose(t);
+    }
   }
 
   private checkAlive(who: string): void {
