@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
-while IFS= read -r name; do unset "$name"; done < <(env | sed -n 's/^\([Nn][Pp][Mm]_\(config\|package\)_[^=]*\)=.*/\1/p')
+while IFS= read -r name; do unset "$name"; done < <(env | sed -n 's/^\(npm_\(config\|package\)_[^=]*\)=.*/\1/Ip')
 unset ONNXRUNTIME_NODE_INSTALL ONNXRUNTIME_NODE_INSTALL_CUDA
 work=$(mktemp -d "${TMPDIR:-/tmp}/symflow-consumer-XXXXXX")
 trap 'rm -rf "$work"' EXIT
