@@ -59,7 +59,9 @@ describe.each(BACKENDS)('non-finite steps on %s', (backend) => {
       const { session, train } = await setup(backend, make);
       await train.step([X, Y, 1]);
       const before = await state(session);
+      const tensors = session.numTensors();
       const e = await train.step([XN, Y, 1]).then(() => undefined, (err: unknown) => err);
+      expect(session.numTensors(), 'tensors after a refused step (its diagnostic runs are released)').toBe(tensors);
       expect(e).toBeInstanceOf(NonFiniteError);
       expect((e as NonFiniteError).report.what).toBe('loss');
       expect((e as Error).message).toMatch(/TrainStep\.step: the loss is NaN on this batch; the step was refused and every variable is as it was/);

@@ -45,7 +45,7 @@ export function checkPolicy(who: string, p: unknown): NonFinitePolicy {
 /**
  * One run of a step. Guarded, its updates are applied only when every new float value it computes (and the loss,
  * when it reports it) is finite — decided inside the run, one sum per new value; a refusal throws `Refused`,
- * naming the variable (found by a diagnostic run, compiled on first need, at the same unchanged state).
+ * naming the variable (found by a diagnostic run at the same unchanged state, compiled when needed).
  * Unguarded, a non-finite loss it reports still throws `Refused` (after its updates, which the step's snapshot
  * undoes), so a bad batch is refused at once.
  */
@@ -57,8 +57,6 @@ export function guardedRun(
   const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
   const checked = lossAt >= 0 ? [loss, ...finite] : [...finite];
   const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: checked } : {}) });
-  let diagnose: ((batch: readonly DeviceValue[]) => Promise<{ variable?: string; tensor: boolean }>) | undefined;
-  let unguarded: SessionFunction | undefined;
   return async (batch) => {
     const out = await f(batch);
     const l = lossOf(out);
@@ -69,36 +67,44 @@ export function guardedRun(
     const applied = out.pop()!.data[0] !== 0;
     if (applied) return out;
     if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
-    diagnose ??= valueDiagnosis(session, inputs, spec.updates, checked);
-    const found = await diagnose(batch);
+    const found = await valueDiagnosis(session, inputs, spec.updates, checked, batch);
     if (found.variable !== undefined || found.tensor) throw new Refused('value', l, found.variable);
     // Every element is finite: a sum overflowed (values beyond ~1e38). The state is unchanged, so the same run
     // without the check computes the same values, and applies them.
-    unguarded ??= session.function({ inputs, outputs: spec.outputs, updates: spec.updates });
-    return unguarded(batch);
-  };
-}
-
-/** A run that tells, element by element, which variable's new value (or which checked tensor) is not finite. */
-function valueDiagnosis(session: Session, inputs: readonly Tensor[], updates: readonly Update[], checked: readonly Tensor[]) {
-  const pairs = [...lowerUpdates(updates)].filter(([v, t]) => t !== v && t.dtype === 'float32');
-  const f: SessionFunction = session.function({ inputs, outputs: [exactlyFinite(checked), ...pairs.map(([, t]) => exactlyFinite([t]))] });
-  return async (batch: readonly DeviceValue[]): Promise<{ variable?: string; tensor: boolean }> => {
-    const [tensorsOk, ...flags] = await f(batch);
-    const i = flags.findIndex((x) => x.data[0] === 0);
-    return { ...(i < 0 ? {} : { variable: pairs[i]![0].name }), tensor: tensorsOk!.data[0] === 0 };
+    return once(session.function({ inputs, outputs: spec.outputs, updates: spec.updates }), batch);
   };
 }
 
 /**
+ * Runs a function compiled for a rare path (a refused step) once and releases it, constants and all, so a refusal
+ * leaves the session holding exactly what it held before.
+ */
+async function once(f: SessionFunction, batch: readonly DeviceValue[]): Promise<HostTensor[]> {
+  try {
+    return await f(batch);
+  } finally {
+    await f.dispose();
+  }
+}
+
+/** A run that tells, element by element, which variable's new value (or which checked tensor) is not finite. */
+async function valueDiagnosis(
+  session: Session, inputs: readonly Tensor[], updates: readonly Update[], checked: readonly Tensor[], batch: readonly DeviceValue[],
+): Promise<{ variable?: string; tensor: boolean }> {
+  const pairs = [...lowerUpdates(updates)].filter(([v, t]) => t !== v && t.dtype === 'float32');
+  const [tensorsOk, ...flags] = await once(session.function({ inputs, outputs: [exactlyFinite(checked), ...pairs.map(([, t]) => exactlyFinite([t]))] }), batch);
+  const i = flags.findIndex((x) => x.data[0] === 0);
+  return { ...(i < 0 ? {} : { variable: pairs[i]![0].name }), tensor: tensorsOk!.data[0] === 0 };
+}
+
+/**
  * Finds what made a refused step non-finite, at the state the step started from: the loss, else the first
- * parameter whose gradient is not finite, else what the refusing run found. Compiled on first need.
+ * parameter whose gradient is not finite, else what the refusing run found. Compiled when needed, then released.
  */
 export function stepDiagnosis(session: Session, inputs: readonly Tensor[], loss: Tensor, params: readonly Variable[], grads: readonly Tensor[]) {
-  let f: SessionFunction | undefined;
+  const outputs = [loss, ...grads.map((g) => exactlyFinite([g]))];
   return async (batch: readonly DeviceValue[], refused: Refused): Promise<NonFiniteReport> => {
-    f ??= session.function({ inputs, outputs: [loss, ...grads.map((g) => exactlyFinite([g]))] });
-    const [l, ...flags] = await f(batch);
+    const [l, ...flags] = await once(session.function({ inputs, outputs }), batch);
     const lossValue = l!.data[0]!;
     if (!Number.isFinite(lossValue)) return { what: 'loss', loss: lossValue, message: `the loss is ${lossValue} on this batch` };
     const bad = flags.findIndex((x) => x.data[0] === 0);
