@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   Session, accumulate, add, compile, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, variablesOf,
-  type AnyOptimizer, type BackendName, type Tensor,
+  type AnyOptimizer, type BackendName, type NonFinitePolicy, type Tensor,
 } from '../src/index.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
 
@@ -48,11 +48,13 @@ function mlp(seedBase = 1): { x: Tensor; y: Tensor; loss: Tensor } {
 
 interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown> }
 
-async function symflowStep(backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number): Promise<StepBench> {
+async function symflowStep(
+  backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number, onNonFinite?: NonFinitePolicy,
+): Promise<StepBench> {
   const session = await Session.create(threads === undefined ? { backend } : { backend, threads });
   const { x, y, loss } = mlp();
   const t0 = performance.now();
-  const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y] });
+  const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y], ...(onNonFinite ? { onNonFinite } : {}) });
   const compileMs = performance.now() - t0;
   const { xs, ys } = batch();
   const xv = session.upload(x, xs);
@@ -233,8 +235,10 @@ if (torchBest !== undefined) {
  * median of the per-pair ratios: on a shared VM a slow spell lasts several steps, and a pair taken inside one is
  * slowed on both sides, so its ratio still holds where a ratio of medians would not.
  */
-async function sideBySide(backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number): Promise<{ a: number; b: number; ratio: number }> {
-  const [x, y] = [await symflowStep(backend, a), await symflowStep(backend, b)];
+async function sideBySide(
+  backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number, policies: [NonFinitePolicy?, NonFinitePolicy?] = [],
+): Promise<{ a: number; b: number; ratio: number }> {
+  const [x, y] = [await symflowStep(backend, a, undefined, policies[0]), await symflowStep(backend, b, undefined, policies[1])];
   for (let i = 0; i < 10; i++) { await x.step(); await y.step(); }
   const tx: number[] = [];
   const ty: number[] = [];
@@ -259,12 +263,16 @@ for (const backend of ['onnx', 'wasm'] as const) {
   const heunVsSgd = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
   const fusedVsSgd = await sideBySide(backend, () => heun({ lr: 0.01, fused: true }), plain, n);
   const accVsPlain = await sideBySide(backend, accumulateOnly, plain, n);
+  // The non-finite check (compile's default) against the same step compiled with onNonFinite: 'apply'.
+  const checkVsNone = await sideBySide(backend, plain, plain, n, ['error', 'apply']);
   ratios[`heun ${backend}`] = heunVsSgd.ratio;
   ratios[`acc ${backend}`] = accVsPlain.ratio;
+  ratios[`check ${backend}`] = checkVsNone.ratio;
   const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
   row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
   row(`  heun fused into one run / sgd step (${backend})`, `${fusedVsSgd.ratio.toFixed(2)}×`, note(fusedVsSgd));
   row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
+  row(`sgd step with the non-finite check / without (${backend})`, `${checkVsNone.ratio.toFixed(3)}×`, note(checkVsNone));
 }
 row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
 row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
@@ -285,6 +293,7 @@ const targets: [string, boolean][] = [
   ['wasm ≥ 7× faster than eager TF.js minimize', eager / wasm.ms >= 7],
   ['heun / sgd ≤ 2.05× (onnx and wasm)', ratios['heun onnx']! <= 2.05 && ratios['heun wasm']! <= 2.05],
   ['accumulate-only / plain ≤ 1.05× (onnx and wasm)', ratios['acc onnx']! <= 1.05 && ratios['acc wasm']! <= 1.05],
+  ['non-finite check ≤ 3 % of the MLP step (onnx and wasm)', ratios['check onnx']! <= 1.03 && ratios['check wasm']! <= 1.03],
   ['compile ≤ 50 ms', onnx.compileMs <= 50 && wasm.compileMs <= 50],
   ['executor overhead ≤ 2 µs per node', Math.max(...Object.values(overhead)) <= 2],
 ];
