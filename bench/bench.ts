@@ -97,7 +97,8 @@ async function eagerTfjs(backend: string, steps: number): Promise<number> {
 
 /**
  * symflow onnx (all cores and 1 thread) and the PyTorch peer (1 thread and all cores) in alternating blocks of
- * steps, ten rounds, so that a slow spell of a shared VM hits all four alike; medians over all steps of each.
+ * steps, ten rounds, so that a slow spell of a shared VM hits all four alike; each block warmed up alike; medians
+ * over all timed steps of each.
  */
 async function onnxAgainstPytorch(steps: number) {
   const onnx = await symflowStep('onnx');
@@ -112,8 +113,13 @@ async function onnxAgainstPytorch(steps: number) {
   for (let i = 0; i < 10; i++) { await onnx.step(); await onnx1.step(); }
   const [ts, ts1, torchTs] = [[] as number[], [] as number[], peers.map(() => [] as number[])];
   const rounds = 10;
+  // NOTE: every block starts with WARM untimed steps. After the pause below a VM's cores come back cold (the
+  // first steps of a block measured up to 2× slower, worst for the 2-thread session): timing them penalised
+  // whichever contender ran right after a pause (onnx at 2 threads measured 2.7 ms that way, 1.6 ms warm).
+  const WARM = 3;
   for (let r = 0; r < rounds; r++) {
     for (const [b, into] of [[onnx, ts], [onnx1, ts1]] as const) {
+      for (let i = 0; i < WARM; i++) await b.step();
       for (let i = 0; i < Math.ceil(steps / rounds); i++) {
         const t = performance.now();
         await b.step();
@@ -121,6 +127,7 @@ async function onnxAgainstPytorch(steps: number) {
       }
     }
     for (const [k, peer] of peers.entries()) {
+      await peer.steps(WARM);
       torchTs[k]!.push(...(await peer.steps(Math.ceil(steps / rounds))));
       // NOTE: OpenBLAS's idle worker threads spin for a while (2^28 cycles by default) before they sleep; without
       // this pause they would take the cores from the next block.
