@@ -6,7 +6,8 @@ import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
 import type { CompiledFunction } from './compile.js';
 import type { Block, KernelStep } from './plan.js';
-import { DeviceValue, type FeedValue, type Session } from './session.js';
+import { DeviceValue } from './handles.js';
+import type { FeedValue, Session } from './session.js';
 
 type Slots = (DeviceTensor | undefined)[];
 

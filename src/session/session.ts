@@ -1,4 +1,3 @@
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend, type OnnxLogLevel } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
@@ -10,6 +9,10 @@ import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '.
 import { compileFunction, type CompiledFunction } from './compile.js';
 import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
+import { DeviceValue, Snapshot } from './handles.js';
+import { TransactionQueue } from './transactions.js';
+
+export { DeviceValue, Snapshot };
 
 const RUN_CACHE = 64;
 
@@ -48,69 +51,6 @@ export interface FunctionSpec {
   applyIfFinite?: boolean | readonly Tensor[];
 }
 
-/** A value already on the session's backend, fed without another host-to-device copy. */
-export class DeviceValue {
-  /** @internal */
-  constructor(
-    readonly session: Session,
-    /** @internal */ readonly tensor: DeviceTensor,
-    readonly shape: readonly number[],
-    readonly dtype: HostTensor['dtype'],
-  ) {}
-  private disposed = false;
-  get isDisposed(): boolean {
-    return this.disposed;
-  }
-  /** Frees the backend memory. */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.session.forget(this);
-    this.session.backendImpl.dispose(this.tensor);
-  }
-}
-
-/** Values of some variables at one moment; see `Session.snapshot`. */
-export class Snapshot {
-  private disposed = false;
-  /** @internal */
-  constructor(private readonly session: Session, private readonly held: Map<Variable, DeviceTensor>) {}
-
-  /**
-   * Puts every remembered value back (the snapshot stays usable until disposed). Like `snapshot`, call it inside a
-   * `session.transaction` (or with no call in flight), so it never lands in the middle of another call.
-   */
-  restore(): void {
-    if (this.disposed) throw new SymflowError('Snapshot.restore', 'the snapshot is disposed');
-    this.session.checkQuiet('Snapshot.restore');
-    const backend = this.session.backendImpl;
-    for (const [v, t] of this.held) {
-      const current = this.session.store.get(v);
-      this.session.store.set(v, backend.alias(t));
-      if (current !== undefined) backend.dispose(current);
-    }
-  }
-
-  /** Releases the remembered values (also after the session is disposed: they are backend tensors of their own). */
-  dispose(): void {
-    if (this.disposed) return;
-    this.disposed = true;
-    this.session.forget(this);
-    for (const t of this.held.values()) this.session.backendImpl.dispose(t);
-    this.held.clear();
-  }
-}
-
-/**
- * The transaction an async context runs in. A call of a session made inside one of its transactions runs right
- * there (it is part of it); a call from anywhere else waits in the session's queue until the transaction ends.
- */
-interface Transaction {
-  readonly session: Session;
-  open: boolean;
-}
-
-const currentTransaction = new AsyncLocalStorage<Transaction>();
 
 /** What a session function accepts per input. */
 export type FeedValue = Value | DeviceValue;
@@ -347,8 +287,7 @@ export class Session {
 
   /** @internal Whether the caller runs inside one of this session's open transactions. */
   get inTransaction(): boolean {
-    const t = currentTransaction.getStore();
-    return t !== undefined && t.open && t.session === this;
+    return this.calls.inTransaction;
   }
 
   /**
@@ -385,7 +324,7 @@ export class Session {
 
   /** @internal Refuses work that must not land in the middle of a call (snapshots taken outside a transaction). */
   checkQuiet(who: string): void {
-    if (this.pending > 0 && !this.inTransaction) {
+    if (this.calls.busy && !this.inTransaction) {
       throw new SymflowError(who, 'calls of this session are in flight; do this inside session.transaction(…) so it sees the state between calls');
     }
   }
@@ -523,28 +462,13 @@ export class Session {
     }, 'Session.restore');
   }
 
-  /**
-   * Runs `fn` in the session's call order, so it never sees (or tears) a call in progress. Inside an open
-   * transaction of this session, `fn` is part of it and runs at once.
-   */
+  /** Runs `fn` as one transaction in the session's call order (at once when already inside one of them). */
   private exclusive<T>(fn: () => Promise<T> | T, who = 'Session'): Promise<T> {
-    if (this.inTransaction) return (async () => fn())();
-    this.pending++;
-    const txn: Transaction = { session: this, open: true };
-    const run = () => currentTransaction.run(txn, async () => {
-      try {
-        // Queued before a dispose, run after it: refused (a released function's cleanup still runs).
-        if (this.disposed && who !== 'release') throw new SymflowError(who, 'the session is disposed');
-        return await fn();
-      } finally {
-        txn.open = false;
-        this.pending--;
-      }
-    });
-    const result = this.queue.then(run, run);
-    this.queue = result.catch(() => undefined);
-    return result;
+    return this.calls.run(fn, who);
   }
+
+  // Queued before a dispose, run after it: refused (a released function's cleanup still runs).
+  private readonly calls = new TransactionQueue((who) => (this.disposed && who !== 'release' ? new SymflowError(who, 'the session is disposed') : undefined));
 
   get isDisposed(): boolean {
     return this.disposed;
@@ -577,10 +501,6 @@ export class Session {
     }
     return t;
   }
-
-  private queue: Promise<unknown> = Promise.resolve();
-  /** Transactions queued or running. */
-  private pending = 0;
 
   /** Calls run one at a time, in order: each sees the state the previous one left (an async backend could interleave). */
   private call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {

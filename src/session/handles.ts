@@ -1,0 +1,58 @@
+import { SymflowError } from '../graph/errors.js';
+import type { HostTensor } from '../graph/hostValue.js';
+import type { Variable } from '../graph/tensor.js';
+import type { DeviceTensor } from '../backend/index.js';
+import type { Session } from './session.js';
+
+/** A value already on the session's backend, fed without another host-to-device copy. */
+export class DeviceValue {
+  /** @internal */
+  constructor(
+    readonly session: Session,
+    /** @internal */ readonly tensor: DeviceTensor,
+    readonly shape: readonly number[],
+    readonly dtype: HostTensor['dtype'],
+  ) {}
+  private disposed = false;
+  get isDisposed(): boolean {
+    return this.disposed;
+  }
+  /** Frees the backend memory. */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.session.forget(this);
+    this.session.backendImpl.dispose(this.tensor);
+  }
+}
+
+/** Values of some variables at one moment; see `Session.snapshot`. */
+export class Snapshot {
+  private disposed = false;
+  /** @internal */
+  constructor(private readonly session: Session, private readonly held: Map<Variable, DeviceTensor>) {}
+
+  /**
+   * Puts every remembered value back (the snapshot stays usable until disposed). Like `snapshot`, call it inside a
+   * `session.transaction` (or with no call in flight), so it never lands in the middle of another call.
+   */
+  restore(): void {
+    if (this.disposed) throw new SymflowError('Snapshot.restore', 'the snapshot is disposed');
+    this.session.checkQuiet('Snapshot.restore');
+    const backend = this.session.backendImpl;
+    for (const [v, t] of this.held) {
+      const current = this.session.store.get(v);
+      this.session.store.set(v, backend.alias(t));
+      if (current !== undefined) backend.dispose(current);
+    }
+  }
+
+  /** Releases the remembered values (also after the session is disposed: they are backend tensors of their own). */
+  dispose(): void {
+    if (this.disposed) return;
+    this.disposed = true;
+    this.session.forget(this);
+    for (const t of this.held.values()) this.session.backendImpl.dispose(t);
+    this.held.clear();
+  }
+}
