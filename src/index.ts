@@ -28,7 +28,7 @@ export { fuseSub } from './graph/passes/fuseSub.js';
 export { reluKernel } from './graph/passes/reluKernel.js';
 export { explicitTranspose } from './graph/passes/explicitTranspose.js';
 export { symbolicShapes, type SymDim } from './graph/passes/symbolicShapes.js';
-export { optimize } from './session/compile.js';
+export { optimize } from './session/compileFunction.js';
 export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
 export * from './training/index.js';

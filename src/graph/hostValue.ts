@@ -28,7 +28,8 @@ export function typedArrayFor(dtype: DType, n: number): TypedArray {
   return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);
 }
 
-function dtypeOfArray(data: unknown): DType | 'float64' | undefined {
+/** The dtype a typed array holds (Uint8Array is bool), 'float64' for a Float64Array, undefined for anything else. */
+export function dtypeOfArray(data: unknown): DType | 'float64' | undefined {
   if (data instanceof Float32Array) return 'float32';
   if (data instanceof Int32Array) return 'int32';
   if (data instanceof Uint8Array) return 'bool';

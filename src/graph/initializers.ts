@@ -1,6 +1,6 @@
 import { SymflowError } from './errors.js';
 import { type DType, type InitSpec, sizeOf } from './tensor.js';
-import { type TypedArray, typedArrayFor } from './hostValue.js';
+import { dtypeOfArray, type TypedArray, typedArrayFor } from './hostValue.js';
 
 function checkShape(fn: string, shape: readonly number[]): readonly number[] {
   if (!Array.isArray(shape) || !shape.every((d) => Number.isInteger(d) && d >= 0)) {
@@ -63,7 +63,7 @@ function fans(shape: readonly number[]): [number, number] {
 
 export function initDtype(spec: InitSpec): DType {
   if (spec.kind === 'zeros' || spec.kind === 'ones' || spec.kind === 'fill') return spec.dtype ?? 'float32';
-  if (spec.kind === 'value') return spec.data instanceof Int32Array ? 'int32' : spec.data instanceof Uint8Array ? 'bool' : 'float32';
+  if (spec.kind === 'value') return spec.data instanceof Int32Array || spec.data instanceof Uint8Array ? dtypeOfArray(spec.data) as DType : 'float32';
   return 'float32';
 }
 

@@ -1,5 +1,6 @@
 import { newCondGroupId, registerCondGroup } from './cond.js';
 import { SymflowError } from './errors.js';
+import { dtypeOfArray, type TypedArray } from './hostValue.js';
 import { checkDepth, isValidName, MAX_ELEMENTS, MAX_NAME_LENGTH } from './limits.js';
 import { getOp, makeNode } from './registry.js';
 import { makeVariable } from './sources.js';
@@ -36,9 +37,8 @@ const MAX_JSON_NODES = 1_000_000;
 const MAX_VARIABLE_ELEMENTS = MAX_ELEMENTS;
 
 function encodeAttr(v: AttrValue): unknown {
-  if (v instanceof Float32Array) return { [TYPED]: 'float32', data: Array.from(v) };
-  if (v instanceof Int32Array) return { [TYPED]: 'int32', data: Array.from(v) };
-  if (v instanceof Uint8Array) return { [TYPED]: 'bool', data: Array.from(v) };
+  const typed = dtypeOfArray(v);
+  if (typed !== undefined && typed !== 'float64') return { [TYPED]: typed, data: Array.from(v as TypedArray) };
   if (Array.isArray(v)) return v.map(encodeAttr);
   if (v !== null && typeof v === 'object') return Object.fromEntries(Object.entries(v).map(([k, x]) => [k, encodeAttr(x as AttrValue)]));
   return v;

@@ -1,5 +1,5 @@
 import { SymflowError } from './errors.js';
-import { flattenNested, type HostTensor, type NestedArray, toHostTensor, type TypedArray, type Value } from './hostValue.js';
+import { dtypeOfArray, flattenNested, type HostTensor, type NestedArray, toHostTensor, type TypedArray, type Value } from './hostValue.js';
 import { initDtype } from './initializers.js';
 import { checkElements, checkName, quoteName } from './limits.js';
 import { defineOp, makeNode } from './registry.js';
@@ -95,13 +95,10 @@ export function scalarConstant(value: number, dtype: DType): Tensor {
 }
 
 function inferDtype(value: Value): DType {
-  if (value instanceof Int32Array) return 'int32';
-  if (value instanceof Uint8Array) return 'bool';
   if (typeof value === 'boolean') return 'bool';
-  if (value !== null && typeof value === 'object' && 'data' in value && !Array.isArray(value)) {
-    return value.data instanceof Int32Array ? 'int32' : value.data instanceof Uint8Array ? 'bool' : 'float32';
-  }
-  return 'float32';
+  const data = value !== null && typeof value === 'object' && 'data' in value && !Array.isArray(value) ? value.data : value;
+  const d = dtypeOfArray(data);
+  return d === 'int32' || d === 'bool' ? d : 'float32';
 }
 
 function withShape(value: Value, shape?: readonly number[], who = 'constant'): Value {

@@ -4,7 +4,7 @@ import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor } from '../graph/hostValue.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
-import type { CompiledFunction } from './compile.js';
+import type { CompiledFunction } from './compileFunction.js';
 import type { Block, KernelStep } from './plan.js';
 import { DeviceValue } from './handles.js';
 import type { FeedValue, Session } from './session.js';

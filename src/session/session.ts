@@ -6,7 +6,7 @@ import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js
 import { initialValue } from '../graph/initializers.js';
 import type { NodeIR } from '../graph/ir.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
-import { compileFunction, type CompiledFunction } from './compile.js';
+import { compileFunction, type CompiledFunction } from './compileFunction.js';
 import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
 import { DeviceValue, Snapshot } from './handles.js';

@@ -1,8 +1,8 @@
 import { Observable, Subject, type Subscription } from 'rxjs';
 import { SymflowError } from '../graph/errors.js';
-import { type NestedArray, toHostTensor, type TypedArray, typedArrayFor } from '../graph/hostValue.js';
+import { dtypeOfArray, type NestedArray, toHostTensor, type TypedArray, typedArrayFor } from '../graph/hostValue.js';
 import { seededRandom } from '../graph/initializers.js';
-import { isFullyKnown, shapeString, sizeOf, type Tensor } from '../graph/tensor.js';
+import { type DType, isFullyKnown, shapeString, sizeOf, type Tensor } from '../graph/tensor.js';
 import type { FeedValue } from '../session/session.js';
 
 /** One column of an in-memory dataset: a row per example (nested arrays), or flat data whose row shape comes from the input. */
@@ -93,8 +93,8 @@ export function* inMemoryBatches(
   }
 }
 
-function dtypeOf(data: TypedArray) {
-  return data instanceof Int32Array ? 'int32' : data instanceof Uint8Array ? 'bool' : 'float32';
+function dtypeOf(data: TypedArray): DType {
+  return dtypeOfArray(data) as DType;
 }
 
 /**
