@@ -9,6 +9,7 @@ export { SymflowError } from './graph/errors.js';
 export type { HostTensor, Value, NestedArray, TypedArray } from './graph/hostValue.js';
 export { toNested } from './graph/hostValue.js';
 export { placeholder, constant, variable } from './graph/sources.js';
+export { graph, nameScope } from './graph/names.js';
 export { initializers } from './graph/initializers.js';
 export type { TensorLike } from './graph/convert.js';
 export * from './graph/ops/index.js';

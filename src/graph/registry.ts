@@ -1,5 +1,6 @@
 import { SymflowError } from './errors.js';
-import { type Attrs, type DType, type Shape, Tensor, uniqueName } from './tensor.js';
+import { uniqueName } from './names.js';
+import { type Attrs, type DType, type Shape, Tensor } from './tensor.js';
 
 /** Shape and dtype of an op's output, worked out at build time. */
 export interface Inferred {

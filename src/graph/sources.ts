@@ -2,8 +2,9 @@ import { SymflowError } from './errors.js';
 import { dtypeOfArray, flattenNested, type HostTensor, type NestedArray, toHostTensor, type TypedArray, type Value } from './hostValue.js';
 import { initDtype } from './initializers.js';
 import { checkElements, checkName, quoteName } from './limits.js';
+import { uniqueName } from './names.js';
 import { defineOp, makeNode } from './registry.js';
-import { type DType, type Dim, type InitSpec, isTensor, type Shape, shapeString, Tensor, uniqueName, Variable } from './tensor.js';
+import { type DType, type Dim, type InitSpec, isTensor, type Shape, shapeString, Tensor, Variable } from './tensor.js';
 
 const DTYPES: readonly DType[] = ['float32', 'int32', 'bool'];
 

@@ -30,31 +30,7 @@ export type AttrValue =
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 let nextId = 1;
-/**
- * Per base name, the last suffix handed out: `base_1` … `base_k` are all taken (made here, or claimed before as a
- * base of their own). Only bases are stored, not every name ever made, so this grows with the distinct names asked
- * for, not with the number of graphs built.
- */
-const lastSuffix = new Map<string, number>();
-
-/** Whether `name` was handed out: claimed as a base, or `base_k` with k at most base's last suffix. */
-function taken(name: string): boolean {
-  if (lastSuffix.has(name)) return true;
-  const m = /^(.*)_([1-9][0-9]*)$/s.exec(name);
-  return m !== null && (lastSuffix.get(m[1]!) ?? 0) >= Number(m[2]);
-}
-
-/** A unique, readable name: `base`, then `base_1`, `base_2`, … */
-export function uniqueName(base: string): string {
-  if (!taken(base)) {
-    lastSuffix.set(base, 0);
-    return base;
-  }
-  let k = (lastSuffix.get(base) ?? 0) + 1;
-  while (taken(`${base}_${k}`)) k++;
-  lastSuffix.set(base, k);
-  return `${base}_${k}`;
-}
+// Names are made in names.ts (`uniqueName`, `graph`, `nameScope`); the scopes below are cond branch scopes.
 
 /**
  * Cond branch scopes. Nodes built while a branch function of `cond` runs are tagged with that branch's scope, so
@@ -155,7 +131,7 @@ export interface TensorInit {
 export class Tensor {
   /** Process-unique id, also the creation order (inputs always have smaller ids). */
   readonly id: number;
-  /** Unique, readable name such as `dense/kernel` or `add_3`. */
+  /** Readable name such as `dense/kernel` or `add_3`, unique in its name space (see `graph` in names.ts). */
   readonly name: string;
   readonly op: string;
   readonly inputs: readonly Tensor[];

@@ -5,6 +5,7 @@ import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor, type Value } from '../graph/hostValue.js';
 import { initialValue } from '../graph/initializers.js';
 import type { NodeIR } from '../graph/ir.js';
+import { quoteName } from '../graph/limits.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { compileFunction, type CompiledFunction } from './compileFunction.js';
 import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
@@ -387,7 +388,9 @@ export class Session {
   /** Adds `v` to what checkpoints cover; with `commit` false only checks it could be (no other variable has its name). */
   private know(v: Variable, commit = true): void {
     const other = this.known.get(v.name);
-    if (other !== undefined && other !== v) throw new SymflowError('Session', `two different variables are named '${v.name}'`);
+    if (other !== undefined && other !== v) {
+      throw new SymflowError('Session', `two different variables are named ${quoteName(v.name)}: this session already holds one from another build (building a model again makes new variables with the same names); use one session per graph build (restore a checkpoint into a new session), or bind the variables you have with fromJSON(json, {variables})`);
+    }
     if (commit) this.known.set(v.name, v);
   }
 
