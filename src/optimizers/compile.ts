@@ -30,6 +30,20 @@ export interface StepResult {
 /** One compiled run of a multi-run step: a session function fed with the step's batch. */
 export type Run = (batch: readonly DeviceValue[]) => Promise<HostTensor[]>;
 
+/** Named outputs of a run: each a tensor, or a list of tensors (such as the user's extra outputs). */
+export type RunOutputs = Readonly<Record<string, Tensor | readonly Tensor[]>>;
+/** What a run with named outputs resolves to: a host value per named tensor, a list per named list. */
+export type NamedResults<O extends RunOutputs> = { readonly [K in keyof O]: NonNullable<O[K]> extends readonly Tensor[] ? HostTensor[] : HostTensor };
+/** A run whose outputs are read by name, not by position. */
+export type NamedRun<O extends RunOutputs> = (batch: readonly DeviceValue[]) => Promise<NamedResults<O>>;
+
+/** What a run applies and checks (see `RunContext.run`). */
+export interface RunSpec {
+  updates?: readonly Update[];
+  guard?: boolean;
+  finite?: readonly Tensor[];
+}
+
 /**
  * What a multi-run optimizer gets to build its runs with: the loss, the parameters, their symbolic gradients,
  * and `run()` to compile session functions over the step's inputs.
@@ -50,7 +64,9 @@ export interface RunContext {
    * (Runge–Kutta's stage runs: a non-finite stage is a rejected adaptive step). A run that reports the loss
    * refuses the step at once when it is not finite. `finite` lists more tensors a guarded run requires finite.
    */
-  run(spec: { outputs?: readonly Tensor[]; updates?: readonly Update[]; guard?: boolean; finite?: readonly Tensor[] }): Run;
+  run(spec: RunSpec & { outputs?: readonly Tensor[] }): Run;
+  /** The same with named outputs: `ctx.run({outputs: {loss: ctx.loss, lr}})` resolves to `{loss, lr}`. */
+  run<O extends RunOutputs>(spec: RunSpec & { outputs: O }): NamedRun<O>;
   /** A zero slot variable per parameter, named `owner/name/param`. */
   slots(owner: string, name: string): Variable[];
 }
@@ -166,18 +182,34 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   let runsThisStep = 0;
   const ctx: RunContext = {
     session, loss: opts.loss, params, grads, inputs, outputs,
-    run: (spec) => {
-      const spec2 = { outputs: spec.outputs ?? [], updates: spec.updates ?? [] };
+    run: ((spec: RunSpec & { outputs?: readonly Tensor[] | RunOutputs }) => {
+      const named = spec.outputs !== undefined && !Array.isArray(spec.outputs) ? Object.entries(spec.outputs as RunOutputs) : undefined;
+      const flat = named ? named.flatMap(([, t]) => (Array.isArray(t) ? t : [t as Tensor])) : (spec.outputs as readonly Tensor[] | undefined) ?? [];
+      const spec2 = { outputs: flat, updates: spec.updates ?? [] };
+      let run: Run;
       if (policy === 'apply') {
         const f = session.function({ inputs, ...spec2 });
-        return (batch) => f(batch);
+        run = (batch) => f(batch);
+      } else {
+        const guarded = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+        run = (batch) => {
+          runsThisStep++;
+          return guarded(batch);
+        };
       }
-      const run = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
-      return (batch) => {
-        runsThisStep++;
-        return run(batch);
+      if (named === undefined) return run;
+      // Named outputs: the flat results cut back into the record, in the order the names were given.
+      return async (batch: readonly DeviceValue[]) => {
+        const out = await run(batch);
+        let at = 0;
+        return Object.fromEntries(named.map(([k, t]) => {
+          const n = Array.isArray(t) ? t.length : 1;
+          const part = out.slice(at, at + n);
+          at += n;
+          return [k, Array.isArray(t) ? part : part[0]!];
+        }));
       };
-    },
+    }) as RunContext['run'],
     slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
   };
   const built = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : undefined;
@@ -243,13 +275,13 @@ function disposedDuringStep(e: unknown): SymflowError {
 
 function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
   const state = opt.init(ctx.params);
-  const run = ctx.run({ outputs: [ctx.loss, ...ctx.outputs], updates: opt.update(ctx.grads, state, ctx.params) });
+  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: opt.update(ctx.grads, state, ctx.params) });
   const program: MultiRunProgram = {
     runsPerStep: 1,
     variables: [],
     async step(batch) {
-      const [loss, ...outputs] = await run(batch);
-      return { loss: loss!.data[0]!, outputs, runs: 1 };
+      const { loss, outputs } = await run(batch);
+      return { loss: loss.data[0]!, outputs, runs: 1 };
     },
   };
   if (opt.flush === undefined) return { program, state };

@@ -9,6 +9,6 @@ export { heun, rungeKutta, type AdaptiveOptions, type RungeKuttaOptions } from '
 export { sam } from './sam.js';
 export {
   compile, defineMultiRun, type AnyOptimizer, type CompileOptions, type MultiRunOptimizer, type MultiRunProgram,
-  type Run, type RunContext, type StepOptions, type StepResult, type TrainStep,
+  type NamedResults, type NamedRun, type Run, type RunContext, type RunOutputs, type RunSpec, type StepOptions, type StepResult, type TrainStep,
 } from './compile.js';
 export { NonFiniteError, type NonFinitePolicy, type NonFiniteReport } from './nonFinite.js';

@@ -10,7 +10,7 @@ import { where } from '../graph/ops/where.js';
 import { scalarConstant, variable } from '../graph/sources.js';
 import { substitute } from '../graph/substitute.js';
 import { sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
-import { defineMultiRun, type MultiRunOptimizer, type Run, type StepResult } from './compile.js';
+import { defineMultiRun, type MultiRunOptimizer, type NamedRun, type Run, type RunOutputs, type StepResult } from './compile.js';
 import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
 import { type ButcherTableau, checkTableau, tableaux } from './tableaux.js';
 
@@ -97,14 +97,16 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     };
     // The last run: the new parameters (and, adaptive, the error test that accepts or rejects them).
     // `finite`: what must be finite besides the new values (the fused run's gradient at the starting point).
-    const finish = (outputs: Tensor[], stages: readonly (readonly Tensor[])[], finite: readonly Tensor[] = []) => {
+    const finish = (outputs: StageOutputs, stages: readonly (readonly Tensor[])[], finite: readonly Tensor[] = []): StageRun => {
       const apply: Update[] = [...params.map((p, i): Update => [p, point(t.b, i, stages)]), [iterations, add(iterations, 1)]];
       if (adaptive === undefined) return ctx.run({ outputs, updates: apply, finite });
       const test = errorTest(t, adaptive, lrVar!, errorNorm(params, stages, lr, t.b.map((b, j) => b - t.bStar![j]!)));
-      return ctx.run({ outputs: [...outputs, test.err, test.accepted], updates: [cond(test.accepted, () => [...apply, ...test.rejected], () => test.rejected)], finite });
+      const updates = [cond(test.accepted, () => [...apply, ...test.rejected], () => test.rejected)];
+      return ctx.run({ outputs: { ...outputs, err: test.err, accepted: test.accepted }, updates, finite });
     };
-    const first = [ctx.loss, ...ctx.outputs, lr];
-    let runs: Run[];
+    // The first run reports the loss, the user's extra outputs and the lr the step uses.
+    const first: StageOutputs = { loss: ctx.loss, outputs: ctx.outputs, lr };
+    let runs: StageRun[];
     let stored: Variable[] = [];
     if (fused) {
       // Every stage in one graph: stage r reads the earlier stages' gradient tensors themselves.
@@ -117,7 +119,7 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       stored = gs.flat();
       runs = Array.from({ length: s }, (_, r) => {
         const g = gradsAt(r, gs);
-        const outputs = r === 0 ? first : [];
+        const outputs: StageOutputs = r === 0 ? first : {};
         // A non-finite gradient at the starting point is a bad batch (refused at once: no lr would fix it); one at a
         // later stage is not refused here: it reaches the last run, where an adaptive step rejects it.
         if (r < s - 1) return ctx.run({ outputs, updates: params.map((_, i): Update => [gs[r]![i]!, g[i]!]), guard: r === 0 });
@@ -127,10 +129,14 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     return {
       runsPerStep: runs.length,
       variables: [...stored, iterations, ...(lrVar ? [lrVar] : [])],
-      step: stepScript(who, runs, ctx.outputs.length, adaptive),
+      step: stepScript(who, runs, adaptive),
     };
   });
 }
+
+/** What a stage run reports, by name: the first the loss, extra outputs and lr; an adaptive last one its verdict. */
+type StageOutputs = { loss?: Tensor; outputs?: readonly Tensor[]; lr?: Tensor; err?: Tensor; accepted?: Tensor };
+type StageRun = NamedRun<StageOutputs & RunOutputs>;
 
 /**
  * The adaptive step's test, in the graph: accepted when the error norm is within tol; lr changes either way (the
@@ -150,17 +156,17 @@ function errorTest(t: ButcherTableau, adaptive: ReturnType<typeof checkAdaptive>
  * The host script of one step: the runs in order, the loss and lr from the first, and for adaptive methods the
  * verdict from the last, retrying a rejected step (its lr already shrunk) up to maxRejections times.
  */
-function stepScript(who: string, runs: readonly Run[], extra: number, adaptive: ReturnType<typeof checkAdaptive> | undefined) {
+function stepScript(who: string, runs: readonly StageRun[], adaptive: ReturnType<typeof checkAdaptive> | undefined) {
   return async (batch: Parameters<Run>[0]): Promise<StepResult> => {
     for (let rejections = 0; ; rejections++) {
       const results = [];
       for (const run of runs) results.push(await run(batch));
       const head = results[0]!;
-      const base: StepResult = { loss: head[0]!.data[0]!, outputs: head.slice(1, 1 + extra), runs: runs.length * (rejections + 1), lr: head[1 + extra]!.data[0]! };
+      const base: StepResult = { loss: head.loss!.data[0]!, outputs: head.outputs ?? [], runs: runs.length * (rejections + 1), lr: head.lr!.data[0]! };
       if (adaptive === undefined) return base;
       const last = results[runs.length - 1]!;
-      const errValue = last[last.length - 2]!.data[0]!;
-      if (last[last.length - 1]!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
+      const errValue = last.err!.data[0]!;
+      if (last.accepted!.data[0] === 1) return { ...base, accepted: true, rejections, errorNorm: errValue };
       if (rejections + 1 > adaptive.maxRejections) {
         throw new SymflowError(who, `step rejected ${rejections + 1} times (error norm ${errValue} > tol ${adaptive.tol}); lower lr or raise tol`);
       }

@@ -30,7 +30,7 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
     // A tiny floor keeps a zero gradient from dividing by zero (the step is then zero).
     const norm = add(sqrt(addN(grads.map((g) => sum(square(g))))), 1e-12);
     const ascend = ctx.run({
-      outputs: [ctx.loss, ...ctx.outputs],
+      outputs: { loss: ctx.loss, outputs: ctx.outputs },
       updates: params.flatMap((p, i): Update[] => [[p0[i]!, p], [p, add(p, mul(rho, div(grads[i]!, norm)))]]),
     });
     const descend = ctx.run({ updates: inner.update(grads, state, params, p0) });
@@ -40,9 +40,9 @@ export function sam<S extends OptimizerState>(opts: { inner: Optimizer<S>; rho?:
       runsPerStep: 2,
       variables: [...p0, ...state.variables],
       async step(batch) {
-        const [loss, ...outputs] = await ascend(batch);
+        const { loss, outputs } = await ascend(batch);
         await descend(batch);
-        return { loss: loss!.data[0]!, outputs, runs: 2 };
+        return { loss: loss.data[0]!, outputs, runs: 2 };
       },
       // A soft-batch inner optimizer's ragged last group is finished as it would be without sam.
       ...(flushRun ? { flush: async () => (await flushRun())[0]!.data[0] === 1 } : {}),
