@@ -14,6 +14,7 @@ export { initializers } from './graph/initializers.js';
 export type { TensorLike } from './graph/convert.js';
 export * from './graph/ops/index.js';
 export { gradients, type GradientsOptions } from './graph/gradients.js';
+export { customGradient, type GradRule } from './graph/customGradient.js';
 export { cond, type CondUpdate, type Update, type UpdatePair } from './graph/cond.js';
 export { Session, DeviceValue, Snapshot, type SessionOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
 export type { BackendChoice, BackendName, OnnxLogLevel } from './backend/index.js';

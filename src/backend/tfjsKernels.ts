@@ -42,6 +42,8 @@ const factories: Record<string, Factory> = {
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
   sign: un(edge.sign), relu: (_n, opts) => { const f = edge.relu(opts.backend ?? 'cpu'); return ([x]) => f(x!); }, sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
   identity: un(alias), stopGradient: un(alias),
+  // The value of f's output (input 0); the other inputs are there for the gradient rule only.
+  customGradient: () => ([y]) => alias(y!),
   cast: (n, opts) => ([x]) => edge.cast(x!, a(n).dtype, opts.backend ?? 'cpu'),
   where: () => ([c, x, y]) => edge.where(c!, x!, y!),
   // On wasm, transposed matMuls never reach a kernel: the explicitTranspose pass lowers them first.

@@ -81,6 +81,7 @@ export function toJSON(outputs: Tensor | readonly Tensor[]): GraphJSON {
   const index = new Map(nodes.map((t, i) => [t, i]));
   const scopes = new Map<number, number>();
   const json = nodes.map((t): NodeJSON => {
+    if (t.op === 'customGradient') throw new SymflowError('toJSON', customGradientRefusal(`node '${t.name}'`));
     const n: NodeJSON = {
       name: t.name, op: t.op, inputs: t.inputs.map((i) => index.get(i)!), attrs: encodeAttr(t.attrs) as Record<string, unknown>,
       shape: [...t.shape], dtype: t.dtype, scope: t.scope,
@@ -97,6 +98,11 @@ export function toJSON(outputs: Tensor | readonly Tensor[]): GraphJSON {
     return n;
   });
   return { format: 'symflow-graph', version: 1, nodes: json, outputs: list.map((t) => index.get(t)!), scopes: scopeTree(scopes) };
+}
+
+/** A customGradient node's rule is a JavaScript function: no file can carry it, so neither direction drops it silently. */
+function customGradientRefusal(where: string): string {
+  return `${where} is a customGradient, whose gradient rule is a JavaScript function and cannot be serialised; serialise a graph built without it`;
 }
 
 /** Cond scopes nest; each is stored with its parent (parents are older, so the list is in creation order). */
@@ -215,6 +221,7 @@ const ATTR_KEYS: Readonly<Record<string, readonly string[]>> = {
 function buildNode(
   n: NodeJSON, inputs: Tensor[], where: string, scopeOf: (s: unknown, w: string) => number, groupIds: Map<number, number>,
 ): Tensor {
+  if (n.op === 'customGradient') throw new SymflowError('fromJSON', customGradientRefusal(where));
   const def = getOp(n.op);
   if (def === undefined || n.op === 'variable') throw new SymflowError('fromJSON', `${where}: unknown op '${n.op}'`);
   if (n.attrs === null || typeof n.attrs !== 'object' || Array.isArray(n.attrs)) throw new SymflowError('fromJSON', `${where}: attrs must be an object`);

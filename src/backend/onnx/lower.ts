@@ -54,6 +54,7 @@ const lowerings: Record<string, Lowering> = {
   lessEqual: simple('LessOrEqual'), logicalAnd: simple('And'), logicalOr: simple('Or'), logicalNot: simple('Not'),
   notEqual: (b, xs, _n, _i, out) => { b.node('Not', [b.node('Equal', xs)], {}, out); },
   identity: simple('Identity'), stopGradient: simple('Identity'), where: simple('Where'),
+  customGradient: (b, [y], _n, _i, out) => { b.node('Identity', [y!], {}, out); },
   // A left fold of Adds, the order Sum adds in: onnxruntime's Add is about 1.5× faster than its Sum (784×256).
   addN: (b, xs, _n, _i, out) => {
     if (xs.length === 1) {

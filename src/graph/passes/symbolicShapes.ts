@@ -82,7 +82,7 @@ const ELEMENTWISE = new Set([
 ]);
 const SAME_AS_FIRST = new Set([
   'neg', 'exp', 'log', 'sqrt', 'abs', 'sign', 'sigmoid', 'tanh', 'floor', 'logicalNot', 'cast', 'identity', 'stopGradient',
-  'fillLike', 'addN',
+  'fillLike', 'addN', 'customGradient',
 ]);
 
 function infer(n: NodeIR, ins: SymDim[][], unknown: (axis: number) => string): SymDim[] | undefined {
