@@ -175,6 +175,16 @@ describe.each(BACKENDS)('non-finite steps on %s', (backend) => {
     await session.dispose();
   });
 
+  it("a step compiled with 'apply' still lets fit skip a non-finite loss: checked on the host, the step undone", async () => {
+    const { session, train } = await setup(backend, () => heun({ lr: 0.1 }), 'apply');
+    const before = await state(session);
+    const es = await lastValueFrom(fit(train, from([[XN, Y, 1]]) as never, { onNonFinite: 'skip' }).pipe(toArray()));
+    expect(es.map((e) => e.type)).toEqual(['skipped', 'epoch']);
+    expect(es[0]).toMatchObject({ reason: 'loss' });
+    expect(await state(session)).toEqual(before);
+    await session.dispose();
+  });
+
   it('a soft batch refuses a NaN mini-batch on an accumulate-only step: the accumulators stay as they were', async () => {
     const { session, train } = await setup(backend, () => accumulate(sgd({ lr: 0.1 }), { steps: 3 }), 'skip');
     await train.step([X, Y, 1]);

@@ -132,7 +132,10 @@ export interface CompileOptions {
 
 /** Per-step options of `TrainStep.step`. */
 export interface StepOptions {
-  /** Overrides the compiled policy for this step ('error' or 'skip'; a step compiled with 'apply' has no check). */
+  /**
+   * Overrides the compiled policy for this step: 'error' or 'skip'. A step compiled with 'apply' has no compiled
+   * check; asked to refuse, it checks the loss only and undoes the step when it is not finite.
+   */
   onNonFinite?: 'error' | 'skip';
 }
 
@@ -241,9 +244,14 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
           return d;
         });
         runsThisStep = 0;
-        const snap = atomic ? session.snapshot(everything) : undefined;
+        // Compiled with 'apply' but asked to refuse (fit's policies): no check is compiled, so the loss is checked
+        // here and the step undone — the one other place a step is rolled back.
+        const hostCheck = policy === 'apply' && onNonFinite !== 'apply';
+        const snap = atomic || hostCheck ? session.snapshot(everything) : undefined;
         try {
-          return await program.step(batch);
+          const result = await program.step(batch);
+          if (!hostCheck || Number.isFinite(result.loss)) return result;
+          throw new Refused('loss', result.loss);
         } catch (e) {
           if (session.isDisposed) throw disposedDuringStep(e);
           snap?.restore();

@@ -112,7 +112,6 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
   if (onNonFinite !== 'error' && onNonFinite !== 'skip') throw new SymflowError('fit', `onNonFinite must be 'error' or 'skip', got ${String(onNonFinite)}`);
   const columns = Array.isArray(data) ? prepareColumns('fit', trainStep.inputs, data as readonly Column[]) : undefined;
   const validate = opts.validation ? validator(trainStep, opts.validation) : undefined;
-  const variables = [...trainStep.params, ...trainStep.stateVariables];
 
   return new Observable<TrainEvent>((subscriber) => {
     let stopped = false;
@@ -138,7 +137,7 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
             if (stopped) return;
             const next = await reader.next();
             if (next.done || stopped) break;
-            const result = await guardedStep(trainStep, next.value, variables);
+            const result = await guardedStep(trainStep, next.value);
             const why = result.skipped;
             if (why !== undefined || !Number.isFinite(result.loss)) {
               if (onNonFinite === 'error') {
@@ -179,29 +178,11 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
 
 type Timed = StepResult & { ms: number };
 
-/**
- * Runs a step. A compiled check refuses a non-finite step inside its runs ('skip' here, so fit decides what
- * follows). A step compiled with 'apply' has none: a non-finite loss undoes it (the values before it are held
- * without copying), in one transaction, so an undo only ever undoes this step, never what another caller did.
- */
-async function guardedStep(trainStep: TrainStep, batch: Batch, variables: Parameters<TrainStep['session']['snapshot']>[0]): Promise<Timed> {
-  if (trainStep.onNonFinite !== 'apply') {
-    const t = performance.now();
-    const result = await trainStep.step(batch, { onNonFinite: 'skip' });
-    return { ...result, ms: performance.now() - t };
-  }
-  return trainStep.session.transaction(async () => {
-    const snap = trainStep.session.snapshot(variables);
-    try {
-      const t = performance.now();
-      const result = await trainStep.step(batch);
-      const ms = performance.now() - t;
-      if (!Number.isFinite(result.loss)) snap.restore();
-      return { ...result, ms };
-    } finally {
-      snap.dispose();
-    }
-  });
+/** Runs a step; a non-finite one is refused by the step itself ('skip' here, so fit decides what follows). */
+async function guardedStep(trainStep: TrainStep, batch: Batch): Promise<Timed> {
+  const t = performance.now();
+  const result = await trainStep.step(batch, { onNonFinite: 'skip' });
+  return { ...result, ms: performance.now() - t };
 }
 
 function stepEvent(epoch: number, step: number, batch: number, r: Timed): StepEvent {
