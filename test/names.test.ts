@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Session, SymflowError, add, graph, layers, nameScope, placeholder, toJSON, variable } from '../src/index.js';
+import { Session, SymflowError, add, cond, gradients, graph, layers, mul, nameScope, neg, placeholder, toJSON, variable, type HostTensor } from '../src/index.js';
 import { batch, buildModel } from './fixtures/namesModel.js';
 import { BACKENDS } from './helpers.js';
 
@@ -107,6 +107,20 @@ describe('nameScope', () => {
       return [x.name, inner.w.name, inner.s.name, d.kernel.name, d.bias!.name, d2.kernel.name, variable(1, { name: 'w' }).name];
     });
     expect(got).toEqual(['x', 'a/b/w', 'a/b/add', 'encoder/dense/kernel', 'encoder/dense/bias', 'encoder/dense/kernel_1', 'w']);
+  });
+
+  it('keeps cond branch scopes (and the gradient of a cond) working inside graph and nameScope', async () => {
+    const s = await newSession();
+    const { p, w, y } = graph(() => nameScope('s', () => {
+      const p = placeholder([], { dtype: 'bool', name: 'p' });
+      const w = variable(3, { name: 'w' });
+      return { p, w, y: cond(p, () => mul(w, w), () => neg(w)) };
+    }));
+    expect([p.name, w.name, y.name]).toEqual(['s/p', 's/w', 's/cond']);
+    const [g] = gradients(y, [w]);
+    const at = async (pred: boolean) => ((await s.run([y, g!], [[p, pred]])) as HostTensor[]).map((t) => t.data[0]);
+    expect(await at(true)).toEqual([9, 6]);
+    expect(await at(false)).toEqual([-3, -1]);
   });
 
   it('starts afresh in a nested graph', () => {
