@@ -196,6 +196,10 @@ const ROWS: Row[] = [
   { op: 'squeeze', what: 'empty', inputs: [empty([0, 1])], build: ([x]) => sf.squeeze(x!, 1), ref: () => empty([0]) },
   { op: 'identity', what: 'keeps −0 and NaN', inputs: [f(-0, N)], build: ([x]) => sf.identity(x!), ref: ([x]) => x! },
   { op: 'stopGradient', what: 'keeps −0 and NaN', inputs: [f(-0, N)], build: ([x]) => sf.stopGradient(x!), ref: ([x]) => x! },
+  {
+    op: 'customGradient', what: "keeps f's −0 and NaN", inputs: [f(-0, N), f(1, 2)],
+    build: ([x, w]) => sf.customGradient((a: Tensor, _b: Tensor) => a, (_xs, _y, dy) => [dy, undefined])(x!, w!), ref: ([x]) => x!,
+  },
   { op: 'concat', what: 'empty parts', inputs: [empty([0, 2]), arr([1, 2], [-0, N]), empty([0, 2])], build: (xs) => sf.concat(xs, 0), ref: ([, x]) => x! },
   { op: 'slice', what: 'empty result, −0 kept', inputs: [f(-0, 1, 2)], build: ([x]) => sf.concat([sf.slice(x!, [1], [0]), sf.slice(x!, [0], [1])]), ref: () => f(-0) },
   { op: 'pad', what: 'empty input, NaN fill', inputs: [empty([0, 2])], build: ([x]) => sf.pad(x!, [[1, 0], [0, 1]], N), ref: () => arr([1, 3], [N, N, N]) },

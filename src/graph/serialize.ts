@@ -67,7 +67,7 @@ function decodeAttr(v: unknown, where: string): AttrValue {
 
 /**
  * Serialises the graph the outputs depend on: ops, attributes, constants; variables by name with their
- * initializer, never their values.
+ * initializer, never their values. A `customGradient` node is refused: its gradient rule is a JavaScript function.
  *
  * ```ts
  * const json = toJSON([loss]);
