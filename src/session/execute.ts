@@ -62,13 +62,7 @@ export function commit(session: Session, fn: CompiledFunction, vals: Slots): voi
     return backend.alias(tensors[i]!);
   });
   for (const slot of claimed) vals[slot] = undefined;
-  const old: DeviceTensor[] = [];
-  fn.updates.forEach(({ variable }, i) => {
-    const prev = session.store.get(variable);
-    if (prev !== undefined) old.push(prev);
-    session.store.set(variable, fresh[i]!);
-  });
-  for (const t of old) backend.dispose(t);
+  session.assign(fn.updates.map(({ variable }, i) => [variable, fresh[i]!] as const));
 }
 
 function runBlock(block: Block, vals: Slots, backend: KernelBackend): void {
@@ -152,13 +146,8 @@ export async function executeProgram(session: Session, fn: CompiledFunction, val
   });
   const out = fn.outputSlots.map((slot) => backend.download(valueOf(slot)!));
   if (fn.guard !== undefined && out[fn.guard]!.data[0] === 0) return out; // refused by the guard: nothing applied
-  fn.updates.forEach(({ variable }, i) => {
-    const t = news[i];
-    if (t === undefined) return; // the taken branch left this variable as it was
-    const prev = session.store.get(variable);
-    session.store.set(variable, t);
-    if (prev !== undefined && prev !== t) backend.dispose(prev);
-  });
+  // A variable the taken branch left as it was comes back undefined: it keeps its value.
+  session.assign(fn.updates.flatMap(({ variable }, i) => (news[i] === undefined ? [] : [[variable, news[i]!] as const])));
   return out;
 }
 

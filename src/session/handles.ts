@@ -40,11 +40,7 @@ export class Snapshot {
     if (this.disposed) throw new SymflowError('Snapshot.restore', 'the snapshot is disposed');
     this.session.checkQuiet('Snapshot.restore');
     const backend = this.session.backendImpl;
-    for (const [v, t] of this.held) {
-      const current = this.session.store.get(v);
-      this.session.store.set(v, backend.alias(t));
-      if (current !== undefined) backend.dispose(current);
-    }
+    this.session.assign([...this.held].map(([v, t]) => [v, backend.alias(t)] as const));
   }
 
   /** Releases the remembered values (also after the session is disposed: they are backend tensors of their own). */

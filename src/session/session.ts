@@ -99,7 +99,8 @@ function describeFunction(compiled: CompiledFunction): string {
  */
 export class Session {
   /** @internal */ readonly backendImpl: KernelBackend;
-  /** @internal */ readonly store = new Map<Variable, DeviceTensor>();
+  /** Each variable's value on the backend; changed only through `assign` (and first use). */
+  private readonly store = new Map<Variable, DeviceTensor>();
   /** @internal */ readonly constants = new Map<number, DeviceTensor>();
   private readonly runCache = new Map<string, CompiledFunction>();
   private disposed = false;
@@ -225,10 +226,8 @@ export class Session {
       this.checkAlive('Session.setValue');
       await this.backendImpl.activate();
       this.know(v, false);
-      const old = this.store.get(v);
-      this.store.set(v, this.backendImpl.upload(host));
+      this.assign([[v, this.backendImpl.upload(host)]]);
       this.know(v);
-      if (old !== undefined) this.backendImpl.dispose(old);
     }, 'Session.setValue');
   }
 
@@ -456,12 +455,8 @@ export class Session {
       await this.backendImpl.activate();
       for (const v of vars) this.know(v, false);
       const uploaded = uploadAll(this.backendImpl, vars.map((v) => byName.get(v.name)!));
-      vars.forEach((v, i) => {
-        this.know(v);
-        const old = this.store.get(v);
-        this.store.set(v, uploaded[i]!);
-        if (old !== undefined) this.backendImpl.dispose(old);
-      });
+      for (const v of vars) this.know(v);
+      this.assign(vars.map((v, i) => [v, uploaded[i]!] as const));
     }, 'Session.restore');
   }
 
@@ -480,6 +475,25 @@ export class Session {
   /** Live tensors on the backend engine (for leak checks). */
   numTensors(): number {
     return this.backendImpl.numTensors();
+  }
+
+  /**
+   * @internal Gives variables new values (the session takes the tensors), all at once, then frees the values they
+   * replace — what a call's commit, a snapshot's restore and `setValue` do.
+   */
+  assign(pairs: readonly (readonly [Variable, DeviceTensor])[]): void {
+    const old: DeviceTensor[] = [];
+    for (const [v, t] of pairs) {
+      const prev = this.store.get(v);
+      if (prev !== undefined && prev !== t) old.push(prev);
+      this.store.set(v, t);
+    }
+    for (const t of old) this.backendImpl.dispose(t);
+  }
+
+  /** @internal Whether `v` has a value in this session yet (it gets one on first use). */
+  hasValue(v: Variable): boolean {
+    return this.store.has(v);
   }
 
   /** @internal */
