@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  abs, add, compile, constant, cse, customGradient, div, exp, fromJSON, gradients, log, maximum, mean, mul, neg, placeholder,
+  abs, add, compile, cond, constant, cse, customGradient, div, exp, fromJSON, gradients, log, maximum, mean, mul, neg, placeholder,
   Session, sgd, sigmoid, sqrt, sub, substitute, SymflowError, type Tensor, toIR, toJSON, variable,
 } from '../src/index.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
@@ -91,6 +91,15 @@ describe.each(BACKENDS)('customGradient on %s', (backend) => {
     const [gx, gw] = await s.run([dx!, dw!], [[x, [5, 7]]]);
     expect(values(gx!)).toEqual([3, -1]);
     expect(values(gw!)).toEqual([0, 0]);
+  });
+
+  it('works inside a cond branch: the taken branch differentiates by the rule', async () => {
+    const x = placeholder([2]);
+    const p = placeholder([], { dtype: 'bool' });
+    const [y] = cond(p, () => [softplus(mul(x, 2))], () => [mul(x, 3)]);
+    const g = gradients(y!, x);
+    expect(values(await s.run(g, [[x, [0, 100]], [p, true]]))).toEqual([1, 2]); // 2σ(2x), finite at 2x = 200
+    expect(values(await s.run(g, [[x, [0, 100]], [p, false]]))).toEqual([3, 3]);
   });
 
   it('trains through compile(sgd): the step is the hand-computed one and the tensor count stays flat', async () => {
