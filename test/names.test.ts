@@ -7,7 +7,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { Session, SymflowError, add, cond, gradients, graph, layers, mul, nameScope, neg, placeholder, toJSON, variable, type HostTensor } from '../src/index.js';
+import {
+  Session, SymflowError, adam, add, compile, cond, gradients, graph, layers, mean, mul, nameScope, neg, placeholder, sparseSoftmaxCrossEntropy,
+  toJSON, variable, type HostTensor,
+} from '../src/index.js';
 import { batch, buildModel } from './fixtures/namesModel.js';
 import { BACKENDS } from './helpers.js';
 
@@ -48,6 +51,22 @@ describe('graph(…)', () => {
     const json = (b: typeof b1) => JSON.stringify(toJSON([b.loss, ...b.train.stateVariables]));
     expect(json(b1)).toEqual(json(b2));
     expect(b1.loss.name).toBe(b2.loss.name);
+  });
+
+  it('names optimizer slots in the parameters\' name space, also when compile runs after the graph(…)', async () => {
+    const build = () => graph(() => {
+      const x = placeholder([null, 5], { name: 'x' });
+      const y = placeholder([null], { dtype: 'int32', name: 'y' });
+      return { x, y, loss: mean(sparseSoftmaxCrossEntropy(layers.dense(x, 3, { seed: 2, name: 'out' }), y)) };
+    });
+    const names = async () => {
+      const m = build();
+      const train = compile(adam({ lr: 0.01 }), await newSession(), { loss: m.loss, inputs: [m.x, m.y] });
+      return train.stateVariables.map((v) => v.name);
+    };
+    const first = await names();
+    expect([...first].sort()).toEqual(['adam/iterations', 'adam/m/out/bias', 'adam/m/out/kernel', 'adam/v/out/bias', 'adam/v/out/kernel']);
+    expect(await names()).toEqual(first);
   });
 
   it('leaves code outside any graph as it was: a second build gets _1', async () => {

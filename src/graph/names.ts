@@ -50,6 +50,24 @@ export function uniqueName(base: string): string {
   return currentSpace.unique(currentPrefix + base);
 }
 
+/** The name space each variable was named in, so what is derived from it later is named there too. */
+const spaceOfVariable = new WeakMap<object, NameSpace>();
+
+/** Records that `v` was just named in the current name space (called where variables are made). */
+export function rememberSpace(v: object): void {
+  spaceOfVariable.set(v, currentSpace);
+}
+
+/**
+ * Runs `build` in the name space `v` was named in, with no prefix: an optimizer's slots (`adam/m/<param>`) and
+ * counters get the same names whether `compile` runs inside the `graph(…)` that built the model or after it.
+ * @param v a variable (others run in the current space) @param build makes nodes, synchronously
+ */
+export function inSpaceOf<T>(v: object | undefined, build: () => T): T {
+  const space = v === undefined ? undefined : spaceOfVariable.get(v);
+  return space === undefined ? build() : within('inSpaceOf', space, '', build);
+}
+
 /** Runs `build` with the given space and prefix, restoring the outer ones however `build` ends. */
 function within<T>(who: string, space: NameSpace, prefix: string, build: () => T): T {
   if (typeof build !== 'function') throw new SymflowError(who, `build must be a function, got ${typeof build}`);

@@ -2,7 +2,7 @@ import { SymflowError } from './errors.js';
 import { dtypeOfArray, flattenNested, type HostTensor, type NestedArray, toHostTensor, type TypedArray, type Value } from './hostValue.js';
 import { initDtype } from './initializers.js';
 import { checkElements, checkName, quoteName } from './limits.js';
-import { uniqueName } from './names.js';
+import { rememberSpace, uniqueName } from './names.js';
 import { defineOp, makeNode } from './registry.js';
 import { type DType, type Dim, type InitSpec, isTensor, type Shape, shapeString, Tensor, Variable } from './tensor.js';
 
@@ -152,5 +152,6 @@ export function makeVariable(spec: InitSpec, name: string, trainable: boolean): 
     op: 'variable', inputs: [], attrs: { shape, dtype, trainable }, shape, dtype,
     name: checkName('variable', uniqueName(name)), trainable, initSpec: spec,
   });
+  rememberSpace(v);
   return Object.freeze(v);
 }

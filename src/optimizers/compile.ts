@@ -1,5 +1,6 @@
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
+import { inSpaceOf } from '../graph/names.js';
 import { checkRows } from '../graph/rows.js';
 import type { HostTensor } from '../graph/hostValue.js';
 import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
@@ -215,8 +216,11 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     }) as RunContext['run'],
     slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
   };
-  const built = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : undefined;
-  const program = built?.program ?? (optimizer as MultiRunOptimizer).build(ctx);
+  // The optimizer's variables are named in the parameters' name space: the same in every build of one model.
+  const { built, program } = inSpaceOf(params[0], () => {
+    const single = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : undefined;
+    return { built: single, program: single?.program ?? (optimizer as MultiRunOptimizer).build(ctx) };
+  });
   const state = built?.state;
   const flushRun = built?.flushRun ?? program.flush?.bind(program);
   const stateVariables = [...(state?.variables ?? []), ...program.variables];

@@ -1,5 +1,6 @@
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
+import { inSpaceOf } from '../graph/names.js';
 import { gradients } from '../graph/gradients.js';
 import { initializers } from '../graph/initializers.js';
 import { add, div, mul } from '../graph/ops/binary.js';
@@ -53,7 +54,7 @@ export function makeOptimizer<S extends OptimizerState>(def: {
     getUpdates(loss: Tensor, params: readonly Variable[]): Update[] {
       checkParams(def.name, params);
       checkLoss(def.name, loss);
-      return def.update(paramGradients(def.name, loss, params), def.init(params), params);
+      return def.update(paramGradients(def.name, loss, params), inSpaceOf(params[0], () => def.init(params)), params);
     },
   });
 }
