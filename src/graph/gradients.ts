@@ -6,6 +6,7 @@ import { isFullyKnown, isTensor, scopeWithin, shapeString, sizeOf, type Tensor }
 import { makeConstant, scalarConstant } from './sources.js';
 import { onesLike, zerosLike } from './ops/fill.js';
 import { addN } from './ops/identity.js';
+import { toposort } from './walk.js';
 
 export interface GradientsOptions {
   /** Seeds for each y (default: ones, i.e. the gradient of sum(y)). */
@@ -153,32 +154,16 @@ function condGrad(
 
 /** Tensors from outside `scope` that the branch outputs depend on (a branch output from outside is one itself). */
 function branchCaptures(outs: readonly Tensor[], scope: number): Tensor[] {
-  const seen = new Set<Tensor>();
-  const caps: Tensor[] = [];
-  const stack = [...outs];
-  while (stack.length > 0) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    if (!scopeWithin(t.scope, scope)) caps.push(t);
-    else stack.push(...t.inputs);
-  }
-  return caps;
+  const inside = (t: Tensor) => scopeWithin(t.scope, scope);
+  return toposort(outs, (t) => t.inputs, inside).filter((t) => !inside(t));
 }
 
 /** Nodes that the ys depend on and that depend on some x (the only ones the sweep needs to visit). */
 function nodesBetween(ys: readonly Tensor[], xs: Set<Tensor>, cut: boolean): Set<Tensor> {
-  const reach = new Set<Tensor>();
-  const stack = [...ys];
-  while (stack.length > 0) {
-    const t = stack.pop()!;
-    if (reach.has(t)) continue;
-    reach.add(t);
-    if (cut && xs.has(t)) continue;
-    stack.push(...t.inputs);
-  }
+  const reach = toposort(ys, (t) => t.inputs, cut ? (t) => !xs.has(t) : undefined);
+  // Inputs come first in `reach`, so one forward pass finds every descendant of an x.
   const between = new Set<Tensor>();
-  for (const t of [...reach].sort((a, b) => a.id - b.id)) {
+  for (const t of reach) {
     if (xs.has(t) || t.inputs.some((i) => between.has(i))) between.add(t);
   }
   return between;

@@ -1,4 +1,5 @@
 import type { Attrs, DType, Shape, Tensor } from './tensor.js';
+import { toposort } from './walk.js';
 
 /** A node of the graph IR: plain, immutable data that rewrite passes transform with immer. */
 export interface NodeIR {
@@ -22,13 +23,9 @@ export interface GraphIR {
 export function toIR(outputs: readonly Tensor[], feeds: readonly Tensor[]): { ir: GraphIR; tensors: Map<number, Tensor> } {
   const tensors = new Map<number, Tensor>();
   const nodes: Record<number, NodeIR> = {};
-  const stack = [...outputs, ...feeds];
-  while (stack.length > 0) {
-    const t = stack.pop()!;
-    if (tensors.has(t.id)) continue;
+  for (const t of toposort([...outputs, ...feeds], (n) => n.inputs)) {
     tensors.set(t.id, t);
     nodes[t.id] = { id: t.id, op: t.op, name: t.name, inputs: t.inputs.map((i) => i.id), attrs: t.attrs, shape: t.shape, dtype: t.dtype };
-    stack.push(...t.inputs);
   }
   return { ir: { nodes, outputs: outputs.map((o) => o.id), feeds: feeds.map((f) => f.id) }, tensors };
 }

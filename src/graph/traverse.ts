@@ -1,16 +1,10 @@
 import { isVariable, type Tensor, type Variable } from './tensor.js';
+import { toposort } from './walk.js';
 
 /** Every node the given tensors depend on (themselves included), oldest first. */
 export function ancestors(tensors: readonly Tensor[]): Tensor[] {
-  const seen = new Set<Tensor>();
-  const stack = [...tensors];
-  while (stack.length > 0) {
-    const t = stack.pop()!;
-    if (seen.has(t)) continue;
-    seen.add(t);
-    stack.push(...t.inputs);
-  }
-  return [...seen].sort((a, b) => a.id - b.id);
+  // Ids are creation order, itself a topological order, and the one callers see (serialised node order).
+  return toposort(tensors, (t) => t.inputs).sort((a, b) => a.id - b.id);
 }
 
 /**

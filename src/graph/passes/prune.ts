@@ -1,5 +1,6 @@
 import { produce } from 'immer';
 import type { GraphIR } from '../ir.js';
+import { toposort } from '../walk.js';
 
 /**
  * Dead-code pruning: keeps only the nodes the outputs need. A fed node is a cut: what lies upstream of it is not
@@ -12,14 +13,7 @@ import type { GraphIR } from '../ir.js';
  */
 export function prune(ir: GraphIR): GraphIR {
   const fed = new Set(ir.feeds);
-  const keep = new Set<number>();
-  const stack = [...ir.outputs];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (keep.has(id)) continue;
-    keep.add(id);
-    if (!fed.has(id)) stack.push(...ir.nodes[id]!.inputs);
-  }
+  const keep = new Set(toposort(ir.outputs, (id) => ir.nodes[id]!.inputs, (id) => !fed.has(id)));
   return produce(ir, (draft) => {
     for (const key of Object.keys(draft.nodes)) {
       if (!keep.has(Number(key))) delete draft.nodes[Number(key)];
