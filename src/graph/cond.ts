@@ -26,6 +26,7 @@ type Branch = Tensor | number | readonly (Tensor | number)[] | readonly Update[]
  */
 export const condOp = defineOp<{ group: number; index: number; thenScope: number; elseScope: number }>({
   name: 'cond',
+  attrs: { group: 'int', index: 'int', thenScope: 'int', elseScope: 'int' },
   infer: ([pred, t, e]) => {
     checkPred(pred!);
     if (t!.dtype !== e!.dtype) throw new SymflowError('cond', `branches return different dtypes: then is ${t!.dtype}, else is ${e!.dtype}`);

@@ -31,6 +31,7 @@ function ruleOf(y: Tensor): Rule {
  */
 export const customGradientOp = defineOp<{ rule: number }>({
   name: 'customGradient',
+  attrs: { rule: 'int' },
   infer: (xs) => {
     if (xs.length === 0) throw new SymflowError('customGradient', 'needs the output of f');
     return { shape: xs[0]!.shape, dtype: xs[0]!.dtype };

@@ -25,9 +25,10 @@ const sourceInfer = (op: string) => (_: readonly Tensor[], attrs: { shape: Shape
   dtype: checkDtype(op, attrs.dtype),
 });
 
-export const placeholderOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'placeholder', infer: sourceInfer('placeholder') });
+export const placeholderOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'placeholder', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('placeholder') });
 export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArray }>({
   name: 'constant',
+  attrs: { shape: 'shape', dtype: 'dtype', value: 'data' },
   infer: (inputs, attrs) => {
     const out = sourceInfer('constant')(inputs, attrs);
     const kinds = { float32: Float32Array, int32: Int32Array, bool: Uint8Array } as const;
@@ -38,7 +39,7 @@ export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArr
     return out;
   },
 });
-export const variableOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'variable', infer: sourceInfer('variable') });
+export const variableOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'variable', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('variable') });
 
 /**
  * A graph input, fed at run time. `null` marks a dimension known only then (such as the batch).

@@ -4,6 +4,7 @@ import type { DType, Tensor } from '../tensor.js';
 
 export const castOp = defineOp<{ dtype: DType }>({
   name: 'cast',
+  attrs: { dtype: 'dtype' },
   infer: ([x], { dtype }) => {
     if (!['float32', 'int32', 'bool'].includes(dtype)) throw new SymflowError('cast', `unknown dtype ${JSON.stringify(dtype)}`);
     return { shape: x!.shape, dtype };

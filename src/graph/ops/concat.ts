@@ -5,6 +5,7 @@ import { slice } from './slice.js';
 
 export const concatOp = defineOp<{ axis: number }>({
   name: 'concat',
+  attrs: { axis: 'int' },
   infer: (xs, { axis }) => {
     if (xs.length === 0) throw new SymflowError('concat', 'needs at least one tensor');
     const first = xs[0]!;

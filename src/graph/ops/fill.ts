@@ -6,6 +6,7 @@ import { type DType, type Tensor } from '../tensor.js';
 // Values that depend only on a tensor's (run-time) shape, never on its data: no gradient flows through them.
 export const fillLikeOp = defineOp<{ value: number; dtype: DType }>({
   name: 'fillLike',
+  attrs: { value: 'number', dtype: 'dtype' },
   infer: ([x], { value, dtype }) => {
     if (typeof value !== 'number' || !['float32', 'int32', 'bool'].includes(dtype)) {
       throw new SymflowError('fillLike', `needs a number and a dtype, got ${JSON.stringify(value)} and ${JSON.stringify(dtype)}`);
@@ -16,6 +17,7 @@ export const fillLikeOp = defineOp<{ value: number; dtype: DType }>({
 
 export const shapeSizeOp = defineOp<{ axes: readonly number[] }>({
   name: 'shapeSize',
+  attrs: { axes: 'ints' },
   infer: ([x], { axes }) => {
     checkAxesAttr('shapeSize', axes, x!.rank);
     return { shape: [], dtype: 'float32' };

@@ -8,6 +8,7 @@ import { transpose } from './transpose.js';
 
 export const gatherOp = defineOp<{ axis: number }>({
   name: 'gather',
+  attrs: { axis: 'int' },
   infer: ([x, indices], { axis }) => {
     if (indices!.dtype !== 'int32') throw new SymflowError('gather', `indices must be int32, got ${indices!.dtype}`);
     checkAxisAttr('gather', axis, x!.rank);
@@ -18,6 +19,7 @@ export const gatherOp = defineOp<{ axis: number }>({
 
 export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
   name: 'unsortedSegmentSum',
+  attrs: { numSegments: 'int' },
   infer: ([data, ids], { numSegments }) => {
     if (ids!.dtype !== 'int32') throw new SymflowError('unsortedSegmentSum', `segmentIds must be int32, got ${ids!.dtype}`);
     if (!Number.isSafeInteger(numSegments) || numSegments < 0) throw new SymflowError('unsortedSegmentSum', `numSegments must be a non-negative integer, got ${JSON.stringify(numSegments)}`);

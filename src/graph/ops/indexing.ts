@@ -4,6 +4,7 @@ import type { Tensor } from '../tensor.js';
 
 export const oneHotOp = defineOp<{ depth: number; onValue: number; offValue: number }>({
   name: 'oneHot',
+  attrs: { depth: 'int', onValue: 'number', offValue: 'number' },
   infer: ([indices], { depth }) => {
     if (indices!.dtype !== 'int32') throw new SymflowError('oneHot', `indices must be int32, got ${indices!.dtype} (${indices!.name})`);
     if (!Number.isInteger(depth) || depth < 1) throw new SymflowError('oneHot', `depth must be a positive integer, got ${depth}`);
@@ -13,6 +14,7 @@ export const oneHotOp = defineOp<{ depth: number; onValue: number; offValue: num
 
 export const argMaxOp = defineOp<{ axis: number }>({
   name: 'argMax',
+  attrs: { axis: 'int' },
   infer: ([x], { axis }) => {
     if (x!.dtype === 'bool') throw new SymflowError('argMax', 'x must be numeric, got bool');
     checkAxisAttr('argMax', axis, x!.rank);

@@ -12,6 +12,7 @@ export interface MatMulOptions {
 
 export const matMulOp = defineOp<{ transposeA: boolean; transposeB: boolean }>({
   name: 'matMul',
+  attrs: { transposeA: 'bool', transposeB: 'bool' },
   infer: ([a, b], { transposeA, transposeB }) => {
     const dtype = checkSameDtype('matMul', a!, b!);
     checkBoolAttr('matMul', 'transposeA', transposeA);

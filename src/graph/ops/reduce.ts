@@ -27,6 +27,7 @@ export function keepReducedDims(t: Tensor, axes: readonly number[], keepDims: bo
 
 export const sumOp = defineOp<ReduceAttrs>({
   name: 'sum',
+  attrs: { axes: 'ints', keepDims: 'bool' },
   infer: reduceInfer('sum'),
   grad: (dy, _y, [x], { axes, keepDims }) => [() => broadcastLike(keepReducedDims(dy, axes, keepDims), x!)],
 });
@@ -34,6 +35,7 @@ export const sumOp = defineOp<ReduceAttrs>({
 // Every position equal to the max receives the full gradient, as in TF.js.
 export const maxOp = defineOp<ReduceAttrs>({
   name: 'max',
+  attrs: { axes: 'ints', keepDims: 'bool' },
   infer: reduceInfer('max'),
   grad: (dy, y, [x], { axes, keepDims }) => [() => {
     const hit = cast(equal(x!, keepReducedDims(y, axes, keepDims)), x!.dtype);

@@ -4,6 +4,7 @@ import { type Dim, isFullyKnown, shapeString, sizeOf, type Tensor } from '../ten
 
 export const reshapeOp = defineOp<{ shape: readonly number[] }>({
   name: 'reshape',
+  attrs: { shape: 'ints' },
   infer: ([x], { shape }) => ({ shape: reshapeTarget(x!, shape), dtype: x!.dtype }),
   grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
 });
@@ -23,6 +24,7 @@ export const reshapeLikeOp = defineOp({
 
 export const expandDimsOp = defineOp<{ axis: number }>({
   name: 'expandDims',
+  attrs: { axis: 'int' },
   infer: ([x], { axis }) => {
     const s = [...x!.shape];
     s.splice(checkAxisAttr('expandDims', axis, x!.rank + 1), 0, 1);
@@ -33,6 +35,7 @@ export const expandDimsOp = defineOp<{ axis: number }>({
 
 export const squeezeOp = defineOp<{ axes: readonly number[] }>({
   name: 'squeeze',
+  attrs: { axes: 'ints' },
   infer: ([x], { axes }) => {
     for (const a of checkAxesAttr('squeeze', axes, x!.rank)) {
       if (x!.shape[a] !== 1) throw new SymflowError('squeeze', `axis ${a} of x ${shapeString(x!.shape)} is not 1`);

@@ -4,6 +4,7 @@ import { type Dim, shapeString, type Tensor } from '../tensor.js';
 
 export const sliceOp = defineOp<{ begin: readonly number[]; size: readonly number[] }>({
   name: 'slice',
+  attrs: { begin: 'ints', size: 'ints' },
   infer: ([x], { begin, size }) => {
     const bad = (why: string) => new SymflowError('slice', `${why}: x is ${shapeString(x!.shape)}, begin [${begin.join(',')}], size [${size.join(',')}]`);
     if (begin.length !== x!.rank || size.length !== x!.rank) throw bad('begin and size need one entry per axis');
@@ -27,6 +28,7 @@ export const sliceOp = defineOp<{ begin: readonly number[]; size: readonly numbe
 
 export const padOp = defineOp<{ paddings: readonly (readonly [number, number])[]; value: number }>({
   name: 'pad',
+  attrs: { paddings: 'pairs', value: 'number' },
   infer: ([x], { paddings }) => {
     if (paddings.length !== x!.rank || !paddings.every((p) => p.length === 2 && p.every((v) => Number.isInteger(v) && v >= 0))) {
       throw new SymflowError('pad', `paddings ${JSON.stringify(paddings)} need one [before, after] pair of non-negative integers per axis of x ${shapeString(x!.shape)}`);

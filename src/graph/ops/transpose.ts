@@ -4,6 +4,7 @@ import type { Tensor } from '../tensor.js';
 
 export const transposeOp = defineOp<{ perm: readonly number[] }>({
   name: 'transpose',
+  attrs: { perm: 'ints' },
   infer: ([x], { perm }) => {
     const ok = perm.length === x!.rank && [...perm].sort((p, q) => p - q).every((p, i) => p === i);
     if (!ok) throw new SymflowError('transpose', `perm [${perm.join(',')}] is not a permutation of rank ${x!.rank} (${x!.name})`);
