@@ -1,17 +1,15 @@
 import { describe, expect, it } from 'vitest';
-import type { Kernel, KernelBackend } from '../src/backend/types.js';
 import { add, cond, exp, greater, log, mul, placeholder, sum, toIR, type Tensor } from '../src/index.js';
-import { type Block, planProgram } from '../src/session/plan.js';
-
-// Planning needs only kernel selection from a backend; nothing runs here.
-const backend = { kernelFor: () => (() => { throw new Error('not run'); }) as Kernel } as unknown as KernelBackend;
+import type { Kernel, KernelBackend, KernelStep } from '../src/backend/index.js';
+import { type Block, planProgram } from '../src/schedule/plan.js';
+import { bindKernels } from '../src/session/bindKernels.js';
 
 /** The node names a block computes, per nesting level: top-level kernels, then each cond's two branches. */
 function names(block: Block): { top: string[]; branches: ReturnType<typeof names>[][] } {
   const top: string[] = [];
   const branches: ReturnType<typeof names>[][] = [];
   for (const step of block.steps) {
-    if (step.kind === 'kernel') top.push(step.node.name);
+    if (step.kind === 'node') top.push(step.node.name);
     else branches.push(step.blocks.map(names));
   }
   return { top, branches };
@@ -19,7 +17,7 @@ function names(block: Block): { top: string[]; branches: ReturnType<typeof names
 
 function plan(outputs: Tensor[]): ReturnType<typeof names> {
   const { ir } = toIR(outputs, []);
-  return names(planProgram(ir, outputs.map((t) => t.id), (id) => id, backend));
+  return names(planProgram(ir, outputs.map((t) => t.id), (id) => id));
 }
 
 describe('planning a lazy cond', () => {
@@ -60,5 +58,40 @@ describe('planning a lazy cond', () => {
     const a = cond(p, () => add(g, 1), () => mul(g, g));
     const { top } = plan([a, greater(sum(x), 0)]);
     expect(top).toContain(g.name);
+  });
+});
+
+describe('the plan is plain data', () => {
+  const p = placeholder([], { dtype: 'bool' });
+  const x = placeholder([3]);
+  const y = cond(p, () => sum(log(x)), () => sum(exp(x)));
+  const { ir } = toIR([y, mul(x, 2)], []);
+  const top = planProgram(ir, ir.outputs, (id) => id);
+
+  it('holds no functions: it survives a structured clone unchanged', () => {
+    expect(structuredClone(top)).toEqual(top);
+  });
+
+  it('bindKernels asks a kernel backend once per node step, in plan order, and keeps the plan’s shape', () => {
+    const asked: string[] = [];
+    const kernel = (() => { throw new Error('not run'); }) as Kernel;
+    const backend = { kind: 'kernels', kernelFor: (n: { name: string }) => (asked.push(n.name), kernel) } as unknown as KernelBackend;
+    const bound = bindKernels(top, ir, backend);
+    const planned: string[] = [];
+    const walk = (b: Block) => b.steps.forEach((s) => (s.kind === 'node' ? planned.push(s.node.name) : s.blocks.forEach(walk)));
+    walk(top);
+    expect(asked).toEqual(planned);
+    const strip = (b: Block<KernelStep>): Block => ({
+      ...b, steps: b.steps.map((s) => (s.kind === 'node' ? (({ kernel: _, ...rest }) => rest)(s) : { ...s, blocks: [strip(s.blocks[0]), strip(s.blocks[1])] as const })),
+    });
+    expect(strip(bound)).toEqual(top);
+  });
+
+  it('onnx refuses, at compile time, a node it has no lowering for, naming the op and the backend', async () => {
+    const { OnnxBackend } = await import('../src/backend/onnx/backend.js');
+    const node = { ...ir.nodes[ir.outputs[1]!]!, op: 'noSuchOp', name: 'mystery' };
+    const plan: Block = { steps: [{ kind: 'node', inputs: [x.id], out: node.id, free: [], node }], results: [node.id], transfer: [true] };
+    const spec = { ir, top: plan, nodeOfReg: (r: number) => ir.nodes[r]!, inputs: [x.id], constants: [], results: [node.id], keeps: new Map() };
+    expect(() => new OnnxBackend().compileProgram(spec)).toThrow("no ONNX lowering for op 'noSuchOp' (node 'mystery') on backend onnx");
   });
 });

@@ -1,7 +1,9 @@
 import { SymflowError } from '../graph/errors.js';
-import { type BackendName, type KernelBackend, ONNX_LOG_LEVELS, type OnnxLogLevel } from './types.js';
+import { type Backend, type BackendName, ONNX_LOG_LEVELS, type OnnxLogLevel } from './types.js';
 
-export type { BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, OnnxLogLevel, ProgramSpec } from './types.js';
+export type {
+  Backend, BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, KernelStep, OnnxLogLevel, PassRequests, ProgramBackend, ProgramSpec,
+} from './types.js';
 
 /** What `Session.create` accepts: a backend name, or `auto` for the best one available here. */
 export type BackendChoice = 'auto' | BackendName;
@@ -33,7 +35,7 @@ export interface BackendOptions {
  * Resolves a backend choice and initialises it. `auto` picks tensorflow (when `@tensorflow/tfjs-node-gpu` or
  * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node, an optional dependency), else wasm, else cpu.
  */
-export async function loadBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<KernelBackend> {
+export async function loadBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
   const names: BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
   if (choice !== 'auto' && !names.includes(choice)) {
     throw new SymflowError('Session.create', `unknown backend ${JSON.stringify(choice)}; use 'auto', ${names.map((n) => `'${n}'`).join(', ')}`);
@@ -59,7 +61,7 @@ export async function loadBackend(choice: BackendChoice, opts: BackendOptions = 
   throw new SymflowError('Session.create', `backend ${choice} could not be initialised (${lastError instanceof Error ? lastError.message : String(lastError)})`);
 }
 
-async function create(name: BackendName, opts: BackendOptions): Promise<KernelBackend> {
+async function create(name: BackendName, opts: BackendOptions): Promise<Backend> {
   if (name === 'onnx') {
     const { OnnxBackend } = await import('./onnx/backend.js').catch(missingOnnxruntime);
     return new OnnxBackend({

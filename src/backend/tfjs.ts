@@ -6,23 +6,23 @@ import '@tensorflow/tfjs-backend-wasm';
 tf.enableProdMode();
 import type { HostTensor } from '../graph/hostValue.js';
 import { alias, tfKernelFor } from './tfjsKernels.js';
-import type { BackendName, DeviceTensor, Kernel, KernelBackend, KernelNode } from './types.js';
+import type { BackendName, DeviceTensor, Kernel, KernelBackend, KernelNode, PassRequests } from './types.js';
 
 const asTf = (t: DeviceTensor) => t as unknown as tf.Tensor;
 const asDevice = (t: tf.Tensor) => t as unknown as DeviceTensor;
 
 /** TF.js kernels on one of its backends (cpu, wasm, or tensorflow from tfjs-node). */
 export class TfjsBackend implements KernelBackend {
+  readonly kind = 'kernels' as const;
   readonly name: BackendName;
-  readonly fusedMatMul = true;
-  readonly explicitTranspose: boolean;
+  readonly passes: PassRequests;
   private readonly tfName: string;
 
   constructor(name: BackendName) {
     this.name = name;
     this.tfName = name;
     // TF.js wasm's transposed matMul is about 20× slower than transposing first.
-    this.explicitTranspose = name === 'wasm';
+    this.passes = { fuseMatMul: true, explicitTranspose: name === 'wasm' };
   }
 
   async activate(): Promise<void> {

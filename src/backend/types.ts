@@ -1,6 +1,6 @@
 import type { HostTensor } from '../graph/hostValue.js';
 import type { GraphIR, NodeIR } from '../graph/ir.js';
-import type { Block } from '../session/plan.js';
+import type { Block, NodeStep } from '../schedule/plan.js';
 import type { Attrs, DType, Shape } from '../graph/tensor.js';
 
 /** Names of the kernel backends a session can run on. */
@@ -28,18 +28,24 @@ export interface KernelNode {
 
 export type Kernel = (inputs: readonly DeviceTensor[]) => DeviceTensor;
 
-/**
- * The contract between the session's executor and a kernel library. Kernels are chosen once, when a session
- * function is compiled (`kernelFor`), so lowering decisions cost nothing per call.
- */
-export interface KernelBackend {
+/** What a backend wants from the rewrite passes every session function goes through. */
+export interface PassRequests {
+  /** Fuse matMul + bias (+ relu) into `fusedMatMul`: the backend has that kernel. */
+  readonly fuseMatMul: boolean;
+  /** Turn transposed matMuls into explicit transposes first (TF.js wasm); applies with rewrites off too. */
+  readonly explicitTranspose: boolean;
+}
+
+/** What every backend offers the session: device tensors, their transfer, and its engine. */
+interface BackendBase {
   readonly name: BackendName;
+  /** What this backend wants from the rewrite passes. */
+  readonly passes: PassRequests;
   /** Makes this backend the active one (TF.js has one global engine). */
   activate(): Promise<void>;
   isActive(): boolean;
   /** Makes this backend the active one now, synchronously (before a call's kernels run); a no-op where nothing is global. */
   use(): void;
-  kernelFor(node: KernelNode): Kernel;
   upload(value: HostTensor): DeviceTensor;
   /** Copies a tensor's value to the host (the caller owns the result). */
   download(t: DeviceTensor): HostTensor;
@@ -47,33 +53,51 @@ export interface KernelBackend {
   alias(t: DeviceTensor): DeviceTensor;
   dispose(t: DeviceTensor): void;
   shapeOf(t: DeviceTensor): readonly number[];
-  readBool(t: DeviceTensor): boolean;
-  /** Whether transposed matMuls should become explicit transposes first (TF.js wasm). */
-  readonly explicitTranspose?: boolean;
-  /** Whether the backend has a fused matMul + bias (+ relu) kernel (op `fusedMatMul`). */
-  readonly fusedMatMul?: boolean;
   /** Live tensors in the backend's engine (the leak check). */
   numTensors(): number;
-  /**
-   * Whole-function backends compile a planned session function into one program (the onnx backend lowers it to
-   * one ONNX model); kernel backends leave this out and run the plan kernel by kernel.
-   */
-  compileProgram?(spec: ProgramSpec): GraphProgram;
 }
 
-/** A planned session function, for whole-function backends. Values are named by slot. */
+/**
+ * A kernel-by-kernel backend (TF.js): kernels are chosen once, when a session function is compiled (`kernelFor`,
+ * through the session's `bindKernels`), so lowering decisions cost nothing per call; the session's executor runs the plan.
+ */
+export interface KernelBackend extends BackendBase {
+  readonly kind: 'kernels';
+  kernelFor(node: KernelNode): Kernel;
+  /** Reads a scalar bool (a cond's predicate) on the host. */
+  readBool(t: DeviceTensor): boolean;
+}
+
+/**
+ * A whole-program backend (onnx): a planned session function is compiled into one program (one ONNX model), which
+ * a call runs at once. `compileProgram` refuses, naming the op, a plan with a node it cannot lower.
+ */
+export interface ProgramBackend extends BackendBase {
+  readonly kind: 'program';
+  compileProgram(spec: ProgramSpec): GraphProgram;
+}
+
+/** The contract between the session and a backend: one of the two kinds, told apart by `kind`. */
+export type Backend = KernelBackend | ProgramBackend;
+
+/** A plan's node step with the kernel a kernel backend chose for it. */
+export interface KernelStep extends NodeStep {
+  readonly kernel: Kernel;
+}
+
+/** A planned session function, for whole-program backends. Values are named by register. */
 export interface ProgramSpec {
   readonly ir: GraphIR;
   readonly top: Block;
-  readonly nodeOfSlot: (slot: number) => NodeIR;
-  /** Slots fed at run time (feeds and variables), in the order `run` receives them. */
+  readonly nodeOfReg: (reg: number) => NodeIR;
+  /** Registers fed at run time (feeds and variables), in the order `run` receives them. */
   readonly inputs: readonly number[];
-  /** Slots of constants, whose values the program may embed. */
+  /** Registers of constants, whose values the program may embed. */
   readonly constants: readonly number[];
-  /** Slots the program returns, in order (outputs, then new values of variables). */
+  /** Registers the program returns, in order (outputs, then new values of variables). */
   readonly results: readonly number[];
   /**
-   * Results that are a variable's new value, by result index → the variable's input slot. Where a taken branch
+   * Results that are a variable's new value, by result index → the variable's input register. Where a taken branch
    * leaves that variable as it was, the program may return `undefined` for it instead of copying it out.
    */
   readonly keeps: ReadonlyMap<number, number>;

@@ -1,11 +1,16 @@
-import type { Kernel, KernelBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import type { GraphIR, NodeIR } from '../graph/ir.js';
 
-/** Runs one kernel into slot `out`, then frees the slots whose last use this was. */
-export interface KernelStep {
-  readonly kind: 'kernel';
-  readonly kernel: Kernel;
+/**
+ * The execution plan of a session function, as plain data (tinygrad's `ScheduleItem`): steps naming nodes and
+ * registers, and where each register is freed. It sits below both the session and the backends: the session plans it
+ * and binds a kernel backend's kernel to each node step (`bindKernels`); a program backend lowers the whole plan.
+ * Values live in numbered registers (one per node of the pruned graph).
+ */
+
+/** Computes `node` from the registers `inputs` into register `out`, then frees the registers whose last use this was. */
+export interface NodeStep {
+  readonly kind: 'node';
   readonly inputs: readonly number[];
   readonly out: number;
   readonly free: readonly number[];
@@ -13,37 +18,44 @@ export interface KernelStep {
 }
 
 /** Reads `pred`, runs only the taken block, and moves the block's results into `outs`. */
-export interface CondStep {
+export interface CondStep<N extends NodeStep = NodeStep> {
   readonly kind: 'cond';
   readonly pred: number;
-  readonly blocks: readonly [Block, Block];
+  readonly blocks: readonly [Block<N>, Block<N>];
   readonly outs: readonly number[];
   readonly free: readonly number[];
 }
 
-export type Step = KernelStep | CondStep;
+/** A step; `N` is what a node step carries (the plain plan's `NodeStep`, or a kernel backend's step with its kernel). */
+export type Step<N extends NodeStep = NodeStep> = N | CondStep<N>;
 
 /** A straight-line list of steps; `results` are handed to the enclosing cond (moved when `transfer`, else aliased). */
-export interface Block {
-  readonly steps: readonly Step[];
+export interface Block<N extends NodeStep = NodeStep> {
+  readonly steps: readonly Step<N>[];
   readonly results: readonly number[];
   readonly transfer: readonly boolean[];
+}
+
+/** Maps every node step of a plan, keeping its shape (cond steps, results, disposal points) as it is. */
+export function mapSteps<N extends NodeStep>(block: Block, f: (step: NodeStep) => N): Block<N> {
+  const steps = block.steps.map((s): Step<N> => (s.kind === 'node' ? f(s) : { ...s, blocks: [mapSteps(s.blocks[0], f), mapSteps(s.blocks[1], f)] }));
+  return { ...block, steps };
 }
 
 export const SOURCE_OPS = new Set(['placeholder', 'variable', 'constant']);
 
 /**
- * Plans the execution of a pruned graph: which kernels run, in which order, and where each intermediate is freed.
+ * Plans the execution of a pruned graph: which nodes run, in which order, and where each intermediate is freed.
  *
  * Lazy `cond`: nodes needed unconditionally form the top block; a node needed by only one branch goes into that
  * branch's block, so an untaken branch costs nothing, and a node both branches need runs once, before the cond. Node ids are creation order (inputs are older than their
  * users), so sorting a block by id is a topological order, also for a cond step placed at its members' position.
  */
-export function planProgram(ir: GraphIR, targets: readonly number[], slotOf: (id: number) => number, backend: KernelBackend): Block {
+export function planProgram(ir: GraphIR, targets: readonly number[], regOf: (id: number) => number): Block {
   const available = new Set<number>(ir.feeds);
   for (const node of Object.values(ir.nodes)) if (SOURCE_OPS.has(node.op)) available.add(node.id);
-  const keep = new Set(targets.map(slotOf));
-  return planBlock(ir, targets, available, keep, slotOf, backend).block;
+  const keep = new Set(targets.map(regOf));
+  return planBlock(ir, targets, available, keep, regOf).block;
 }
 
 /** Adds to `into` every node `roots` need that is not `available`; a cond needs only its predicate up front. */
@@ -65,8 +77,7 @@ function planBlock(
   targets: readonly number[],
   available: ReadonlySet<number>,
   keep: ReadonlySet<number>,
-  slotOf: (id: number) => number,
-  backend: KernelBackend,
+  regOf: (id: number) => number,
 ): { block: Block; freeVars: Set<number> } {
   const local = new Set<number>();
   collect(ir, targets, available, local);
@@ -100,14 +111,13 @@ function planBlock(
     groups.set(g, [...(groups.get(g) ?? []), id]);
   }
 
-  const planned: { step: Omit<KernelStep, 'free'> | Omit<CondStep, 'free'>; uses: number[] }[] = [];
+  const planned: { step: Omit<NodeStep, 'free'> | Omit<CondStep, 'free'>; uses: number[] }[] = [];
   const freeVars = new Set<number>();
   const emitted = new Set<number>();
   for (const id of ordered) {
     const node = ir.nodes[id]!;
     if (node.op !== 'cond') {
-      const kernel = backend.kernelFor({ ...node, inputs: node.inputs.map((i) => ir.nodes[i]!) });
-      planned.push({ step: { kind: 'kernel', kernel, inputs: node.inputs.map(slotOf), out: slotOf(id), node }, uses: [...node.inputs] });
+      planned.push({ step: { kind: 'node', inputs: node.inputs.map(regOf), out: regOf(id), node }, uses: [...node.inputs] });
       continue;
     }
     const g = node.attrs['group'] as number;
@@ -116,17 +126,17 @@ function planBlock(
     const members = groups.get(g)!;
     const branches = [1, 2].map((side) => {
       const outs = members.map((m) => ir.nodes[m]!.inputs[side]!);
-      const { block, freeVars: fv } = planBlock(ir, outs, inner, new Set(outs.map(slotOf)), slotOf, backend);
+      const { block, freeVars: fv } = planBlock(ir, outs, inner, new Set(outs.map(regOf)), regOf);
       return { block, fv };
     });
     const uses = [node.inputs[0]!, ...branches.flatMap((b) => [...b.fv])];
     planned.push({
-      step: { kind: 'cond', pred: slotOf(node.inputs[0]!), blocks: [branches[0]!.block, branches[1]!.block], outs: members.map(slotOf) },
+      step: { kind: 'cond', pred: regOf(node.inputs[0]!), blocks: [branches[0]!.block, branches[1]!.block], outs: members.map(regOf) },
       uses,
     });
   }
 
-  // Free each slot made here right after its last use, unless it is a result handed outward.
+  // Free each register made here right after its last use, unless it is a result handed outward.
   const lastUse = new Map<number, number>();
   planned.forEach(({ uses }, i) => {
     for (const u of uses) {
@@ -135,13 +145,13 @@ function planBlock(
     }
   });
   const frees: number[][] = planned.map(() => []);
-  for (const [id, i] of lastUse) if (!keep.has(slotOf(id))) frees[i]!.push(slotOf(id));
+  for (const [id, i] of lastUse) if (!keep.has(regOf(id))) frees[i]!.push(regOf(id));
   for (const id of local) {
-    if (!lastUse.has(id) && !keep.has(slotOf(id))) throw new SymflowError('Session', `internal: node ${ir.nodes[id]!.name} is planned but never used`);
+    if (!lastUse.has(id) && !keep.has(regOf(id))) throw new SymflowError('Session', `internal: node ${ir.nodes[id]!.name} is planned but never used`);
   }
   const steps = planned.map(({ step }, i) => ({ ...step, free: frees[i]! }) as Step);
   const seen = new Set<number>();
-  const results = targets.map(slotOf);
+  const results = targets.map(regOf);
   const transfer = targets.map((id) => {
     const first = !seen.has(id);
     seen.add(id);

@@ -1,7 +1,7 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
-import type { DeviceTensor, KernelBackend } from '../backend/index.js';
+import type { Backend, DeviceTensor } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import type { HostTensor, TypedArray } from '../graph/hostValue.js';
 import { typedArrayFor } from '../graph/hostValue.js';
@@ -144,7 +144,7 @@ export function checkVariableList(who: string, list: unknown): readonly Variable
 }
 
 /** Uploads every value, or none: if one upload fails, the ones already made are freed before the error goes on. */
-export function uploadAll(backend: KernelBackend, values: readonly HostTensor[]): DeviceTensor[] {
+export function uploadAll(backend: Backend, values: readonly HostTensor[]): DeviceTensor[] {
   const made: DeviceTensor[] = [];
   try {
     for (const v of values) made.push(backend.upload(v));

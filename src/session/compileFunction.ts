@@ -1,4 +1,4 @@
-import type { GraphProgram, KernelBackend } from '../backend/index.js';
+import type { Backend, GraphProgram, KernelStep, PassRequests, ProgramBackend } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
 import { checkElements, knownElements, MAX_ELEMENTS } from '../graph/limits.js';
@@ -11,34 +11,44 @@ import { reluKernel } from '../graph/passes/reluKernel.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
-import { type Block, planProgram, type Step } from './plan.js';
+import { type Block, planProgram, type Step } from '../schedule/plan.js';
+import { bindKernels } from './bindKernels.js';
 import type { FunctionSpec } from './session.js';
 import { lowerGuarded } from './updates.js';
 
+/** A register whose value a call binds before anything runs: a feed, a variable's current value, or a constant. */
 export type Source =
-  | { readonly kind: 'feed'; readonly slot: number; readonly index: number }
-  | { readonly kind: 'variable'; readonly slot: number; readonly tensor: Variable }
-  | { readonly kind: 'constant'; readonly slot: number; readonly node: NodeIR };
+  | { readonly kind: 'feed'; readonly reg: number; readonly index: number }
+  | { readonly kind: 'variable'; readonly reg: number; readonly tensor: Variable }
+  | { readonly kind: 'constant'; readonly reg: number; readonly node: NodeIR };
+
+/** How a call runs, by the backend's kind: the executor walks a plan with bound kernels, or one program runs it all. */
+export type Execution =
+  | { readonly kind: 'kernels'; readonly top: Block<KernelStep> }
+  | {
+    readonly kind: 'program';
+    readonly program: GraphProgram;
+    /** The sources the program is fed, in order (feeds and variables; constants are embedded). */
+    readonly inputs: readonly Source[];
+    /** The registers the program returns, in order. */
+    readonly results: readonly number[];
+  };
 
 /** Everything a call needs, decided once at compile time. */
 export interface CompiledFunction {
   readonly who: string;
   readonly inputs: readonly Tensor[];
   readonly outputs: readonly Tensor[];
-  readonly outputSlots: readonly number[];
-  readonly updates: readonly { readonly variable: Variable; readonly slot: number }[];
+  readonly outputRegs: readonly number[];
+  readonly updates: readonly { readonly variable: Variable; readonly reg: number }[];
   readonly sources: readonly Source[];
-  /** Slots whose tensors a call creates (kernel and cond outputs) and so must dispose or hand over. */
-  readonly ownedSlots: readonly number[];
+  /** Registers whose tensors a call creates (kernel and cond outputs) and so must dispose or hand over. */
+  readonly ownedRegs: readonly number[];
   readonly owned: ReadonlySet<number>;
-  readonly nSlots: number;
-  readonly top: Block;
+  /** Registers a call needs: one per node of the pruned graph. */
+  readonly nRegs: number;
+  readonly exec: Execution;
   readonly kernelCount: number;
-  /** Whole-function backends: the compiled program, fed `programInputs` and returning outputs then updates. */
-  readonly program?: GraphProgram;
-  readonly programInputs: readonly Source[];
-  /** The slots the program returns, in order. */
-  readonly programResults: readonly number[];
   /** With `applyIfFinite`: the index of the last output, the bool that says whether to commit. */
   readonly guard?: number;
 }
@@ -51,7 +61,7 @@ function checkTensors(who: string, what: string, list: unknown): readonly Tensor
 }
 
 /** Lowers updates, prunes, checks feeds and plans execution for one session function. */
-export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who: string, rewrite = true): CompiledFunction {
+export function compileFunction(spec: FunctionSpec, backend: Backend, who: string, rewrite = true): CompiledFunction {
   const inputs = checkTensors(who, 'inputs', spec.inputs);
   let outputs = checkTensors(who, 'outputs', spec.outputs);
   if (spec.updates !== undefined && !Array.isArray(spec.updates)) throw new SymflowError(who, 'updates must be an array');
@@ -68,69 +78,83 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
   const targets = [...outputs, ...updates.map(([, t]) => t)];
   const { ir: raw, tensors } = toIR(targets, inputs);
   const ir = rewrite
-    ? optimize(raw, { fuseMatMul: backend.fusedMatMul === true, explicitTranspose: backend.explicitTranspose === true })
+    ? optimize(raw, backend.passes)
     // The transposed-matMul lowering is part of the backend's contract, so it applies with rewrites off too.
-    : backend.explicitTranspose === true ? prune(explicitTranspose(prune(raw))) : prune(raw);
+    : backend.passes.explicitTranspose ? prune(explicitTranspose(prune(raw))) : prune(raw);
   checkSizes(who, ir);
   // Rewrites may redirect a target to an equivalent node: read the targets back from the rewritten graph.
   const targetIds = ir.outputs;
 
   const fedIndex = new Map(inputs.map((t, i) => [t.id, i]));
-  const slotIds = Object.keys(ir.nodes).map(Number).sort((p, q) => p - q);
-  const slotMap = new Map(slotIds.map((id, i) => [id, i]));
-  const slotOf = (id: number) => slotMap.get(id)!;
+  const regIds = Object.keys(ir.nodes).map(Number).sort((p, q) => p - q);
+  const regMap = new Map(regIds.map((id, i) => [id, i]));
+  const regOf = (id: number) => regMap.get(id)!;
   const sources: Source[] = [];
-  for (const id of slotIds) {
+  for (const id of regIds) {
     const node = ir.nodes[id]!;
     const index = fedIndex.get(id);
-    if (index !== undefined) sources.push({ kind: 'feed', slot: slotOf(id), index });
-    else if (node.op === 'variable') sources.push({ kind: 'variable', slot: slotOf(id), tensor: tensors.get(id) as Variable });
-    else if (node.op === 'constant') sources.push({ kind: 'constant', slot: slotOf(id), node });
+    if (index !== undefined) sources.push({ kind: 'feed', reg: regOf(id), index });
+    else if (node.op === 'variable') sources.push({ kind: 'variable', reg: regOf(id), tensor: tensors.get(id) as Variable });
+    else if (node.op === 'constant') sources.push({ kind: 'constant', reg: regOf(id), node });
     else if (node.op === 'placeholder') {
       throw new SymflowError(who, `missing feed for placeholder '${node.name}' ${shapeString(node.shape)} ${node.dtype}`);
     }
   }
-  const top = planProgram(ir, targetIds, slotOf, backend);
-  const sourceSlots = new Set(sources.map((s) => s.slot));
-  const programInputs = sources.filter((s) => s.kind !== 'constant');
-  const outputSlots = targetIds.slice(0, outputs.length).map(slotOf);
-  const updateSlots = targetIds.slice(outputs.length).map(slotOf);
-  const nodeBySlot = slotIds.map((id) => ir.nodes[id]!);
-  // Whole-function backends return only what they compute: a value that is a source (a variable copied to another,
-  // a fed value, a constant) is taken on the host, without a trip through the program.
-  const computed = [...new Set([...outputSlots, ...updateSlots].filter((slot) => !sourceSlots.has(slot)))];
-  const used = new Set(Object.values(ir.nodes).flatMap((n) => n.inputs.map(slotOf)));
-  const keeps = new Map<number, number>();
-  updates.forEach(([variable], i) => {
-    const k = computed.indexOf(updateSlots[i]!);
-    const own = sources.find((s) => s.kind === 'variable' && s.tensor === variable);
-    if (k >= 0 && own !== undefined && !used.has(updateSlots[i]!) && !outputSlots.includes(updateSlots[i]!)) keeps.set(k, own.slot);
-  });
-  const program = backend.compileProgram?.({
-    ir, top, nodeOfSlot: (slot) => nodeBySlot[slot]!,
-    inputs: programInputs.map((s) => s.slot),
-    constants: sources.filter((s) => s.kind === 'constant').map((s) => s.slot),
-    results: computed,
-    keeps,
-  });
-  const ownedSlots = slotIds.map(slotOf).filter((s) => !sourceSlots.has(s));
+  const top = planProgram(ir, targetIds, regOf);
+  const sourceRegs = new Set(sources.map((s) => s.reg));
+  const outputRegs = targetIds.slice(0, outputs.length).map(regOf);
+  const updateRegs = targetIds.slice(outputs.length).map(regOf);
+  const exec: Execution = backend.kind === 'kernels'
+    ? { kind: 'kernels', top: bindKernels(top, ir, backend) }
+    : compileProgram(backend, { ir, top, regIds, sources, outputRegs, updateRegs, variables: updates.map(([v]) => v) });
+  const ownedRegs = regIds.map(regOf).filter((r) => !sourceRegs.has(r));
   return {
-    program,
+    exec,
     ...(lowered.ok !== undefined ? { guard: outputs.length - 1 } : {}),
-    programInputs,
-    programResults: computed,
     who,
     inputs,
     outputs,
-    outputSlots,
-    updates: updates.map(([variable], i) => ({ variable, slot: updateSlots[i]! })),
+    outputRegs,
+    updates: updates.map(([variable], i) => ({ variable, reg: updateRegs[i]! })),
     sources,
-    ownedSlots,
-    owned: new Set(ownedSlots),
-    nSlots: slotIds.length,
-    top,
+    ownedRegs,
+    owned: new Set(ownedRegs),
+    nRegs: regIds.length,
     kernelCount: countKernels(top.steps),
   };
+}
+
+/** Hands a planned function to a whole-program backend, with what it returns and which variables it may keep. */
+function compileProgram(
+  backend: ProgramBackend,
+  p: {
+    ir: GraphIR; top: Block; regIds: readonly number[]; sources: readonly Source[];
+    outputRegs: readonly number[]; updateRegs: readonly number[]; variables: readonly Variable[];
+  },
+): Execution {
+  const { ir, outputRegs, updateRegs, sources } = p;
+  const regOf = new Map(p.regIds.map((id, i) => [id, i]));
+  const sourceRegs = new Set(sources.map((s) => s.reg));
+  const inputs = sources.filter((s) => s.kind !== 'constant');
+  const nodeByReg = p.regIds.map((id) => ir.nodes[id]!);
+  // Whole-program backends return only what they compute: a value that is a source (a variable copied to another,
+  // a fed value, a constant) is taken on the host, without a trip through the program.
+  const computed = [...new Set([...outputRegs, ...updateRegs].filter((r) => !sourceRegs.has(r)))];
+  const used = new Set(Object.values(ir.nodes).flatMap((n) => n.inputs.map((i) => regOf.get(i)!)));
+  const keeps = new Map<number, number>();
+  p.variables.forEach((variable, i) => {
+    const k = computed.indexOf(updateRegs[i]!);
+    const own = sources.find((s) => s.kind === 'variable' && s.tensor === variable);
+    if (k >= 0 && own !== undefined && !used.has(updateRegs[i]!) && !outputRegs.includes(updateRegs[i]!)) keeps.set(k, own.reg);
+  });
+  const program = backend.compileProgram({
+    ir, top: p.top, nodeOfReg: (reg) => nodeByReg[reg]!,
+    inputs: inputs.map((s) => s.reg),
+    constants: sources.filter((s) => s.kind === 'constant').map((s) => s.reg),
+    results: computed,
+    keeps,
+  });
+  return { kind: 'program', program, inputs, results: computed };
 }
 
 /**
@@ -139,7 +163,7 @@ export function compileFunction(spec: FunctionSpec, backend: KernelBackend, who:
  * merged (after transposed matMuls are made explicit where the backend wants it), pruning again, matMul +
  * bias (+ relu) fused where the backend has a fused kernel, and the remaining `maximum(x, 0)` run as relu kernels.
  */
-export function optimize(ir: GraphIR, opts: { fuseMatMul?: boolean; explicitTranspose?: boolean } = {}): GraphIR {
+export function optimize(ir: GraphIR, opts: Partial<PassRequests> = {}): GraphIR {
   const folded = constantFold(simplifyShapes(prune(ir)));
   const lean = prune(fuseSub(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded)));
   return reluKernel(opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean);
@@ -158,5 +182,5 @@ function checkSizes(who: string, ir: GraphIR): void {
 }
 
 function countKernels(steps: readonly Step[]): number {
-  return steps.reduce((n, s) => n + (s.kind === 'kernel' ? 1 : countKernels(s.blocks[0].steps) + countKernels(s.blocks[1].steps)), 0);
+  return steps.reduce((n, s) => n + (s.kind === 'node' ? 1 : countKernels(s.blocks[0].steps) + countKernels(s.blocks[1].steps)), 0);
 }

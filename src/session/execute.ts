@@ -1,96 +1,145 @@
-import type { DeviceTensor, KernelBackend } from '../backend/index.js';
+import type { DeviceTensor, KernelBackend, KernelStep } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor } from '../graph/hostValue.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
+import type { Block } from '../schedule/plan.js';
 import type { CompiledFunction } from './compileFunction.js';
-import type { Block, KernelStep } from './plan.js';
 import { DeviceValue } from './handles.js';
 import type { FeedValue, Session } from './session.js';
 
-type Slots = (DeviceTensor | undefined)[];
+/** A call's registers: one device tensor per node of the pruned graph, while it is live. */
+type Registers = (DeviceTensor | undefined)[];
 
 /**
- * One call of a compiled function. Feeds are checked before anything is allocated; every kernel reads the
- * variables as they were before the call; updates are committed only after every output is on the host. On any
- * error every tensor the call made is freed and no variable changes.
+ * One call of a compiled function on a kernel backend. Feeds are checked before anything is allocated; every
+ * kernel reads the variables as they were before the call; updates are committed only after every output is on the
+ * host. On any error every tensor the call made is freed and no variable changes.
  */
-export function execute(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): HostTensor[] {
-  const backend = session.backendImpl;
+export function execute(session: Session, fn: CompiledFunction, top: Block<KernelStep>, values: readonly FeedValue[]): HostTensor[] {
+  // A function compiled to kernels was compiled for this session's backend, a kernel backend.
+  const backend = session.backendImpl as KernelBackend;
   const feeds = readFeeds(session, fn, values);
-  const vals: Slots = new Array(fn.nSlots);
+  const regs: Registers = new Array(fn.nRegs);
   const uploaded: DeviceTensor[] = [];
   try {
-    for (const src of fn.sources) {
-      if (src.kind === 'variable') vals[src.slot] = session.variableTensor(src.tensor);
-      else if (src.kind === 'constant') vals[src.slot] = session.constantTensor(src.node);
-      else {
-        const feed = feeds[src.index]!;
-        if (feed instanceof DeviceValue) vals[src.slot] = feed.tensor;
-        else {
-          const t = backend.upload(feed);
-          uploaded.push(t);
-          vals[src.slot] = t;
-        }
-      }
-    }
-    runBlock(fn.top, vals, backend);
-    for (const { variable, slot } of fn.updates) checkShape(fn, variable, backend.shapeOf(vals[slot]!));
-    const results = fn.outputSlots.map((s) => backend.download(vals[s]!));
-    if (fn.guard === undefined || results[fn.guard]!.data[0] !== 0) commit(session, fn, vals);
-    return results;
+    bindSources(session, fn, feeds, regs, uploaded);
+    runBlock(top, regs, backend);
+    return applyResults(session, fn, (reg) => regs[reg], (news) => claim(backend, fn, regs, news));
   } finally {
-    for (const s of fn.ownedSlots) {
-      const t = vals[s];
+    for (const r of fn.ownedRegs) {
+      const t = regs[r];
       if (t !== undefined) backend.dispose(t);
     }
     for (const t of uploaded) backend.dispose(t);
   }
 }
 
-/** Applies all updates at once. Slots handed to the store are cleared so the caller's cleanup skips them. */
-export function commit(session: Session, fn: CompiledFunction, vals: Slots): void {
-  const backend = session.backendImpl;
-  const claimed = new Set<number>();
-  const tensors = fn.updates.map(({ slot }) => vals[slot]!);
-  const fresh = fn.updates.map(({ slot }, i) => {
-    if (fn.owned.has(slot) && !claimed.has(slot)) {
-      claimed.add(slot);
-      return tensors[i]!;
-    }
-    return backend.alias(tensors[i]!);
-  });
-  for (const slot of claimed) vals[slot] = undefined;
-  session.assign(fn.updates.map(({ variable }, i) => [variable, fresh[i]!] as const));
+/**
+ * One call on a whole-program backend: sources go in as the program's inputs, outputs and new values come back,
+ * and the new values replace the old only after the run succeeded (double buffering).
+ */
+export async function executeProgram(
+  session: Session, fn: CompiledFunction, exec: Extract<CompiledFunction['exec'], { kind: 'program' }>, values: readonly FeedValue[],
+): Promise<HostTensor[]> {
+  const feeds = readFeeds(session, fn, values);
+  const regs: Registers = new Array(fn.nRegs);
+  // Host buffers: nothing to free, so the uploads are not tracked.
+  bindSources(session, fn, feeds, regs, []);
+  const results = await exec.program.run(exec.inputs.map((src) => regs[src.reg]!));
+  // The session was disposed while the run was in flight: its results are dropped, nothing is applied.
+  if (session.isDisposed) throw new SymflowError(fn.who, 'the session was disposed during the call; nothing was applied');
+  // Every value is read before anything is committed: a source result is the state before the call.
+  const computed = new Map(exec.results.map((reg, k) => [reg, results[k]]));
+  // A variable the taken branch left as it was comes back undefined: it keeps its value.
+  return applyResults(session, fn, (reg) => (computed.has(reg) ? computed.get(reg) : regs[reg]), (news) => news.map(({ t }) => t));
 }
 
-function runBlock(block: Block, vals: Slots, backend: KernelBackend): void {
-  for (const step of block.steps) {
-    if (step.kind === 'kernel') {
-      vals[step.out] = runKernel(step, vals, backend);
-    } else {
-      const taken = step.blocks[backend.readBool(vals[step.pred]!) ? 0 : 1];
-      runBlock(taken, vals, backend);
-      step.outs.forEach((out, i) => {
-        const r = taken.results[i]!;
-        if (taken.transfer[i]) {
-          vals[out] = vals[r];
-          vals[r] = undefined;
-        } else {
-          vals[out] = backend.alias(vals[r]!);
-        }
-      });
+/**
+ * The store's tensors for a kernel call's new values: the first update of a register the call made claims its
+ * tensor, any other takes an alias. Claimed registers are cleared so the call's cleanup skips them.
+ */
+function claim(backend: KernelBackend, fn: CompiledFunction, regs: Registers, news: readonly { reg: number; t: DeviceTensor }[]): DeviceTensor[] {
+  const claimed = new Set<number>();
+  const fresh = news.map(({ reg, t }) => {
+    if (fn.owned.has(reg) && !claimed.has(reg)) {
+      claimed.add(reg);
+      return t;
     }
-    for (const s of step.free) {
-      backend.dispose(vals[s]!);
-      vals[s] = undefined;
+    return backend.alias(t);
+  });
+  for (const reg of claimed) regs[reg] = undefined;
+  return fresh;
+}
+
+/** The one source-binding loop: variables' current values, constants, and feeds (uploaded unless already on device). */
+function bindSources(session: Session, fn: CompiledFunction, feeds: readonly (HostTensor | DeviceValue)[], regs: Registers, uploaded: DeviceTensor[]): void {
+  const backend = session.backendImpl;
+  for (const src of fn.sources) {
+    if (src.kind === 'variable') regs[src.reg] = session.variableTensor(src.tensor);
+    else if (src.kind === 'constant') regs[src.reg] = session.constantTensor(src.node);
+    else {
+      const feed = feeds[src.index]!;
+      if (feed instanceof DeviceValue) regs[src.reg] = feed.tensor;
+      else {
+        const t = backend.upload(feed);
+        uploaded.push(t);
+        regs[src.reg] = t;
+      }
     }
   }
 }
 
-function runKernel(step: KernelStep, vals: Slots, backend: KernelBackend): DeviceTensor {
-  const xs = step.inputs.map((s) => vals[s]!);
+/**
+ * The one way results are applied: every new value's shape is checked and every output downloaded before anything
+ * is committed; unless the guard refuses, all updates are assigned at once. A new value `undefined` (a variable a
+ * program kept) leaves its variable as it is; `take` turns the others into the tensors the store will own.
+ */
+function applyResults(
+  session: Session, fn: CompiledFunction, valueOf: (reg: number) => DeviceTensor | undefined,
+  take: (news: readonly { reg: number; t: DeviceTensor }[]) => readonly DeviceTensor[],
+): HostTensor[] {
+  const backend = session.backendImpl;
+  const news = fn.updates.map(({ variable, reg }) => {
+    const t = valueOf(reg);
+    if (t !== undefined) checkShape(fn, variable, backend.shapeOf(t));
+    return t;
+  });
+  const out = fn.outputRegs.map((reg) => backend.download(valueOf(reg)!));
+  if (fn.guard !== undefined && out[fn.guard]!.data[0] === 0) return out; // refused by the guard: nothing applied
+  const changed = fn.updates.flatMap(({ variable, reg }, i) => (news[i] === undefined ? [] : [{ variable, reg, t: news[i]! }]));
+  const tensors = take(changed);
+  session.assign(changed.map(({ variable }, i) => [variable, tensors[i]!] as const));
+  return out;
+}
+
+function runBlock(block: Block<KernelStep>, regs: Registers, backend: KernelBackend): void {
+  for (const step of block.steps) {
+    if (step.kind === 'node') {
+      regs[step.out] = runKernel(step, regs, backend);
+    } else {
+      const taken = step.blocks[backend.readBool(regs[step.pred]!) ? 0 : 1];
+      runBlock(taken, regs, backend);
+      step.outs.forEach((out, i) => {
+        const r = taken.results[i]!;
+        if (taken.transfer[i]) {
+          regs[out] = regs[r];
+          regs[r] = undefined;
+        } else {
+          regs[out] = backend.alias(regs[r]!);
+        }
+      });
+    }
+    for (const r of step.free) {
+      backend.dispose(regs[r]!);
+      regs[r] = undefined;
+    }
+  }
+}
+
+function runKernel(step: KernelStep, regs: Registers, backend: KernelBackend): DeviceTensor {
+  const xs = step.inputs.map((r) => regs[r]!);
   try {
     return step.kernel(xs);
   } catch (e) {
@@ -115,40 +164,6 @@ export function readFeeds(session: Session, fn: CompiledFunction, values: readon
     if (!shapesCompatible(v.shape, t.shape)) throw new SymflowError(who, `shape mismatch: expected ${shapeString(t.shape)}, got ${shapeString(v.shape)}`);
     return v;
   });
-}
-
-/**
- * One call on a whole-function backend: sources go in as the program's inputs, outputs and new values come back,
- * and the new values replace the old only after the run succeeded (double buffering).
- */
-export async function executeProgram(session: Session, fn: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
-  const backend = session.backendImpl;
-  const feeds = readFeeds(session, fn, values);
-  const bySlot = new Map<number, DeviceTensor>();
-  for (const src of fn.sources) {
-    if (src.kind === 'variable') bySlot.set(src.slot, session.variableTensor(src.tensor));
-    else if (src.kind === 'constant') bySlot.set(src.slot, session.constantTensor(src.node));
-    else {
-      const feed = feeds[src.index]!;
-      bySlot.set(src.slot, feed instanceof DeviceValue ? feed.tensor : backend.upload(feed));
-    }
-  }
-  const results = await fn.program!.run(fn.programInputs.map((src) => bySlot.get(src.slot)!));
-  // The session was disposed while the run was in flight: its results are dropped, nothing is applied.
-  if (session.isDisposed) throw new SymflowError(fn.who, 'the session was disposed during the call; nothing was applied');
-  // Every value is read before anything is committed: a source result is the state before the call.
-  const computed = new Map(fn.programResults.map((slot, k) => [slot, results[k]]));
-  const valueOf = (slot: number) => (computed.has(slot) ? computed.get(slot) : bySlot.get(slot));
-  const news = fn.updates.map(({ variable, slot }) => {
-    const t = valueOf(slot);
-    if (t !== undefined) checkShape(fn, variable, backend.shapeOf(t));
-    return t;
-  });
-  const out = fn.outputSlots.map((slot) => backend.download(valueOf(slot)!));
-  if (fn.guard !== undefined && out[fn.guard]!.data[0] === 0) return out; // refused by the guard: nothing applied
-  // A variable the taken branch left as it was comes back undefined: it keeps its value.
-  session.assign(fn.updates.flatMap(({ variable }, i) => (news[i] === undefined ? [] : [[variable, news[i]!] as const])));
-  return out;
 }
 
 function checkShape(fn: CompiledFunction, variable: { name: string; rank: number; shape: readonly (number | null)[] }, shape: readonly number[]): void {

@@ -1,4 +1,4 @@
-import { type BackendChoice, type BackendName, type DeviceTensor, type GraphProgram, type KernelBackend, loadBackend, type OnnxLogLevel } from '../backend/index.js';
+import { type BackendChoice, type BackendName, type DeviceTensor, type Backend, type GraphProgram, loadBackend, type OnnxLogLevel } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
 import { checkFed } from '../graph/feedChecks.js';
@@ -98,7 +98,7 @@ function describeFunction(compiled: CompiledFunction): string {
  * ```
  */
 export class Session {
-  /** @internal */ readonly backendImpl: KernelBackend;
+  /** @internal */ readonly backendImpl: Backend;
   /** Each variable's value on the backend; changed only through `assign` (and first use). */
   private readonly store = new Map<Variable, DeviceTensor>();
   /** @internal */ readonly constants = new Map<number, DeviceTensor>();
@@ -107,7 +107,7 @@ export class Session {
 
   /** @internal */ readonly optimizeGraphs: boolean;
 
-  private constructor(backend: KernelBackend, optimize: boolean) {
+  private constructor(backend: Backend, optimize: boolean) {
     this.backendImpl = backend;
     this.optimizeGraphs = optimize;
   }
@@ -347,8 +347,8 @@ export class Session {
       this.constants.delete(id);
       if (t !== undefined) this.backendImpl.dispose(t);
     }
-    const program = compiled.program;
-    if (program === undefined) return;
+    if (compiled.exec.kind !== 'program') return;
+    const program = compiled.exec.program;
     const i = this.programs.indexOf(program);
     if (i >= 0) this.programs.splice(i, 1);
     await program.dispose();
@@ -371,7 +371,7 @@ export class Session {
 
   /** `meet`: whether the function's variables count as met now (compiled functions) or after a successful call (runs). */
   private track(compiled: CompiledFunction, meet = true): CompiledFunction {
-    if (compiled.program) this.programs.push(compiled.program);
+    if (compiled.exec.kind === 'program') this.programs.push(compiled.exec.program);
     for (const src of compiled.sources) {
       if (src.kind === 'constant') this.constantUsers.set(src.node.id, (this.constantUsers.get(src.node.id) ?? 0) + 1);
     }
@@ -526,12 +526,13 @@ export class Session {
       // Variables this call gives their first value: a call that fails drops those again (it changes nothing).
       const fresh = compiled.sources.flatMap((src) => (src.kind === 'variable' && !this.store.has(src.tensor) ? [src.tensor] : []));
       try {
-        if (compiled.program === undefined) {
+        const exec = compiled.exec;
+        if (exec.kind === 'kernels') {
           // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
           this.backendImpl.use();
-          return execute(this, compiled, values);
+          return execute(this, compiled, exec.top, values);
         }
-        const run = executeProgram(this, compiled, values);
+        const run = executeProgram(this, compiled, exec, values);
         this.running = run.catch(() => undefined);
         return await run;
       } catch (e) {

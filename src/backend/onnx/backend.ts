@@ -3,8 +3,8 @@ import ort from 'onnxruntime-node';
 import { SymflowError } from '../../graph/errors.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
-import type { Block } from '../../session/plan.js';
-import { type DeviceTensor, type GraphProgram, type Kernel, type KernelBackend, type KernelNode, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramSpec } from '../types.js';
+import type { Block } from '../../schedule/plan.js';
+import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
 
@@ -26,9 +26,10 @@ export interface OnnxOptions {
  * gradient, updates, and lazy `cond` as ONNX `If`) run by onnxruntime-node. Variables live in host buffers owned
  * by the session; new values come back as outputs and replace the old ones only after the run succeeded.
  */
-export class OnnxBackend implements KernelBackend {
+export class OnnxBackend implements ProgramBackend {
+  readonly kind = 'program' as const;
   readonly name = 'onnx' as const;
-  readonly fusedMatMul = true;
+  readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
   private readonly threads: number;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
 
@@ -44,11 +45,6 @@ export class OnnxBackend implements KernelBackend {
   }
 
   use(): void {}
-
-  kernelFor(node: KernelNode): Kernel {
-    if (!hasLowering(node.op)) throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx`);
-    return () => { throw new SymflowError(node.op, 'the onnx backend runs whole programs, not single kernels'); };
-  }
 
   upload(value: HostTensor): DeviceTensor {
     return asDevice(new ort.Tensor(value.dtype, value.data.slice(), value.shape));
@@ -70,34 +66,31 @@ export class OnnxBackend implements KernelBackend {
     return asOrt(t).dims;
   }
 
-  readBool(t: DeviceTensor): boolean {
-    return (asOrt(t).data as Uint8Array)[0] !== 0;
-  }
-
   numTensors(): number {
     return 0;
   }
 
   compileProgram(spec: ProgramSpec): GraphProgram {
+    checkLowerings(spec.top);
     // Nothing to compute (every result is a source the host hands over): no model at all.
     if (spec.results.length === 0) return { run: async () => [], dispose: async () => {} };
     const b = new GraphBuilder();
-    const name = (slot: number) => `s${slot}`;
-    for (const slot of spec.constants) {
-      const n = spec.nodeOfSlot(slot);
-      b.addInitializer(tensorProto(name(slot), n.dtype, n.shape as number[], n.attrs['value'] as TypedArray));
+    const name = (reg: number) => `s${reg}`;
+    for (const reg of spec.constants) {
+      const n = spec.nodeOfReg(reg);
+      b.addInitializer(tensorProto(name(reg), n.dtype, n.shape as number[], n.attrs['value'] as TypedArray));
     }
     // The cond outputs that are kept variables' new values: a branch that passes such a variable through returns
     // an empty tensor instead of a copy of it.
-    const keepsBySlot = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
-    emitBlock(b, spec.top, spec, new Map(), true, keepsBySlot);
-    const outputs = spec.results.map((slot, k) => {
-      b.node('Identity', [name(slot)], {}, `out${k}`);
-      return valueInfo(`out${k}`, spec.nodeOfSlot(slot).dtype);
+    const keepsByReg = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
+    emitBlock(b, spec.top, spec, new Map(), true, keepsByReg);
+    const outputs = spec.results.map((reg, k) => {
+      b.node('Identity', [name(reg)], {}, `out${k}`);
+      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype);
     });
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
-    const inputs = spec.inputs.map((slot) => valueInfo(name(slot), spec.nodeOfSlot(slot).dtype, spec.nodeOfSlot(slot).shape.map((d) => (d === 0 ? null : d))));
+    const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));
     const bytes = encodeModel(b.graph('symflow', inputs, outputs));
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
@@ -130,10 +123,18 @@ export class OnnxBackend implements KernelBackend {
         // A kept variable comes back empty (see `keeps`): it is unchanged.
         return outputNames.map((n, k) => {
           const t = out[n]!;
-          return spec.keeps.has(k) && t.size === 0 && sizeOf(spec.nodeOfSlot(spec.keeps.get(k)!).shape as number[]) > 0 ? undefined : asDevice(t);
+          return spec.keeps.has(k) && t.size === 0 && sizeOf(spec.nodeOfReg(spec.keeps.get(k)!).shape as number[]) > 0 ? undefined : asDevice(t);
         });
       },
     };
+  }
+}
+
+/** Refuses, at compile time and in plan order, the first node the onnx backend has no lowering for. */
+function checkLowerings(block: Block): void {
+  for (const step of block.steps) {
+    if (step.kind === 'cond') step.blocks.forEach(checkLowerings);
+    else if (!hasLowering(step.node.op)) throw new SymflowError(step.node.op, `no ONNX lowering for op '${step.node.op}' (node '${step.node.name}') on backend onnx`);
   }
 }
 
@@ -145,14 +146,14 @@ function emitBlock(
   b: GraphBuilder, block: Block, spec: ProgramSpec, names: ReadonlyMap<number, string>, top: boolean, keeps: ReadonlyMap<number, number>,
 ): Map<number, string> {
   const local = new Map(names);
-  const name = (slot: number) => local.get(slot) ?? `s${slot}`;
-  const define = (slot: number) => {
-    const n = top ? `s${slot}` : b.fresh(`s${slot}`);
-    local.set(slot, n);
+  const name = (reg: number) => local.get(reg) ?? `s${reg}`;
+  const define = (reg: number) => {
+    const n = top ? `s${reg}` : b.fresh(`s${reg}`);
+    local.set(reg, n);
     return n;
   };
   for (const step of block.steps) {
-    if (step.kind === 'kernel') {
+    if (step.kind === 'node') {
       const inputs = step.inputs.map(name);
       lowerNode(b, step.node, inputs, step.node.inputs.map((id) => spec.ir.nodes[id]!), define(step.out));
       continue;
@@ -161,11 +162,11 @@ function emitBlock(
     const branches = step.blocks.map((inner, side) => {
       const c = b.child();
       const innerNames = emitBlock(c, inner, spec, local, false, keeps);
-      const outs = inner.results.map((slot, i) => {
-        const dtype = spec.nodeOfSlot(slot).dtype;
+      const outs = inner.results.map((reg, i) => {
+        const dtype = spec.nodeOfReg(reg).dtype;
         // A zero-size variable is passed through: its empty value is indistinguishable from the kept marker.
-        const kept = keeps.get(step.outs[i]!) === slot && sizeOf(spec.nodeOfSlot(slot).shape as number[]) > 0;
-        const src = kept ? c.constant(dtype, [0], []) : innerNames.get(slot) ?? name(slot);
+        const kept = keeps.get(step.outs[i]!) === reg && sizeOf(spec.nodeOfReg(reg).shape as number[]) > 0;
+        const src = kept ? c.constant(dtype, [0], []) : innerNames.get(reg) ?? name(reg);
         const o = c.node('Identity', [src], {}, c.fresh(`branch${side}_${i}`));
         return valueInfo(o, dtype);
       });
