@@ -96,11 +96,6 @@ describe('toposort', () => {
     expect(toposort([], of)).toEqual([]);
   });
 
-  it('refuses a cycle, naming a node on it', () => {
-    const inputs: Record<number, number[]> = { 0: [], 1: [0, 3], 2: [1], 3: [2] };
-    expect(() => toposort([3], (n) => inputs[n]!)).toThrow('toposort: the graph has a cycle through ');
-  });
-
   it('walks a 20,000-node chain without overflowing the stack, and so do its users', () => {
     const x = sf.placeholder([2], { name: 'x' });
     const w = sf.variable([1, 2], { name: 'w' });

@@ -5,7 +5,8 @@
  * iterative, so a graph thousands of nodes deep does not overflow the stack. `gate(node)` decides whether a node's
  * inputs are walked: a node it refuses is still in the result, as a leaf (a fed node in pruning, an x where
  * gradients cut, a capture at a cond branch's edge). A walk that must follow only some inputs (a cond's predicate)
- * says so in `inputsOf`.
+ * says so in `inputsOf`. Graphs are acyclic by construction (a tensor's inputs exist before it, and passes only
+ * rewire a node to older ones), so the walk does not pay to look for cycles.
  *
  * ```ts
  * const order = toposort([loss], (t) => t.inputs);                       // inputs first, loss last
@@ -18,37 +19,37 @@
  */
 export function toposort<N>(roots: Iterable<N>, inputsOf: (node: N) => readonly N[], gate?: (node: N) => boolean): N[] {
   const order: N[] = [];
-  // A node is in `entered` from when its inputs are pushed; it joins `order` once they have all been emitted.
   const entered = new Set<N>();
-  const done = new Set<N>();
-  // Entries are nodes to enter, and (after an `EMIT` marker) nodes whose inputs are done. Roots are walked in order.
-  const stack: (N | typeof EMIT)[] = [...roots].reverse();
-  while (stack.length > 0) {
-    const top = stack.pop()!;
-    if (top === EMIT) {
-      const node = stack.pop() as N;
-      done.add(node);
-      order.push(node);
-      continue;
-    }
-    // An entry pushed before its node was entered by another path: that node is done by now.
-    if (entered.has(top)) continue;
-    entered.add(top);
-    stack.push(top, EMIT);
-    if (gate !== undefined && !gate(top)) continue;
-    const inputs = inputsOf(top);
-    for (let i = inputs.length - 1; i >= 0; i--) {
+  // The path from the current root, with each node's inputs and the index of the next one to walk.
+  const path: N[] = [];
+  const pathInputs: (readonly N[])[] = [];
+  const next: number[] = [];
+  const enter = (node: N) => {
+    entered.add(node);
+    path.push(node);
+    pathInputs.push(gate === undefined || gate(node) ? inputsOf(node) : LEAF);
+    next.push(0);
+  };
+  for (const root of roots) {
+    if (entered.has(root)) continue;
+    enter(root);
+    while (path.length > 0) {
+      const top = path.length - 1;
+      const inputs = pathInputs[top]!;
+      const i = next[top]!;
+      if (i === inputs.length) {
+        const node = path.pop()!;
+        pathInputs.pop();
+        next.pop();
+        order.push(node);
+        continue;
+      }
+      next[top] = i + 1;
       const input = inputs[i]!;
-      if (!entered.has(input)) stack.push(input);
-      // Entered but not done: the input lies on the path that led here, so it is its own ancestor.
-      else if (!done.has(input)) throw new Error(`toposort: the graph has a cycle through ${describe(input)}`);
+      if (!entered.has(input)) enter(input);
     }
   }
   return order;
 }
 
-function describe(node: unknown): string {
-  return typeof node === 'object' && node !== null && 'name' in node ? `'${String(node.name)}'` : String(node);
-}
-
-const EMIT: unique symbol = Symbol('emit');
+const LEAF: readonly never[] = [];
