@@ -96,6 +96,35 @@ describe('toposort', () => {
     expect(toposort([], of)).toEqual([]);
   });
 
+  it('gives the plan its collect: stop at available nodes, a cond follows only its predicate (as schedule/plan.ts walks)', () => {
+    // The hand-written collect of src/schedule/plan.ts, and the same with toposort; some nodes play cond.
+    const oldCollect = (ir: sf.GraphIR, roots: readonly number[], available: ReadonlySet<number>, into: Set<number>, isCond: (id: number) => boolean) => {
+      const stack = [...roots];
+      while (stack.length > 0) {
+        const id = stack.pop()!;
+        if (into.has(id) || available.has(id)) continue;
+        into.add(id);
+        const node = ir.nodes[id]!;
+        if (isCond(id)) stack.push(node.inputs[0]!);
+        else stack.push(...node.inputs);
+      }
+      return into;
+    };
+    for (let index = 0; index < 40; index++) {
+      const { roots, inputs } = fuzzGraph(index);
+      const { ir } = sf.toIR(roots, inputs);
+      const rng = new Rng(1000 + index);
+      const ids = Object.keys(ir.nodes).map(Number);
+      const available = new Set([...ir.feeds, ...ids.filter(() => rng.bool(0.15))]);
+      const conds = new Set(ids.filter((id) => ir.nodes[id]!.inputs.length > 1 && rng.bool(0.3)));
+      const before = new Set(ids.filter(() => rng.bool(0.1)));
+      const into = new Set(before);
+      const inputsOf = (id: number) => (conds.has(id) ? ir.nodes[id]!.inputs.slice(0, 1) : ir.nodes[id]!.inputs);
+      for (const id of toposort(ir.outputs, inputsOf, (id) => !available.has(id) && !into.has(id))) if (!available.has(id)) into.add(id);
+      expect(into).toEqual(oldCollect(ir, ir.outputs, available, new Set(before), (id) => conds.has(id)));
+    }
+  });
+
   it('walks a 20,000-node chain without overflowing the stack, and so do its users', () => {
     const x = sf.placeholder([2], { name: 'x' });
     const w = sf.variable([1, 2], { name: 'w' });
