@@ -1,5 +1,6 @@
 import { SymflowError } from '../graph/errors.js';
 import type { GraphIR, NodeIR } from '../graph/ir.js';
+import { toposort } from '../graph/walk.js';
 
 /**
  * The execution plan of a session function, as plain data (tinygrad's `ScheduleItem`): steps naming nodes and
@@ -60,15 +61,12 @@ export function planProgram(ir: GraphIR, targets: readonly number[], regOf: (id:
 
 /** Adds to `into` every node `roots` need that is not `available`; a cond needs only its predicate up front. */
 function collect(ir: GraphIR, roots: readonly number[], available: ReadonlySet<number>, into: Set<number>): Set<number> {
-  const stack = [...roots];
-  while (stack.length > 0) {
-    const id = stack.pop()!;
-    if (into.has(id) || available.has(id)) continue;
-    into.add(id);
+  const inputsOf = (id: number) => {
     const node = ir.nodes[id]!;
-    if (node.op === 'cond') stack.push(node.inputs[0]!);
-    else stack.push(...node.inputs);
-  }
+    return node.op === 'cond' ? [node.inputs[0]!] : node.inputs;
+  };
+  // The walk stops at what is available or already collected; those are returned (as gated leaves) but not added.
+  for (const id of toposort(roots, inputsOf, (id) => !available.has(id) && !into.has(id))) if (!available.has(id)) into.add(id);
   return into;
 }
 
