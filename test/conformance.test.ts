@@ -145,6 +145,8 @@ const ROWS: Row[] = [
   unaryRow('sqrt', sf.sqrt, Math.sqrt, [...EXACT, 4, -1, 0.25]),
   unaryRow('sigmoid', sf.sigmoid, (v) => 1 / (1 + Math.exp(-v)), EXACT),
   unaryRow('tanh', sf.tanh, Math.tanh, EXACT),
+  unaryRow('sin', sf.sin, Math.sin, EXACT),
+  unaryRow('cos', sf.cos, Math.cos, EXACT),
   unaryRow('floor', sf.floor, Math.floor, [...EDGE, -0.5, 2.5]),
   unaryRow('square', sf.square, (v) => v * v, EDGE),
   unaryRow('square', sf.square, (v) => Math.imul(v, v), [65536, 46341], 'int32'),
@@ -230,6 +232,7 @@ const ROWS: Row[] = [
   { op: 'reshapeLike', what: 'to an empty shape', inputs: [empty([0, 2]), empty([2, 0])], build: ([x, like]) => sf.reshapeLike(x!, like!), ref: () => empty([2, 0]) },
   { op: 'shapeSize', what: 'of an empty batch is 0', inputs: [empty([0, 3])], build: ([x]) => sf.shapeSize(x!, 0), ref: () => arr([], [0]) },
   emptyUnary('exp', sf.exp, Math.exp),
+  emptyUnary('cos', sf.cos, Math.cos),
 ];
 
 describe('reshape', () => {

@@ -4,9 +4,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Session, SymflowError, type Dim, type HostTensor, type Tensor,
-  abs, add, addN, broadcastLike, cast, concat, cond, constant, div, exp, expandDims, gather, gradients, identity,
+  abs, add, addN, broadcastLike, cast, concat, cond, constant, cos, div, exp, expandDims, gather, gradients, identity,
   log, logSoftmax, matMul, max, maximum, mean, meanSquaredError, min, minimum, mul, neg, pad, placeholder, pow,
-  relu, reshape, reshapeLike, sigmoid, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
+  relu, reshape, reshapeLike, sigmoid, sin, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
   square, squeeze, stopGradient, sub, sum, sumToShape, tanh, transpose, unsortedSegmentSum, where,
 } from '../src/index.js';
 import { seededRandom } from '../src/graph/initializers.js';
@@ -159,6 +159,8 @@ const CASES: Case[] = [
   c('relu', [NZ([2, 3])], (a) => relu(a!), (a) => tf.relu(a!)),
   c('sigmoid', [U([2, 3], -2, 2)], (a) => sigmoid(a!), (a) => tf.sigmoid(a!)),
   c('tanh', [U([2, 3], -2, 2)], (a) => tanh(a!), (a) => tf.tanh(a!)),
+  c('sin', [U([2, 3], -3, 3)], (a) => sin(a!), (a) => tf.sin(a!)),
+  c('cos', [U([2, 3], -3, 3)], (a) => cos(a!), (a) => tf.cos(a!)),
   c('identity', [U([2, 3])], (a) => identity(a!), (a) => tf.clone(a!)),
   c('cast float32→float32 (no-op)', [U([2, 3])], (a) => cast(a!, 'float32'), (a) => tf.cast(a!, 'float32')),
 
@@ -395,6 +397,8 @@ describe.each(BACKENDS)('gradients on %s', (sessionBackend) => {
     const second = {
       sigmoid: { f: sigmoid, d2: (v: number) => { const q = 1 / (1 + Math.exp(-v)); return q * (1 - q) * (1 - 2 * q); } },
       tanh: { f: tanh, d2: (v: number) => { const t = Math.tanh(v); return -2 * t * (1 - t * t); } },
+      sin: { f: sin, d2: (v: number) => -Math.sin(v) },
+      cos: { f: cos, d2: (v: number) => -Math.cos(v) },
     };
     it.each(Object.entries(second))('d²/dx² %s against finite differences of the first derivative', async (_name, { f, d2 }) => {
       const x = placeholder([points.length]);

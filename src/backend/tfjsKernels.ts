@@ -40,7 +40,7 @@ const factories: Record<string, Factory> = {
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
   greaterEqual: bin(tf.greaterEqual), lessEqual: bin(tf.lessEqual), logicalAnd: bin(tf.logicalAnd), logicalOr: bin(tf.logicalOr),
   logicalNot: un(tf.logicalNot), neg: un(tf.neg), exp: un(tf.exp), log: un(tf.log), sqrt: un(tf.sqrt), abs: un(tf.abs),
-  sign: un(edge.sign), relu: (_n, opts) => { const f = edge.relu(opts.backend ?? 'cpu'); return ([x]) => f(x!); }, sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), floor: un(tf.floor),
+  sign: un(edge.sign), relu: (_n, opts) => { const f = edge.relu(opts.backend ?? 'cpu'); return ([x]) => f(x!); }, sigmoid: un(tf.sigmoid), tanh: un(tf.tanh), sin: (_n, opts) => { const f = edge.sin(opts.backend ?? 'cpu'); return ([x]) => f(x!); }, cos: un(tf.cos), floor: un(tf.floor),
   identity: un(alias), stopGradient: un(alias),
   // The value of f's output (input 0); the other inputs are there for the gradient rule only.
   customGradient: () => ([y]) => alias(y!),

@@ -59,6 +59,12 @@ export function relu(backend: TfBackendName): (x: tf.Tensor) => tf.Tensor {
   return (x) => (x.dtype !== 'float32' || x.size === 0 ? tf.relu(x) : tf.tidy(() => tf.where(tf.isNaN(x), x, tf.relu(x))));
 }
 
+/** sin(−0) = −0 (TF.js wasm gives +0): a zero is passed through as it is. */
+export function sin(backend: TfBackendName): (x: tf.Tensor) => tf.Tensor {
+  if (backend !== 'wasm') return (x) => tf.sin(x);
+  return (x) => (x.size === 0 ? tf.sin(x) : tf.tidy(() => tf.where(tf.equal(x, 0), x, tf.sin(x))));
+}
+
 /** where, also to an empty shape (TF.js broadcasts [0] against [] to [1]). */
 export function where(c: tf.Tensor, x: tf.Tensor, y: tf.Tensor): tf.Tensor {
   const shape = tf.backend_util.assertAndGetBroadcastShape(c.shape, tf.backend_util.assertAndGetBroadcastShape(x.shape, y.shape));

@@ -49,7 +49,7 @@ const lowerings: Record<string, Lowering> = {
     b.node('Where', [b.node('Equal', [y!, b.scalar('int32', 0)]), b.scalar('int32', 0), q], {}, out);
   },
   neg: simple('Neg'), exp: simple('Exp'), log: simple('Log'), sqrt: simple('Sqrt'), abs: simple('Abs'), sign: simple('Sign'), relu: simple('Relu'),
-  sigmoid: simple('Sigmoid'), tanh: simple('Tanh'), floor: simple('Floor'),
+  sigmoid: simple('Sigmoid'), tanh: simple('Tanh'), sin: simple('Sin'), cos: simple('Cos'), floor: simple('Floor'),
   greater: simple('Greater'), less: simple('Less'), equal: simple('Equal'), greaterEqual: simple('GreaterOrEqual'),
   lessEqual: simple('LessOrEqual'), logicalAnd: simple('And'), logicalOr: simple('Or'), logicalNot: simple('Not'),
   notEqual: (b, xs, _n, _i, out) => { b.node('Not', [b.node('Equal', xs)], {}, out); },

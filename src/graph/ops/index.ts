@@ -1,6 +1,6 @@
 // The op set. Importing this module defines every primitive (registration is this explicit list of modules).
 export { add, div, maximum, minimum, mul, pow } from './binary.js';
-export { abs, exp, floor, log, neg, reciprocal, sigmoid, sign, sqrt, tanh, toFloat } from './unary.js';
+export { abs, cos, exp, floor, log, neg, reciprocal, sigmoid, sign, sin, sqrt, tanh, toFloat } from './unary.js';
 export { equal, greater, greaterEqual, less, lessEqual, logicalAnd, logicalNot, logicalOr, notEqual } from './compare.js';
 export { cast } from './cast.js';
 export { where } from './where.js';

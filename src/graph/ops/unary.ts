@@ -29,6 +29,8 @@ export const absOp = unary('abs', { numeric: true, grad: (dy, _y, x) => mul(dy, 
 export const signOp = unary('sign', { numeric: true });
 export const sigmoidOp = unary('sigmoid', { float: true, grad: (dy, y) => mul(dy, mul(y, sub(1, y))) });
 export const tanhOp = unary('tanh', { float: true, grad: (dy, y) => mul(dy, sub(1, mul(y, y))) });
+export const sinOp = unary('sin', { float: true, grad: (dy, _y, x) => mul(dy, cos(x)) });
+export const cosOp = unary('cos', { float: true, grad: (dy, _y, x) => neg(mul(dy, sin(x))) });
 // NOTE: floor and round have zero gradient almost everywhere; TF gives none, so do we.
 export const floorOp = unary('floor', { float: true });
 
@@ -50,6 +52,16 @@ export const sign = make(signOp);
 export const sigmoid = make(sigmoidOp);
 /** Hyperbolic tangent. @param x a float32 tensor @returns tanh x */
 export const tanh = make(tanhOp);
+/** Elementwise sine (radians), e.g. for a cosine schedule's phase. @param x a float32 tensor @returns sin x */
+export const sin = make(sinOp);
+/**
+ * Elementwise cosine (radians).
+ * ```ts
+ * const lr = (t: Tensor) => mul(0.05, add(1, cos(mul(Math.PI / 1000, t)))); // cosine decay over 1,000 steps
+ * ```
+ * @param x a float32 tensor @returns cos x
+ */
+export const cos = make(cosOp);
 /** Elementwise floor. @param x a float32 tensor @returns ⌊x⌋ */
 export const floor = make(floorOp);
 

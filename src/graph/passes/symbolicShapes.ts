@@ -81,7 +81,7 @@ const ELEMENTWISE = new Set([
   'logicalAnd', 'logicalOr', 'where', 'broadcastLike',
 ]);
 const SAME_AS_FIRST = new Set([
-  'neg', 'exp', 'log', 'sqrt', 'abs', 'sign', 'sigmoid', 'tanh', 'floor', 'logicalNot', 'cast', 'identity', 'stopGradient',
+  'neg', 'exp', 'log', 'sqrt', 'abs', 'sign', 'sigmoid', 'tanh', 'sin', 'cos', 'floor', 'logicalNot', 'cast', 'identity', 'stopGradient',
   'fillLike', 'addN', 'customGradient',
 ]);
 
