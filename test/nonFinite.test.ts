@@ -1,7 +1,7 @@
 import { from, lastValueFrom, toArray } from 'rxjs';
 import { describe, expect, it } from 'vitest';
 import {
-  NonFiniteError, Session, accumulate, adam, add, compile, fit, heun, matMul, mean, mul, placeholder, rungeKutta, sam,
+  NonFiniteError, Session, accumulate, adam, add, compile, cond, div, fit, greater, heun, matMul, mean, mul, placeholder, rungeKutta, sam,
   pow, sgd, sqrt, square, sub, sum, tableaux, variable, type AnyOptimizer, type NonFinitePolicy,
 } from '../src/index.js';
 import { BACKENDS, bits } from './helpers.js';
@@ -182,6 +182,33 @@ describe.each(BACKENDS)('non-finite steps on %s', (backend) => {
     expect(es.map((e) => e.type)).toEqual(['skipped', 'epoch']);
     expect(es[0]).toMatchObject({ reason: 'loss' });
     expect(await state(session)).toEqual(before);
+    await session.dispose();
+  });
+
+  it('session.function({applyIfFinite}): every new value counts, a tensor cond\'s too; an untaken branch does not', async () => {
+    const session = await Session.create({ backend });
+    const z = placeholder([], { name: 'z' });
+    const w = variable([1, 2], { name: 'w' });
+    const u = variable([5, 6], { name: 'u' });
+    // w's new value is a tensor cond (not a cond of updates): its NaN must be seen like any other value.
+    const viaCond = session.function({ inputs: [z], updates: [[w, cond(greater(z, 0), () => mul(w, z), () => add(w, 1))]], applyIfFinite: true });
+    const [refused] = await viaCond([Infinity]);
+    expect(Array.from(refused!.data)).toEqual([0]);
+    expect(Array.from((await session.getValue(w)).data)).toEqual([1, 2]);
+    const [applied] = await viaCond([3]);
+    expect(Array.from(applied!.data)).toEqual([1]);
+    expect(Array.from((await session.getValue(w)).data)).toEqual([3, 6]);
+    // A cond of updates: the untaken branch would write NaN into u, the taken one is finite, so it applies.
+    const lazy = session.function({
+      inputs: [z],
+      updates: [cond(greater(z, 0), () => [[u, add(u, z)]], () => [[u, div(u, 0)], [w, mul(w, NaN)]])],
+      applyIfFinite: true,
+    });
+    expect(Array.from((await lazy([1]))[0]!.data)).toEqual([1]);
+    expect(Array.from((await session.getValue(u)).data)).toEqual([6, 7]);
+    expect(Array.from((await lazy([-1]))[0]!.data)).toEqual([0]);
+    expect(Array.from((await session.getValue(u)).data)).toEqual([6, 7]);
+    expect(Array.from((await session.getValue(w)).data)).toEqual([3, 6]);
     await session.dispose();
   });
 

@@ -29,20 +29,28 @@ export function lowerUpdates(updates: readonly Update[]): Map<Variable, Tensor> 
  */
 export function lowerGuarded(updates: readonly Update[], finite?: readonly Tensor[]): { values: Map<Variable, Tensor>; ok?: Tensor } {
   const values = new Map<Variable, Tensor>();
-  const oks: Tensor[] = [];
-  const guard = finite !== undefined;
-  updates.forEach((u, i) => addUpdate(values, u, `updates[${i}]`, guard ? oks : undefined));
-  if (!guard) return { values };
-  const direct = [...finite, ...[...values].filter(([v, t]) => !isCondOutput(t) && t !== v).map(([, t]) => t)];
-  return { values, ok: allOf([allFinite(direct), ...oks]) };
+  const guard = finite === undefined ? undefined : newGuard();
+  updates.forEach((u, i) => addUpdate(values, u, `updates[${i}]`, guard));
+  return guard === undefined ? { values } : { values, ok: verdict(values, guard, finite) };
 }
 
-const isCondOutput = (t: Tensor) => t.op === 'cond';
+/**
+ * What a guarded update list collects while it is lowered: the verdicts of the conds of updates lowered in it, and
+ * the variables whose new value is such a cond's output (covered by that cond's verdict, in its taken branch).
+ */
+interface Guard {
+  readonly oks: Tensor[];
+  readonly covered: Set<Variable>;
+}
+const newGuard = (): Guard => ({ oks: [], covered: new Set() });
 
-function allOf(flags: readonly Tensor[]): Tensor {
-  const real = flags.filter((f) => !(f.op === 'constant' && f.dtype === 'bool'));
-  if (real.length === 0) return scalarConstant(1, 'bool');
-  return real.reduce((a, b) => logicalAnd(a, b));
+/** One list's verdict: its own new values (not passed through, not covered by a cond), `extra`, and its conds'. */
+function verdict(values: ReadonlyMap<Variable, Tensor>, guard: Guard, extra: readonly Tensor[] = []): Tensor {
+  const direct = [...values].filter(([v, t]) => t !== v && !guard.covered.has(v)).map(([, t]) => t);
+  const flags = [allFinite([...extra, ...direct]), ...guard.oks];
+  const TRUE = scalarConstant(1, 'bool');
+  const real = flags.filter((f) => f !== TRUE);
+  return real.length === 0 ? TRUE : real.reduce((a, b) => logicalAnd(a, b));
 }
 
 /**
@@ -65,16 +73,15 @@ export function exactlyFinite(tensors: readonly Tensor[]): Tensor {
   return equal(addN(floats.map((t) => (t.rank === 0 ? mul(t, 0) : sum(mul(t, 0))))), 0);
 }
 
-function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, oks?: Tensor[]): void {
+function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, guard?: Guard): void {
   if ((u as CondUpdate)?.kind === 'condUpdate') {
     const c = u as CondUpdate;
     const sides = [c.then, c.else].map((list, side) => {
       const map = new Map<Variable, Tensor>();
-      const inner: Tensor[] | undefined = oks ? [] : undefined;
+      const inner = guard ? newGuard() : undefined;
       list.forEach((x, i) => addUpdate(map, x, `${where}.${side === 0 ? 'then' : 'else'}[${i}]`, inner));
-      // This branch's verdict: its own new values, and those of the conds nested in it.
-      const ok = inner ? allOf([allFinite([...map].filter(([v, t]) => !isCondOutput(t) && t !== v).map(([, t]) => t)), ...inner]) : undefined;
-      return { map, ok };
+      // This branch's verdict, an output of the same cond group, so it is computed only when the branch is taken.
+      return { map, ok: inner ? verdict(map, inner) : undefined };
     });
     const [thenMap, elseMap] = [sides[0]!.map, sides[1]!.map];
     const vars = [...new Set([...thenMap.keys(), ...elseMap.keys()])];
@@ -82,13 +89,16 @@ function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, oks?: T
     for (const v of vars) if (out.has(v)) throw conflict(v, where);
     const scope = getCurrentScope();
     const thenOuts = vars.map((v) => thenMap.get(v) ?? v), elseOuts = vars.map((v) => elseMap.get(v) ?? v);
-    if (oks) {
+    if (guard) {
       thenOuts.push(sides[0]!.ok!);
       elseOuts.push(sides[1]!.ok!);
     }
     const news = makeCondGroup(c.pred, thenOuts, elseOuts, scope, scope);
-    vars.forEach((v, i) => out.set(v, news[i]!));
-    if (oks) oks.push(news[vars.length]!);
+    vars.forEach((v, i) => {
+      out.set(v, news[i]!);
+      guard?.covered.add(v);
+    });
+    if (guard) guard.oks.push(news[vars.length]!);
     return;
   }
   if (!Array.isArray(u) || u.length !== 2) throw new SymflowError('session.function', `${where} must be a [variable, newValue] pair or a cond of updates`);
