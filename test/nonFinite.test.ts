@@ -182,6 +182,11 @@ describe.each(BACKENDS)('non-finite steps on %s', (backend) => {
     expect(es.map((e) => e.type)).toEqual(['skipped', 'epoch']);
     expect(es[0]).toMatchObject({ reason: 'loss' });
     expect(await state(session)).toEqual(before);
+    // Directly: both runs of the heun step ran (then the step was undone), and say so.
+    const r = await train.step([XN, Y, 1], { onNonFinite: 'skip' });
+    expect(r.skipped?.what).toBe('loss');
+    expect(r.runs).toBe(2);
+    expect(await state(session)).toEqual(before);
     await session.dispose();
   });
 

@@ -190,17 +190,11 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
       const named = spec.outputs !== undefined && !Array.isArray(spec.outputs) ? Object.entries(spec.outputs as RunOutputs) : undefined;
       const flat = named ? named.flatMap(([, t]) => (Array.isArray(t) ? t : [t as Tensor])) : (spec.outputs as readonly Tensor[] | undefined) ?? [];
       const spec2 = { outputs: flat, updates: spec.updates ?? [] };
-      let run: Run;
-      if (policy === 'apply') {
-        const f = session.function({ inputs, ...spec2 });
-        run = (batch) => f(batch);
-      } else {
-        const guarded = guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
-        run = (batch) => {
-          runsThisStep++;
-          return guarded(batch);
-        };
-      }
+      const f: Run = policy === 'apply' ? session.function({ inputs, ...spec2 }) : guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+      const run: Run = (batch) => {
+        runsThisStep++;
+        return f(batch);
+      };
       if (named === undefined) return run;
       // Named outputs: the flat results cut back into the record, in the order the names were given.
       return async (batch: readonly DeviceValue[]) => {
@@ -255,9 +249,9 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
         try {
           const result = await program.step(batch);
           if (!hostCheck || Number.isFinite(result.loss)) return result;
-          throw new Refused('loss', result.loss);
+          throw new Refused();
         } catch (e) {
-          if (session.isDisposed) throw disposedDuringStep(e);
+          if (session.isDisposed) throw e; // no restore into a disposed session: the outer catch says what happened
           snap?.restore();
           if (!(e instanceof Refused)) throw e;
           const report = await diagnose(batch, e);
@@ -267,7 +261,8 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
           snap?.dispose();
         }
       } catch (e) {
-        throw session.isDisposed ? disposedDuringStep(e) : e;
+        if (!session.isDisposed) throw e;
+        throw new SymflowError('TrainStep.step', 'the session was disposed during the step; nothing of the step was applied');
       } finally {
         for (const d of made) d.dispose();
       }
@@ -278,11 +273,6 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
     flush: async () => (flushRun ? flushRun() : false),
   });
-}
-
-function disposedDuringStep(e: unknown): SymflowError {
-  if (e instanceof SymflowError && e.message.includes('disposed during the step')) return e;
-  return new SymflowError('TrainStep.step', 'the session was disposed during the step; nothing of the step was applied');
 }
 
 function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {

@@ -29,10 +29,13 @@ export class NonFiniteError extends SymflowError {
   }
 }
 
-/** @internal Thrown by a guarded run that applied nothing; `compile` turns it into the policy's outcome. */
+/**
+ * @internal Thrown by a run that found a non-finite loss or new value; `compile` undoes the step, finds out what
+ * (its diagnosis) and turns it into the policy's outcome. `variable`: the one whose new value the run found.
+ */
 export class Refused extends Error {
-  constructor(readonly what: 'loss' | 'value', readonly loss: number | undefined, readonly variable?: string) {
-    super(`refused: non-finite ${what}`);
+  constructor(readonly variable?: string) {
+    super('refused: a non-finite value');
   }
 }
 
@@ -61,14 +64,14 @@ export function guardedRun(
     const out = await f(batch);
     const l = lossOf(out);
     if (!guard) {
-      if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
+      if (l !== undefined && !Number.isFinite(l)) throw new Refused();
       return out;
     }
     const applied = out.pop()!.data[0] !== 0;
     if (applied) return out;
-    if (l !== undefined && !Number.isFinite(l)) throw new Refused('loss', l);
+    if (l !== undefined && !Number.isFinite(l)) throw new Refused();
     const found = await valueDiagnosis(session, inputs, spec.updates, checked, batch);
-    if (found.variable !== undefined || found.tensor) throw new Refused('value', l, found.variable);
+    if (found.variable !== undefined || found.tensor) throw new Refused(found.variable);
     // Every element is finite: a sum overflowed (values beyond ~1e38). The state is unchanged, so the same run
     // without the check computes the same values, and applies them.
     return once(session.function({ inputs, outputs: spec.outputs, updates: spec.updates }), batch);
