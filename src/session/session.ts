@@ -206,8 +206,6 @@ export class Session {
     this.checkAlive('Session.getValue');
     if (!isVariable(v)) throw new SymflowError('Session.getValue', `expected a variable, got ${String(v)}`);
     return this.exclusive(async () => {
-      await this.backendImpl.activate();
-      this.checkAlive('Session.getValue');
       const value = this.backendImpl.download(this.variableTensor(v));
       this.know(v);
       return value;
@@ -223,8 +221,6 @@ export class Session {
     if (!isVariable(v)) throw new SymflowError('Session.setValue', `expected a variable, got ${String(v)}`);
     const host = toHostTensor(`Session.setValue: variable '${v.name}'`, value, v.dtype, v.shape);
     await this.exclusive(async () => {
-      this.checkAlive('Session.setValue');
-      await this.backendImpl.activate();
       this.know(v, false);
       this.assign([[v, this.backendImpl.upload(host)]]);
       this.know(v);
@@ -279,10 +275,7 @@ export class Session {
   transaction<T>(fn: () => Promise<T> | T): Promise<T> {
     this.checkAlive('Session.transaction');
     if (typeof fn !== 'function') throw new SymflowError('Session.transaction', `fn must be a function, got ${typeof fn}`);
-    return this.exclusive(async () => {
-      this.checkAlive('Session.transaction');
-      return fn();
-    });
+    return this.exclusive(fn, 'Session.transaction');
   }
 
   /** @internal Whether the caller runs inside one of this session's open transactions. */
@@ -411,7 +404,6 @@ export class Session {
     const vars = checkVariableList('Session.save', opts.variables ?? this.variables);
     // Values are read in call order (never in the middle of a call); the file is written after.
     const entries = await this.exclusive(async () => {
-      await this.backendImpl.activate();
       return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
     }, 'Session.save');
     // Files are written in the order the values were read, so a later save is never overwritten by an earlier one.
@@ -451,8 +443,6 @@ export class Session {
     ];
     if (problems.length > 0) throw new SymflowError('Session.restore', `${path} does not match this graph: ${problems.join('; ')}`);
     await this.exclusive(async () => {
-      this.checkAlive('Session.restore');
-      await this.backendImpl.activate();
       for (const v of vars) this.know(v, false);
       const uploaded = uploadAll(this.backendImpl, vars.map((v) => byName.get(v.name)!));
       for (const v of vars) this.know(v);
