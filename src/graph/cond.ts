@@ -123,3 +123,9 @@ export function cond(pred: Tensor, thenFn: () => Branch, elseFn: () => Branch): 
   const outs = makeCondGroup(pred, thenOuts, elseOuts, t.scope, e.scope);
   return single ? outs[0]! : outs;
 }
+
+/**
+ * The structural ops of `cond`: the plan runs them (a cond step), no backend has a kernel for them. The op list
+ * and the backend tables read this list.
+ */
+export const condOps = [condOp] as const;
