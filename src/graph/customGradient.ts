@@ -29,7 +29,7 @@ function ruleOf(y: Tensor): Rule {
  * The value of its first input (f's output); its other inputs are f's inputs, and its gradient is the user's
  * rule. Input 0 gets no gradient, so the reverse sweep never walks into f's own ops.
  */
-export const customGradientOp = defineOp<{ rule: number }>({
+export const customGradientOp = defineOp({
   name: 'customGradient',
   attrs: { rule: 'int' },
   infer: (xs) => {

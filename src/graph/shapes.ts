@@ -1,6 +1,10 @@
 import { SymflowError } from './errors.js';
 import { type Dim, type Shape, shapeString } from './tensor.js';
 
+// Every helper treats a dim that is not a number as unknown: `null` at build time, a symbol (a string) in
+// symbolicShapes, which runs the same shape rules (see shapeRule.ts).
+const known = (d: Dim): d is number => typeof d === 'number';
+
 /**
  * NumPy broadcasting of two static shapes. Unknown dimensions broadcast optimistically (`?` with `n` gives `n`;
  * the run checks the real sizes); known sizes that differ and are not 1 are an error naming the op.
@@ -20,8 +24,9 @@ function broadcastDim(op: string, da: Dim, db: Dim, a: Shape, b: Shape, names: [
   if (da === db) return da;
   if (da === 1) return db;
   if (db === 1) return da;
-  if (da === null) return db;
-  if (db === null) return da;
+  if (!known(da) && !known(db)) return null; // two different symbols: some size, not provably either
+  if (!known(da)) return db;
+  if (!known(db)) return da;
   throw new SymflowError(
     op,
     `shapes cannot be broadcast: ${names[0]} is ${shapeString(a)}, ${names[1]} is ${shapeString(b)}`,
@@ -30,15 +35,20 @@ function broadcastDim(op: string, da: Dim, db: Dim, a: Shape, b: Shape, names: [
 
 /** True when two static shapes can describe the same run-time shape. */
 export function shapesCompatible(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d === null || b[i] === null || d === b[i]);
+  return a.length === b.length && a.every((d, i) => !known(d) || !known(b[i]!) || d === b[i]);
 }
 
 /** The most specific shape compatible with both (`null` where they disagree or either is unknown). */
 export function mergeShapes(a: Shape, b: Shape): Dim[] {
-  return a.map((d, i) => (d === b[i] ? d : d === null ? b[i]! : b[i] === null ? d : null));
+  return a.map((d, i) => (d === b[i] ? d : known(d) && !known(b[i]!) ? d : known(b[i]!) && !known(d) ? b[i]! : d === null ? b[i]! : b[i] === null ? d : null));
 }
 
 /** True when both shapes are fully known and equal: only then is a broadcast provably a no-op. */
 export function sameKnownShape(a: Shape, b: Shape): boolean {
-  return a.length === b.length && a.every((d, i) => d !== null && d === b[i]);
+  return a.length === b.length && a.every((d, i) => known(d) && d === b[i]);
+}
+
+/** True when every dim is a known size. */
+export function allKnown(shape: Shape): shape is readonly number[] {
+  return shape.every(known);
 }

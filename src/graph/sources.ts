@@ -25,8 +25,8 @@ const sourceInfer = (op: string) => (_: readonly Tensor[], attrs: { shape: Shape
   dtype: checkDtype(op, attrs.dtype),
 });
 
-export const placeholderOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'placeholder', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('placeholder') });
-export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArray }>({
+export const placeholderOp = defineOp({ name: 'placeholder', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('placeholder') });
+export const constantOp = defineOp({
   name: 'constant',
   attrs: { shape: 'shape', dtype: 'dtype', value: 'data' },
   infer: (inputs, attrs) => {
@@ -39,7 +39,7 @@ export const constantOp = defineOp<{ shape: Shape; dtype: DType; value: TypedArr
     return out;
   },
 });
-export const variableOp = defineOp<{ shape: Shape; dtype: DType }>({ name: 'variable', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('variable') });
+export const variableOp = defineOp({ name: 'variable', attrs: { shape: 'shape', dtype: 'dtype' }, infer: sourceInfer('variable') });
 
 /**
  * A graph input, fed at run time. `null` marks a dimension known only then (such as the batch).

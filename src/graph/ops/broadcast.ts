@@ -1,6 +1,6 @@
 import { SymflowError } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
-import { broadcastShapes, sameKnownShape } from '../shapes.js';
+import { sameKnownShape } from '../shapes.js';
 import type { Tensor } from '../tensor.js';
 
 /**
@@ -10,8 +10,8 @@ import type { Tensor } from '../tensor.js';
  */
 export const sumToShapeOp = defineOp({
   name: 'sumToShape',
-  infer: ([x, like]) => {
-    broadcastShapes('sumToShape', like!.shape, x!.shape, ['like', 'x']);
+  infer: ([x, like], _attrs, ctx) => {
+    ctx.broadcast('sumToShape', like!.shape, x!.shape, ['like', 'x']);
     if (like!.rank > x!.rank) throw new SymflowError('sumToShape', `like has rank ${like!.rank} > x's ${x!.rank}`);
     return { shape: like!.shape, dtype: x!.dtype };
   },
@@ -21,7 +21,7 @@ export const sumToShapeOp = defineOp({
 /** `broadcastLike(x, like)`: broadcasts `x` to the (run-time) shape of `like`. */
 export const broadcastLikeOp = defineOp({
   name: 'broadcastLike',
-  infer: ([x, like]) => ({ shape: broadcastShapes('broadcastLike', x!.shape, like!.shape, ['x', 'like']), dtype: x!.dtype }),
+  infer: ([x, like], _attrs, ctx) => ({ shape: ctx.broadcast('broadcastLike', x!.shape, like!.shape, ['x', 'like']), dtype: x!.dtype }),
   grad: (dy, _y, [x]) => [() => sumToShape(dy, x!), undefined],
 });
 

@@ -1,10 +1,12 @@
 import { SymflowError } from '../errors.js';
+import { castValue, elementwise } from '../hostEval.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { DType, Tensor } from '../tensor.js';
 
-export const castOp = defineOp<{ dtype: DType }>({
+export const castOp = defineOp({
   name: 'cast',
   attrs: { dtype: 'dtype' },
+  evaluate: (ins, attrs, out) => elementwise((v) => castValue(attrs.dtype, v), { exact: true })(ins, attrs, out),
   infer: ([x], { dtype }) => {
     if (!['float32', 'int32', 'bool'].includes(dtype)) throw new SymflowError('cast', `unknown dtype ${JSON.stringify(dtype)}`);
     return { shape: x!.shape, dtype };

@@ -3,10 +3,10 @@ import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
 import { slice } from './slice.js';
 
-export const concatOp = defineOp<{ axis: number }>({
+export const concatOp = defineOp({
   name: 'concat',
   attrs: { axis: 'int' },
-  infer: (xs, { axis }) => {
+  infer: (xs, { axis }, ctx) => {
     if (xs.length === 0) throw new SymflowError('concat', 'needs at least one tensor');
     const first = xs[0]!;
     checkAxisAttr('concat', axis, first.rank);
@@ -14,12 +14,13 @@ export const concatOp = defineOp<{ axis: number }>({
     const shape = [...first.shape];
     xs.forEach((x, i) => {
       if (x.dtype !== first.dtype) throw new SymflowError('concat', `dtypes differ: xs[0] is ${first.dtype}, xs[${i}] is ${x.dtype}`);
-      const same = x.rank === first.rank && x.shape.every((d, j) => j === axis || d === null || shape[j] === null || d === shape[j]);
+      const same = x.rank === first.rank && x.shape.every((d, j) => j === axis || !ctx.known(d) || !ctx.known(shape[j]!) || d === shape[j]);
       if (!same) {
         throw new SymflowError('concat', `shapes differ off axis ${axis}: xs[0] is ${shapeString(first.shape)}, xs[${i}] is ${shapeString(x.shape)}`);
       }
-      x.shape.forEach((d, j) => { if (j !== axis && shape[j] === null) shape[j] = d; });
-      along = along === null || x.shape[axis] === null ? null : along + x.shape[axis]!;
+      x.shape.forEach((d, j) => { if (j !== axis && !ctx.known(shape[j]!)) shape[j] = d; });
+      const n = x.shape[axis]!;
+      along = ctx.known(along) && ctx.known(n) ? along + n : null;
     });
     shape[axis] = along;
     return { shape, dtype: first.dtype };

@@ -1,10 +1,10 @@
 import { SymflowError, checkAxesAttr, normAxes } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { scalarConstant } from '../sources.js';
-import { type DType, type Tensor } from '../tensor.js';
+import type { Tensor } from '../tensor.js';
 
 // Values that depend only on a tensor's (run-time) shape, never on its data: no gradient flows through them.
-export const fillLikeOp = defineOp<{ value: number; dtype: DType }>({
+export const fillLikeOp = defineOp({
   name: 'fillLike',
   attrs: { value: 'number', dtype: 'dtype' },
   infer: ([x], { value, dtype }) => {
@@ -15,7 +15,7 @@ export const fillLikeOp = defineOp<{ value: number; dtype: DType }>({
   },
 });
 
-export const shapeSizeOp = defineOp<{ axes: readonly number[] }>({
+export const shapeSizeOp = defineOp({
   name: 'shapeSize',
   attrs: { axes: 'ints' },
   infer: ([x], { axes }) => {

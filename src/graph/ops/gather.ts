@@ -6,7 +6,7 @@ import { expandDims, reshape } from './reshape.js';
 import { where } from './where.js';
 import { transpose } from './transpose.js';
 
-export const gatherOp = defineOp<{ axis: number }>({
+export const gatherOp = defineOp({
   name: 'gather',
   attrs: { axis: 'int' },
   infer: ([x, indices], { axis }) => {
@@ -17,7 +17,7 @@ export const gatherOp = defineOp<{ axis: number }>({
   grad: (dy, _y, [x, indices], { axis }) => [() => gatherGrad(dy, x!, indices!, axis), undefined],
 });
 
-export const unsortedSegmentSumOp = defineOp<{ numSegments: number }>({
+export const unsortedSegmentSumOp = defineOp({
   name: 'unsortedSegmentSum',
   attrs: { numSegments: 'int' },
   infer: ([data, ids], { numSegments }) => {

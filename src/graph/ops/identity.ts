@@ -1,7 +1,6 @@
 import { SymflowError } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Shape, shapeString, type Tensor } from '../tensor.js';
-import { shapesCompatible } from '../shapes.js';
 
 export const identityOp = defineOp({
   name: 'identity',
@@ -17,16 +16,16 @@ export const stopGradientOp = defineOp({
 
 export const addNOp = defineOp({
   name: 'addN',
-  infer: (xs) => {
+  infer: (xs, _attrs, ctx) => {
     if (xs.length === 0) throw new SymflowError('addN', 'needs at least one tensor');
     const first = xs[0]!;
     let shape: Shape = first.shape;
     xs.forEach((x, i) => {
       if (x.dtype !== first.dtype) throw new SymflowError('addN', `dtypes differ: xs[0] is ${first.dtype}, xs[${i}] is ${x.dtype}`);
-      if (!shapesCompatible(x.shape, shape)) {
+      if (!ctx.sameShape(x.shape, shape)) {
         throw new SymflowError('addN', `shapes differ: xs[0] is ${shapeString(first.shape)}, xs[${i}] is ${shapeString(x.shape)}`);
       }
-      shape = shape.map((d, j) => d ?? x.shape[j]!);
+      shape = ctx.merge(shape, x.shape);
     });
     if (first.dtype === 'bool') throw new SymflowError('addN', 'arguments must be numeric, got bool');
     return { shape, dtype: first.dtype };

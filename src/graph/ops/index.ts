@@ -1,4 +1,4 @@
-// The op set. Importing this module defines every primitive (registration is this explicit list of modules).
+// The public op builders. The op records themselves are listed in ../opList.ts (registration is that list).
 export { add, div, maximum, minimum, mul, pow } from './binary.js';
 export { abs, cos, exp, floor, log, neg, reciprocal, sigmoid, sign, sin, sqrt, tanh, toFloat } from './unary.js';
 export { equal, greater, greaterEqual, less, lessEqual, logicalAnd, logicalNot, logicalOr, notEqual } from './compare.js';

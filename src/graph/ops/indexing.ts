@@ -2,7 +2,7 @@ import { SymflowError, checkAxisAttr, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
-export const oneHotOp = defineOp<{ depth: number; onValue: number; offValue: number }>({
+export const oneHotOp = defineOp({
   name: 'oneHot',
   attrs: { depth: 'int', onValue: 'number', offValue: 'number' },
   infer: ([indices], { depth }) => {
@@ -12,7 +12,7 @@ export const oneHotOp = defineOp<{ depth: number; onValue: number; offValue: num
   },
 });
 
-export const argMaxOp = defineOp<{ axis: number }>({
+export const argMaxOp = defineOp({
   name: 'argMax',
   attrs: { axis: 'int' },
   infer: ([x], { axis }) => {

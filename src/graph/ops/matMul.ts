@@ -1,7 +1,6 @@
 import { checkSameDtype } from '../convert.js';
 import { SymflowError, argShape, checkBoolAttr } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
-import { broadcastShapes } from '../shapes.js';
 import type { Dim, Tensor } from '../tensor.js';
 import { unbroadcast } from './broadcast.js';
 
@@ -10,10 +9,10 @@ export interface MatMulOptions {
   transposeB?: boolean;
 }
 
-export const matMulOp = defineOp<{ transposeA: boolean; transposeB: boolean }>({
+export const matMulOp = defineOp({
   name: 'matMul',
   attrs: { transposeA: 'bool', transposeB: 'bool' },
-  infer: ([a, b], { transposeA, transposeB }) => {
+  infer: ([a, b], { transposeA, transposeB }, ctx) => {
     const dtype = checkSameDtype('matMul', a!, b!);
     checkBoolAttr('matMul', 'transposeA', transposeA);
     checkBoolAttr('matMul', 'transposeB', transposeB);
@@ -23,11 +22,12 @@ export const matMulOp = defineOp<{ transposeA: boolean; transposeB: boolean }>({
     }
     const [m, ka] = matrixDims(a!.shape, transposeA);
     const [kb, n] = matrixDims(b!.shape, transposeB);
-    if (ka !== null && kb !== null && ka !== kb) {
+    if (ctx.known(ka) && ctx.known(kb) && ka !== kb) {
       const t = transposeA || transposeB ? ` (transposeA ${transposeA}, transposeB ${transposeB})` : '';
       throw new SymflowError('matMul', `inner dimensions differ: ${argShape('a', a!)}, ${argShape('b', b!)}${t}`);
     }
-    const batch = broadcastShapes('matMul', a!.shape.slice(0, -2), b!.shape.slice(0, -2));
+    ctx.equal(ka, kb);
+    const batch = ctx.broadcast('matMul', a!.shape.slice(0, -2), b!.shape.slice(0, -2));
     return { shape: [...batch, m, n], dtype };
   },
   grad: (dy, _y, [a, b], { transposeA: ta, transposeB: tb }) => {

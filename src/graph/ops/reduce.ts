@@ -1,5 +1,5 @@
 import { SymflowError, checkAxesAttr, checkBoolAttr, normAxes } from '../errors.js';
-import { defineOp, makeNode } from '../registry.js';
+import { defineOp, makeNode, type OpDef, type OpRules } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { broadcastLike } from './broadcast.js';
 import { mul } from './binary.js';
@@ -7,7 +7,11 @@ import { cast } from './cast.js';
 import { equal } from './compare.js';
 import { expandDims } from './reshape.js';
 
-type ReduceAttrs = { axes: readonly number[]; keepDims: boolean };
+type ReduceAttrs = { readonly axes: readonly number[]; readonly keepDims: boolean };
+
+function reduce<const N extends string>(name: N, grad: OpRules<ReduceAttrs>['grad']): OpDef<ReduceAttrs, N> {
+  return defineOp({ name, attrs: { axes: 'ints', keepDims: 'bool' }, infer: reduceInfer(name), grad });
+}
 
 function reduceInfer(name: string) {
   return ([x]: readonly Tensor[], { axes, keepDims }: ReduceAttrs) => {
@@ -25,25 +29,15 @@ export function keepReducedDims(t: Tensor, axes: readonly number[], keepDims: bo
   return axes.reduce((acc, a) => expandDims(acc, a), t);
 }
 
-export const sumOp = defineOp<ReduceAttrs>({
-  name: 'sum',
-  attrs: { axes: 'ints', keepDims: 'bool' },
-  infer: reduceInfer('sum'),
-  grad: (dy, _y, [x], { axes, keepDims }) => [() => broadcastLike(keepReducedDims(dy, axes, keepDims), x!)],
-});
+export const sumOp = reduce('sum', (dy, _y, [x], { axes, keepDims }) => [() => broadcastLike(keepReducedDims(dy, axes, keepDims), x!)]);
 
 // Every position equal to the max receives the full gradient, as in TF.js.
-export const maxOp = defineOp<ReduceAttrs>({
-  name: 'max',
-  attrs: { axes: 'ints', keepDims: 'bool' },
-  infer: reduceInfer('max'),
-  grad: (dy, y, [x], { axes, keepDims }) => [() => {
-    const hit = cast(equal(x!, keepReducedDims(y, axes, keepDims)), x!.dtype);
-    return mul(keepReducedDims(dy, axes, keepDims), hit);
-  }],
-});
+export const maxOp = reduce('max', (dy, y, [x], { axes, keepDims }) => [() => {
+  const hit = cast(equal(x!, keepReducedDims(y, axes, keepDims)), x!.dtype);
+  return mul(keepReducedDims(dy, axes, keepDims), hit);
+}]);
 
-function reducer(def: typeof sumOp) {
+function reducer(def: OpDef<ReduceAttrs>) {
   return (x: Tensor, axes?: number | readonly number[], keepDims = false): Tensor => {
     const list = normAxes(def.name, axes, x.rank);
     if (list.length === 0) return x;

@@ -1,8 +1,9 @@
 import { SymflowError, checkAxesAttr, checkAxisAttr, normAxes, normAxis } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
+import { allKnown } from '../shapes.js';
 import { type Dim, isFullyKnown, shapeString, sizeOf, type Tensor } from '../tensor.js';
 
-export const reshapeOp = defineOp<{ shape: readonly number[] }>({
+export const reshapeOp = defineOp({
   name: 'reshape',
   attrs: { shape: 'ints' },
   infer: ([x], { shape }) => ({ shape: reshapeTarget(x!, shape), dtype: x!.dtype }),
@@ -14,7 +15,7 @@ export const reshapeLikeOp = defineOp({
   name: 'reshapeLike',
   infer: ([x, like]) => {
     const a = x!.shape, b = like!.shape;
-    if (isFullyKnown(a) && isFullyKnown(b) && sizeOf(a) !== sizeOf(b)) {
+    if (allKnown(a) && allKnown(b) && sizeOf(a) !== sizeOf(b)) {
       throw new SymflowError('reshapeLike', `sizes differ: x is ${shapeString(a)}, like is ${shapeString(b)}`);
     }
     return { shape: b, dtype: x!.dtype };
@@ -22,7 +23,7 @@ export const reshapeLikeOp = defineOp({
   grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!), undefined],
 });
 
-export const expandDimsOp = defineOp<{ axis: number }>({
+export const expandDimsOp = defineOp({
   name: 'expandDims',
   attrs: { axis: 'int' },
   infer: ([x], { axis }) => {
@@ -33,7 +34,7 @@ export const expandDimsOp = defineOp<{ axis: number }>({
   grad: (dy, _y, [x]) => [() => reshapeLike(dy, x!)],
 });
 
-export const squeezeOp = defineOp<{ axes: readonly number[] }>({
+export const squeezeOp = defineOp({
   name: 'squeeze',
   attrs: { axes: 'ints' },
   infer: ([x], { axes }) => {
@@ -49,7 +50,7 @@ function reshapeTarget(x: Tensor, shape: readonly number[]): Dim[] {
   const bad = () => new SymflowError('reshape', `cannot reshape x ${shapeString(x.shape)} (${x.name}) to [${shape.join(',')}]`);
   if (!shape.every((d) => Number.isInteger(d) && d >= -1) || shape.filter((d) => d === -1).length > 1) throw bad();
   const known = sizeOf(shape.filter((d) => d !== -1));
-  if (!isFullyKnown(x.shape)) return shape.map((d) => (d === -1 ? null : d));
+  if (!allKnown(x.shape)) return shape.map((d) => (d === -1 ? null : d));
   const total = sizeOf(x.shape);
   if (!shape.includes(-1)) {
     if (known !== total) throw bad();

@@ -2,17 +2,17 @@ import { SymflowError } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
 
-export const sliceOp = defineOp<{ begin: readonly number[]; size: readonly number[] }>({
+export const sliceOp = defineOp({
   name: 'slice',
   attrs: { begin: 'ints', size: 'ints' },
-  infer: ([x], { begin, size }) => {
+  infer: ([x], { begin, size }, ctx) => {
     const bad = (why: string) => new SymflowError('slice', `${why}: x is ${shapeString(x!.shape)}, begin [${begin.join(',')}], size [${size.join(',')}]`);
     if (begin.length !== x!.rank || size.length !== x!.rank) throw bad('begin and size need one entry per axis');
     const shape: Dim[] = x!.shape.map((d, i) => {
       const b = begin[i]!, s = size[i]!;
       if (!Number.isInteger(b) || b < 0 || !Number.isInteger(s) || s < -1) throw bad(`axis ${i} has a bad begin or size`);
-      if (d !== null && (b > d || (s !== -1 && b + s > d))) throw bad(`axis ${i} runs past the end`);
-      return s === -1 ? (d === null ? null : d - b) : s;
+      if (ctx.known(d) && (b > d || (s !== -1 && b + s > d))) throw bad(`axis ${i} runs past the end`);
+      return s === -1 ? (ctx.known(d) ? d - b : null) : s;
     });
     return { shape, dtype: x!.dtype };
   },
@@ -26,14 +26,14 @@ export const sliceOp = defineOp<{ begin: readonly number[]; size: readonly numbe
   }],
 });
 
-export const padOp = defineOp<{ paddings: readonly (readonly [number, number])[]; value: number }>({
+export const padOp = defineOp({
   name: 'pad',
   attrs: { paddings: 'pairs', value: 'number' },
-  infer: ([x], { paddings }) => {
+  infer: ([x], { paddings }, ctx) => {
     if (paddings.length !== x!.rank || !paddings.every((p) => p.length === 2 && p.every((v) => Number.isInteger(v) && v >= 0))) {
       throw new SymflowError('pad', `paddings ${JSON.stringify(paddings)} need one [before, after] pair of non-negative integers per axis of x ${shapeString(x!.shape)}`);
     }
-    return { shape: x!.shape.map((d, i) => (d === null ? null : d + paddings[i]![0] + paddings[i]![1])), dtype: x!.dtype };
+    return { shape: x!.shape.map((d, i) => (ctx.known(d) ? d + paddings[i]![0] + paddings[i]![1] : null)), dtype: x!.dtype };
   },
   grad: (dy, _y, [x], { paddings }) => [() => slice(dy, paddings.map((p) => p[0]), x!.shape.map((d, i) => {
     if (d !== null) return d;

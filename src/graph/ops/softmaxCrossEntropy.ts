@@ -1,7 +1,6 @@
 import { checkFloat } from '../convert.js';
 import { SymflowError, argShape } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
-import { shapesCompatible } from '../shapes.js';
 import type { Tensor } from '../tensor.js';
 import { mul } from './binary.js';
 import { sub } from './math.js';
@@ -17,10 +16,10 @@ import { neg } from './unary.js';
  */
 export const softmaxCrossEntropyOp = defineOp({
   name: 'softmaxCrossEntropy',
-  infer: ([logits, labels]) => {
+  infer: ([logits, labels], _attrs, ctx) => {
     checkFloat('softmaxCrossEntropy', 'logits', logits!);
     checkFloat('softmaxCrossEntropy', 'labels', labels!);
-    if (logits!.rank < 1 || !shapesCompatible(logits!.shape, labels!.shape)) {
+    if (logits!.rank < 1 || !ctx.sameShape(logits!.shape, labels!.shape)) {
       throw new SymflowError('softmaxCrossEntropy', `logits and labels need the same shape: ${argShape('logits', logits!)}, ${argShape('labels', labels!)}`);
     }
     return { shape: logits!.shape.slice(0, -1), dtype: 'float32' };

@@ -2,7 +2,7 @@ import { SymflowError } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 
-export const transposeOp = defineOp<{ perm: readonly number[] }>({
+export const transposeOp = defineOp({
   name: 'transpose',
   attrs: { perm: 'ints' },
   infer: ([x], { perm }) => {

@@ -1,6 +1,7 @@
 import { checkFloat } from '../convert.js';
 import { SymflowError } from '../errors.js';
-import { defineOp, makeNode, type OpDef } from '../registry.js';
+import { elementwise } from '../hostEval.js';
+import { defineOp, makeNode, type HostEvaluator, type OpDef } from '../registry.js';
 import type { Tensor } from '../tensor.js';
 import { div, mul } from './binary.js';
 import { cast } from './cast.js';
@@ -8,9 +9,11 @@ import { sub } from './math.js';
 
 type Grad = (dy: Tensor, y: Tensor, x: Tensor) => Tensor;
 
-function unary(name: string, opts: { float?: boolean; numeric?: boolean; grad?: Grad }): OpDef {
+/** A same-shape op of one input; `relu` (ops/fused.ts) shares it. */
+export function unary<const N extends string>(name: N, opts: { float?: boolean; numeric?: boolean; grad?: Grad; evaluate?: HostEvaluator }): OpDef<{}, N> {
   return defineOp({
     name,
+    evaluate: opts.evaluate,
     infer: ([x]) => {
       if (opts.float) checkFloat(name, 'x', x!);
       if (opts.numeric && x!.dtype === 'bool') throw new SymflowError(name, `x must be numeric, got bool (${x!.name})`);
@@ -20,21 +23,23 @@ function unary(name: string, opts: { float?: boolean; numeric?: boolean; grad?: 
   });
 }
 
-// Each line: a primitive with its gradient rule beside it.
-export const negOp = unary('neg', { numeric: true, grad: (dy) => neg(dy) });
-export const expOp = unary('exp', { float: true, grad: (dy, y) => mul(dy, y) });
-export const logOp = unary('log', { float: true, grad: (dy, _y, x) => div(dy, x) });
-export const sqrtOp = unary('sqrt', { float: true, grad: (dy, y) => div(dy, mul(2, y)) });
-export const absOp = unary('abs', { numeric: true, grad: (dy, _y, x) => mul(dy, sign(x)) });
-export const signOp = unary('sign', { numeric: true });
+// Each line: a primitive with its gradient rule beside it, and its host evaluator where the host computes the
+// backends' bits exactly (sigmoid, tanh, sin and cos are left to the backends: their last bit may differ).
+export const negOp = unary('neg', { numeric: true, evaluate: elementwise((a) => -a), grad: (dy) => neg(dy) });
+export const expOp = unary('exp', { float: true, evaluate: elementwise(Math.exp), grad: (dy, y) => mul(dy, y) });
+export const logOp = unary('log', { float: true, evaluate: elementwise(Math.log), grad: (dy, _y, x) => div(dy, x) });
+export const sqrtOp = unary('sqrt', { float: true, evaluate: elementwise(Math.sqrt), grad: (dy, y) => div(dy, mul(2, y)) });
+export const absOp = unary('abs', { numeric: true, evaluate: elementwise(Math.abs), grad: (dy, _y, x) => mul(dy, sign(x)) });
+// sign(±0) = +0 and sign(NaN) = NaN, as NumPy (Math.sign(−0) is −0).
+export const signOp = unary('sign', { numeric: true, evaluate: elementwise((a) => (a > 0 ? 1 : a < 0 ? -1 : a === 0 ? 0 : NaN)) });
 export const sigmoidOp = unary('sigmoid', { float: true, grad: (dy, y) => mul(dy, mul(y, sub(1, y))) });
 export const tanhOp = unary('tanh', { float: true, grad: (dy, y) => mul(dy, sub(1, mul(y, y))) });
 export const sinOp = unary('sin', { float: true, grad: (dy, _y, x) => mul(dy, cos(x)) });
 export const cosOp = unary('cos', { float: true, grad: (dy, _y, x) => neg(mul(dy, sin(x))) });
 // NOTE: floor and round have zero gradient almost everywhere; TF gives none, so do we.
-export const floorOp = unary('floor', { float: true });
+export const floorOp = unary('floor', { float: true, evaluate: elementwise(Math.floor) });
 
-const make = (def: OpDef) => (x: Tensor): Tensor => makeNode(def, [x], {});
+const make = (def: OpDef<{}>) => (x: Tensor): Tensor => makeNode(def, [x], {});
 
 /** Elementwise −x. @param x a numeric tensor @returns −x */
 export const neg = make(negOp);

@@ -1,18 +1,20 @@
 import { asTensor, checkSameDtype, type TensorLike } from '../convert.js';
 import { SymflowError } from '../errors.js';
+import { elementwise } from '../hostEval.js';
 import { defineOp, makeNode } from '../registry.js';
-import { broadcastShapes } from '../shapes.js';
 import { isTensor, type Tensor } from '../tensor.js';
 import { unbroadcast } from './broadcast.js';
 
 export const whereOp = defineOp({
   name: 'where',
-  infer: ([c, a, b]) => {
+  infer: ([c, a, b], _attrs, ctx) => {
     if (c!.dtype !== 'bool') throw new SymflowError('where', `cond must be bool, got ${c!.dtype} (${c!.name})`);
     const dtype = checkSameDtype('where', a!, b!);
-    const ab = broadcastShapes('where', a!.shape, b!.shape);
-    return { shape: broadcastShapes('where', c!.shape, ab, ['cond', 'a/b']), dtype };
+    const ab = ctx.broadcast('where', a!.shape, b!.shape);
+    return { shape: ctx.broadcast('where', c!.shape, ab, ['cond', 'a/b']), dtype };
   },
+  // Selects bits as they are (NaN and −0 kept).
+  evaluate: elementwise((c, a, b) => (c ? a : b), { exact: true }),
   grad: (dy, _y, [c, a, b]) => [
     undefined,
     () => unbroadcast(where(c!, dy, 0), a!),

@@ -1,0 +1,29 @@
+// Ops only the rewrite passes make (no public builder): a kernel each backend has for a pattern of primitives.
+// Each keeps the semantics of the pattern it replaces, so gradients are never taken of them.
+import { SymflowError } from '../errors.js';
+import { elementwise } from '../hostEval.js';
+import { defineOp } from '../registry.js';
+import { binary } from './binary.js';
+import { matMulOp } from './matMul.js';
+import { unary } from './unary.js';
+
+/** `add(a, neg(b))` as one kernel (fuseSub). */
+export const subtractOp = binary('subtract', elementwise((a, b) => a - b));
+
+/** `maximum(x, 0)` on float32 as one kernel (reluKernel); the sign of relu(−0) is unspecified. */
+export const reluOp = unary('relu', { float: true, evaluate: elementwise((a) => Math.max(a, 0)) });
+
+/**
+ * `add(matMul(a, b), bias)`, with `activation: 'relu'` a `maximum(·, 0)` after it (fuseMatMul); a rank-1 bias
+ * along the last axis. The shape rule is matMul's.
+ */
+export const fusedMatMulOp = defineOp({
+  name: 'fusedMatMul',
+  attrs: { transposeA: 'bool', transposeB: 'bool', activation: 'string' },
+  infer: ([a, b, bias], { transposeA, transposeB, activation }, ctx) => {
+    if (activation !== 'linear' && activation !== 'relu') throw new SymflowError('fusedMatMul', `activation must be 'linear' or 'relu', got ${JSON.stringify(activation)}`);
+    const out = matMulOp.infer([a!, b!], { transposeA, transposeB }, ctx);
+    ctx.broadcast('fusedMatMul', out.shape, bias!.shape, ['matMul(a, b)', 'bias']);
+    return out;
+  },
+});
