@@ -6,7 +6,6 @@ import { checkAttrs, getOp, makeNode } from './registry.js';
 import { makeVariable } from './sources.js';
 import { type AttrValue, type Attrs, type DType, type InitSpec, isTensor, isVariable, newScope, scopeParent, type Tensor, type Variable } from './tensor.js';
 import { ancestors } from './traverse.js';
-import './ops/index.js';
 
 /** The JSON form of a graph: nodes in creation order, inputs by index into `nodes`. */
 export interface GraphJSON {
