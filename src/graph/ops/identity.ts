@@ -4,6 +4,7 @@ import { type Shape, shapeString, type Tensor } from '../tensor.js';
 
 export const identityOp = defineOp({
   name: 'identity',
+  evaluate: ([x]) => x!.data.slice(),
   infer: ([x]) => ({ shape: x!.shape, dtype: x!.dtype }),
   grad: (dy) => [() => dy],
 });
@@ -11,6 +12,7 @@ export const identityOp = defineOp({
 // The same value with no gradient rule: gradients stop here.
 export const stopGradientOp = defineOp({
   name: 'stopGradient',
+  evaluate: ([x]) => x!.data.slice(),
   infer: ([x]) => ({ shape: x!.shape, dtype: x!.dtype }),
 });
 
