@@ -1,5 +1,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { SymflowError } from '../graph/errors.js';
+import type { KernelOpName } from '../graph/opList.js';
+import { getOp, isBuiltinOp } from '../graph/registry.js';
+import { composition } from './compose.js';
+import type { Compose, OpKernels } from './opKernels.js';
 import * as edge from './tfjsSemantics.js';
 import type { KernelNode } from './types.js';
 
@@ -34,7 +38,11 @@ function reductionAxes(from: readonly number[], to: readonly number[]): number[]
   return axes;
 }
 
-const factories: Record<string, Factory> = {
+/**
+ * A kernel factory for every op a backend runs (TypeScript refuses a table without one), or `COMPOSE`: the op's
+ * composition from other ops (its record's `compose`) runs in its place.
+ */
+const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
   add: bin(tf.add), subtract: bin(tf.sub), mul: binOn(edge.mul), div: binOn(edge.div), pow: binOn(edge.pow),
   maximum: binOn((b) => edge.extremum(tf.maximum, b)), minimum: binOn((b) => edge.extremum(tf.minimum, b)),
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
@@ -119,9 +127,58 @@ const factories: Record<string, Factory> = {
   }),
 };
 
-/** Builds the TF.js kernel for a node; an op with no kernel is an error naming the op and the backend. */
+/** How a TF.js backend runs an op: its own kernel, a declared composition, or not at all. */
+export function tfjsCoverage(op: string, backend: edge.TfBackendName): 'kernel' | 'compose' | undefined {
+  const entry = (factories as Readonly<Record<string, Factory | Compose | undefined>>)[op];
+  if (entry !== undefined) return typeof entry === 'function' ? 'kernel' : 'compose';
+  const def = getOp(op);
+  const user = def?.kernels as OpKernels | undefined;
+  if (user?.[backend] ?? user?.tfjs) return 'kernel';
+  return def?.compose !== undefined ? 'compose' : undefined;
+}
+
+/**
+ * Builds the TF.js kernel for a node: the table's, a user op's own (its `kernels.<backend>` or `kernels.tfjs`), or
+ * the op's composition; an op with none is an error naming the op and the backend.
+ */
 export function tfKernelFor(node: KernelNode, opts: KernelOptions, backend: string): TfKernel {
-  const make = factories[node.op];
-  if (make === undefined) throw new SymflowError(node.op, `no kernel for op '${node.op}' (node '${node.name}') on backend ${backend}`);
-  return make(node, opts);
+  const entry = (factories as Readonly<Record<string, Factory | Compose | undefined>>)[node.op];
+  if (typeof entry === 'function') return entry(node, opts);
+  const user = getOp(node.op)?.kernels as OpKernels | undefined;
+  const own = entry === undefined ? user?.[backend as edge.TfBackendName] ?? user?.tfjs : undefined;
+  if (own !== undefined) return userKernel(own, node);
+  const composed = composedKernel(node, opts, backend);
+  if (composed !== undefined) return composed;
+  const hint = getOp(node.op) !== undefined && !isBuiltinOp(node.op) ? `: give it kernels.${backend} (or kernels.tfjs), or a compose fallback` : '';
+  throw new SymflowError(node.op, `no kernel for op '${node.op}' (node '${node.name}') on backend ${backend}${hint}`);
+}
+
+/** A user's kernel, in a tidy; an input returned as it is becomes a second handle (the caller owns the result). */
+function userKernel(k: (xs: tf.Tensor[], attrs: KernelNode['attrs']) => tf.Tensor, node: KernelNode): TfKernel {
+  return (xs) => {
+    const y = tf.tidy(() => k(xs, node.attrs));
+    return xs.includes(y) ? alias(y) : y;
+  };
+}
+
+/** Runs the op's `compose` fallback node by node with this backend's kernels, in one tidy. */
+function composedKernel(node: KernelNode, opts: KernelOptions, backend: string): TfKernel | undefined {
+  const c = composition(node);
+  if (c === undefined) return undefined;
+  const steps = c.steps.map((n) => {
+    if (n.op === 'constant') {
+      const { shape, dtype, value } = n.attrs as { shape: number[]; dtype: tf.DataType; value: Float32Array | Int32Array | Uint8Array };
+      return { n, make: () => tf.tensor(value, shape, dtype) };
+    }
+    const k = tfKernelFor({ ...n, inputs: n.inputs.map((i) => c.ir.nodes[i]!) }, opts, backend);
+    return { n, make: (vals: Map<number, tf.Tensor>) => k(n.inputs.map((i) => vals.get(i)!)) };
+  });
+  return (xs) => {
+    const y = tf.tidy(() => {
+      const vals = new Map(c.inputs.map((id, k) => [id, xs[k]!]));
+      for (const { n, make } of steps) vals.set(n.id, make(vals));
+      return vals.get(c.output)!;
+    });
+    return xs.includes(y) ? alias(y) : y;
+  };
 }

@@ -1,6 +1,10 @@
 import { SymflowError } from '../../graph/errors.js';
 import type { NodeIR } from '../../graph/ir.js';
+import type { KernelOpName } from '../../graph/opList.js';
+import { getOp, isBuiltinOp } from '../../graph/registry.js';
 import { isFullyKnown } from '../../graph/tensor.js';
+import { composition } from '../compose.js';
+import type { Compose, OnnxBuilder, OpKernels } from '../opKernels.js';
 import { type Elem, ELEM, type GraphBuilder, INT_MAX } from './builder.js';
 
 /** One op's lowering: emit nodes that compute `out` from the input value names. */
@@ -32,7 +36,11 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
   b.node('ReduceSum', [x1, axes], { keepdims: 1, noop_with_empty_axes: 1 }, out);
 }
 
-const lowerings: Record<string, Lowering> = {
+/**
+ * A lowering for every op a backend runs (TypeScript refuses a table without one), or `COMPOSE`: the op's
+ * composition from other ops (its record's `compose`) is lowered in its place.
+ */
+const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
   add: simple('Add'), subtract: simple('Sub'), mul: simple('Mul'), maximum: simple('Max'), minimum: simple('Min'),
   pow: (b, [x, y], n, _i, out) => {
     if (n.dtype === 'float32') { b.node('Pow', [x!, y!], {}, out); return; }
@@ -183,18 +191,58 @@ function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {
   return { rawData: Uint8Array.of(v) };
 }
 
-export function hasLowering(op: string): boolean {
-  return op in lowerings;
+const tableEntry = (op: string) => (lowerings as Readonly<Record<string, Lowering | Compose | undefined>>)[op];
+const userLowering = (op: string) => (tableEntry(op) === undefined ? (getOp(op)?.kernels as OpKernels | undefined)?.onnx : undefined);
+
+/** How the onnx backend runs an op: its own lowering, a declared composition, or not at all. */
+export function onnxCoverage(op: string): 'kernel' | 'compose' | undefined {
+  const entry = tableEntry(op);
+  if (entry !== undefined) return typeof entry === 'function' ? 'kernel' : 'compose';
+  if (userLowering(op) !== undefined) return 'kernel';
+  return getOp(op)?.compose !== undefined ? 'compose' : undefined;
 }
 
-/** Emits the ONNX nodes of one symflow node. */
+export function hasLowering(op: string): boolean {
+  return onnxCoverage(op) !== undefined;
+}
+
+/**
+ * Emits the ONNX nodes of one symflow node: the table's lowering, a user op's own (`kernels.onnx`), or the op's
+ * composition lowered node by node.
+ */
 export function lowerNode(b: GraphBuilder, node: NodeIR, inputs: readonly string[], ins: readonly NodeIR[], out: string): void {
-  const lower = lowerings[node.op];
-  if (lower === undefined) throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx`);
-  b.owner = node.name;
+  const entry = tableEntry(node.op);
+  const user = userLowering(node.op);
+  const lower: Lowering | undefined = typeof entry === 'function' ? entry
+    : user !== undefined ? (g, xs, n, is, o) => { g.node('Identity', [user(g as OnnxBuilder, xs, n.attrs, { shape: n.shape, dtype: n.dtype, inputs: is })], {}, o); }
+    : getOp(node.op)?.compose !== undefined ? lowerComposed
+    : undefined;
+  if (lower === undefined) {
+    const hint = getOp(node.op) !== undefined && !isBuiltinOp(node.op) ? ': give it kernels.onnx, or a compose fallback' : '';
+    throw new SymflowError(node.op, `no ONNX lowering for op '${node.op}' (node '${node.name}') on backend onnx${hint}`);
+  }
+  // A composition's nodes are the outer node's: errors name it.
+  const outer = b.owner;
+  b.owner = outer ?? node.name;
   try {
     lower(b, inputs, node, ins, out);
   } finally {
-    b.owner = undefined;
+    b.owner = outer;
   }
 }
+
+/** Lowers the op's `compose` fallback node by node into the same graph. */
+const lowerComposed: Lowering = (b, xs, node, ins, out) => {
+  const c = composition({ ...node, inputs: ins })!;
+  const names = new Map(c.inputs.map((id, k) => [id, xs[k]!]));
+  for (const n of c.steps) {
+    if (n.op === 'constant') {
+      names.set(n.id, b.constant(n.dtype, n.shape as number[], n.attrs['value'] as Float32Array));
+      continue;
+    }
+    const o = b.fresh(n.op);
+    lowerNode(b, n, n.inputs.map((i) => names.get(i)!), n.inputs.map((i) => c.ir.nodes[i]!), o);
+    names.set(n.id, o);
+  }
+  b.node('Identity', [names.get(c.output)!], {}, out);
+};

@@ -12,7 +12,7 @@ import { where } from './where.js';
 
 /** A broadcasting binary op on numbers; `subtract` (ops/fused.ts) shares it. */
 export function binary<const N extends string>(
-  name: N, evaluate: HostEvaluator, grad?: (dy: Tensor, y: Tensor, a: Tensor, b: Tensor) => GradThunks,
+  name: N, evaluate: HostEvaluator, grad?: (dy: Tensor, y: Tensor, a: Tensor, b: Tensor) => GradThunks, compose?: (a: Tensor, b: Tensor) => Tensor,
 ): OpDef<{}, N> {
   return defineOp({
     name,
@@ -23,6 +23,7 @@ export function binary<const N extends string>(
     },
     evaluate,
     grad: grad && ((dy, y, [a, b]) => grad(dy, y, a!, b!)),
+    compose: compose && (([a, b]) => compose(a!, b!)),
   });
 }
 

@@ -10,7 +10,7 @@ import { sub } from './math.js';
 type Grad = (dy: Tensor, y: Tensor, x: Tensor) => Tensor;
 
 /** A same-shape op of one input; `relu` (ops/fused.ts) shares it. */
-export function unary<const N extends string>(name: N, opts: { float?: boolean; numeric?: boolean; grad?: Grad; evaluate?: HostEvaluator }): OpDef<{}, N> {
+export function unary<const N extends string>(name: N, opts: { float?: boolean; numeric?: boolean; grad?: Grad; evaluate?: HostEvaluator; compose?: (x: Tensor) => Tensor }): OpDef<{}, N> {
   return defineOp({
     name,
     evaluate: opts.evaluate,
@@ -20,6 +20,7 @@ export function unary<const N extends string>(name: N, opts: { float?: boolean; 
       return { shape: x!.shape, dtype: x!.dtype };
     },
     grad: opts.grad && ((dy, y, [x]) => [() => opts.grad!(dy, y, x!)]),
+    compose: opts.compose && (([x]) => opts.compose!(x!)),
   });
 }
 
