@@ -161,8 +161,8 @@ function userKernel(k: (xs: tf.Tensor[], attrs: KernelNode['attrs']) => tf.Tenso
   };
 }
 
-/** Runs the op's `compose` fallback node by node with this backend's kernels, in one tidy. */
-function composedKernel(node: KernelNode, opts: KernelOptions, backend: string): TfKernel | undefined {
+/** Runs the op's `compose` fallback node by node with this backend's kernels, in one tidy (`undefined`: none). */
+export function composedKernel(node: KernelNode, opts: KernelOptions, backend: string): TfKernel | undefined {
   const c = composition(node);
   if (c === undefined) return undefined;
   const steps = c.steps.map((n) => {
