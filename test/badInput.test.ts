@@ -403,9 +403,9 @@ const CASES: Case[] = [
   }),
   tc({
     name: 'fromJSON: an unsupported version',
-    setup: (c) => JSON.stringify({ ...toJSON(c.loss), version: 2 }),
+    setup: (c) => JSON.stringify({ ...toJSON(c.loss), version: 3 }),
     bad: (_c, text) => fromJSON(text),
-    error: () => ({ op: 'fromJSON', has: ['unsupported version 2'] }),
+    error: () => ({ op: 'fromJSON', has: ['unsupported version 3'] }),
   }),
 
   // --- checkpoints ---------------------------------------------------------------------------------------------

@@ -150,7 +150,7 @@ describe('customGradient refusals', () => {
     expect(() => toJSON([mean(y)])).toThrow(`toJSON: node '${y.name}' is a customGradient`);
     // A graph without one serialises as before.
     const json = toJSON([naiveSoftplus(x)]);
-    json.nodes.push({ name: 'forged', op: 'customGradient', inputs: [json.nodes.length - 1], attrs: { rule: 1 }, shape: [3], dtype: 'float32', scope: 0 });
+    json.nodes.push({ name: 'forged', op: 'customGradient', inputs: [json.nodes.length - 1], attrs: { rule: 1 }, shape: [3], dtype: 'float32' });
     json.outputs = [json.nodes.length - 1];
     expect(() => fromJSON(json)).toThrow(/fromJSON: node \d+ 'forged' is a customGradient, whose gradient rule is a JavaScript function/);
   });

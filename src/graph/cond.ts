@@ -2,7 +2,8 @@ import { asTensor, type TensorLike } from './convert.js';
 import { SymflowError } from './errors.js';
 import { defineOp, makeNode } from './registry.js';
 import { mergeShapes, shapesCompatible } from './shapes.js';
-import { isTensor, isVariable, scopeHandle, shapeString, type Tensor, type Variable, withNewScope } from './tensor.js';
+import { isTensor, isVariable, nextNodeId, shapeString, type Tensor, type Variable } from './tensor.js';
+import { toposort } from './walk.js';
 
 /** `[variable, newValue]`: one assignment of a session function. */
 export type UpdatePair = readonly [Variable, TensorLike];
@@ -20,33 +21,122 @@ export type Update = UpdatePair | CondUpdate;
 type Branch = Tensor | number | readonly (Tensor | number)[] | readonly Update[];
 
 /**
- * One output of a lazy conditional. All outputs of one `cond` call share a `group`; a session evaluates `pred`
- * once per group and then only the taken branch's subgraph. `thenScope`/`elseScope` tag the nodes each branch
- * built, which the gradient uses to differentiate each branch inside a cond of its own.
+ * One lazy conditional, as ONE node (JAX's `cond_p`, TF's `If`). Its inputs are
+ * `[pred, ...captures, ...thenOutputs, ...elseOutputs]`: the tensors the branches capture from outside, then the
+ * outputs of each branch. A branch is the subgraph between its outputs and the captures — what its function built
+ * (and what `substitute` rebuilt of it) — so it holds no reference to anything else, and every placeholder or
+ * variable it reads is a capture. The node's own value is the branch decision (a bool scalar); its outputs are
+ * read through `condOutput` nodes. A session evaluates `pred`, then only what the taken branch needs.
  */
-export const condOp = defineOp<{ group: number; index: number; thenScope: number; elseScope: number }>({
+export const condOp = defineOp<{ captures: number; outputs: number }>({
   name: 'cond',
-  attrs: { group: 'int', index: 'int', thenScope: 'int', elseScope: 'int' },
-  infer: ([pred, t, e]) => {
-    checkPred(pred!);
-    if (t!.dtype !== e!.dtype) throw new SymflowError('cond', `branches return different dtypes: then is ${t!.dtype}, else is ${e!.dtype}`);
-    if (!shapesCompatible(t!.shape, e!.shape)) {
-      throw new SymflowError('cond', `branches return different shapes: then is ${shapeString(t!.shape)}, else is ${shapeString(e!.shape)}`);
+  attrs: { captures: 'int', outputs: 'int' },
+  infer: (inputs, { captures, outputs }) => {
+    if (captures < 0 || outputs < 1 || inputs.length !== 1 + captures + 2 * outputs) {
+      throw new SymflowError('cond', `needs [pred, ${captures} captures, ${outputs} then outputs, ${outputs} else outputs] as inputs, got ${inputs.length}`);
     }
-    return { shape: mergeShapes(t!.shape, e!.shape), dtype: t!.dtype };
+    checkPred(inputs[0]);
+    const { then: t, else: e, captures: caps } = branchesOf(inputs, { captures, outputs });
+    t.forEach((a, i) => {
+      const b = e[i]!;
+      if (a.dtype !== b.dtype) throw new SymflowError('cond', `branches return different dtypes: then is ${a.dtype}, else is ${b.dtype}`);
+      if (!shapesCompatible(a.shape, b.shape)) {
+        throw new SymflowError('cond', `branches return different shapes: then is ${shapeString(a.shape)}, else is ${shapeString(b.shape)}`);
+      }
+    });
+    checkClosed(caps, [...t, ...e]);
+    return { shape: [], dtype: 'bool' };
+  },
+});
+
+/** Output `index` of a cond node: the then branch's when the predicate is true, else the else branch's. */
+export const condOutputOp = defineOp<{ index: number }>({
+  name: 'condOutput',
+  attrs: { index: 'int' },
+  infer: ([c], { index }) => {
+    if (c?.op !== 'cond') throw new SymflowError('condOutput', `input must be a cond node, got ${c === undefined ? 'none' : `'${c.name}' (${c.op})`}`);
+    const { then: t, else: e } = branchesOf(c.inputs, c.attrs as { captures: number; outputs: number });
+    if (!Number.isInteger(index) || index < 0 || index >= t.length) {
+      throw new SymflowError('condOutput', `index ${index} is outside [0, ${t.length}) for cond '${c.name}'`);
+    }
+    return { shape: mergeShapes(t[index]!.shape, e[index]!.shape), dtype: t[index]!.dtype };
   },
 });
 
 /**
- * Each cond node's group — all outputs of its `cond` call, in order — and its branch scopes, kept beside the nodes:
- * a group lives as long as one of its nodes, and nothing process-wide holds a graph.
+ * The structural ops of `cond`: the plan runs them (a cond step), no backend has a kernel for them. The op list
+ * and the backend tables read this list.
  */
-const groups = new WeakMap<Tensor, { readonly members: readonly Tensor[]; readonly scopes: readonly object[] }>();
-let nextGroup = 1;
+export const condOps = [condOp, condOutputOp] as const;
 
-/** All outputs of the cond group `node` belongs to, in order. */
-export function condGroup(node: Tensor): readonly Tensor[] {
-  return groups.get(node)?.members ?? [node];
+/** A cond node's parts, read from its inputs. */
+export function branchesOf(inputs: readonly Tensor[], attrs: { captures: number; outputs: number }): {
+  pred: Tensor; captures: readonly Tensor[]; then: readonly Tensor[]; else: readonly Tensor[];
+} {
+  const k = attrs.captures, m = attrs.outputs;
+  return { pred: inputs[0]!, captures: inputs.slice(1, 1 + k), then: inputs.slice(1 + k, 1 + k + m), else: inputs.slice(1 + k + m) };
+}
+
+/** The same, for a cond node's IR (inputs are ids). */
+export function branchIds(inputs: readonly number[], attrs: { captures: number; outputs: number }): {
+  pred: number; captures: readonly number[]; then: readonly number[]; else: readonly number[];
+} {
+  const k = attrs.captures, m = attrs.outputs;
+  return { pred: inputs[0]!, captures: inputs.slice(1, 1 + k), then: inputs.slice(1 + k, 1 + k + m), else: inputs.slice(1 + k + m) };
+}
+
+/** Placeholders and variables: read by a branch, they are always its captures. */
+export const isRead = (t: Tensor) => t.op === 'placeholder' || t.op === 'variable';
+
+/** Every placeholder and variable a branch reads must be a capture (else a gradient would miss it). */
+function checkClosed(captures: readonly Tensor[], outs: readonly Tensor[]): void {
+  const caps = new Set(captures);
+  for (const t of toposort(outs, (n) => n.inputs, (n) => !caps.has(n))) {
+    if (!caps.has(t) && isRead(t)) throw new SymflowError('cond', `a branch reads ${t.op} '${t.name}', which is not among its captures`);
+  }
+}
+
+/**
+ * What a branch captures: the tensors its outputs reach that are not its own (`own`), walking no further than
+ * those. A branch output that is not its own (a branch returning an outer tensor) is a capture itself.
+ */
+export function capturesOf(outs: readonly Tensor[], own: (t: Tensor) => boolean): Tensor[] {
+  return toposort(outs, (t) => t.inputs, own).filter((t) => !own(t));
+}
+
+/** The nodes a synchronous function built: ids in [from, to), sources excepted (they are always captured). */
+export function builtBetween(from: number, to: number): (t: Tensor) => boolean {
+  return (t) => t.id >= from && t.id < to && !isRead(t);
+}
+
+/** Runs `fn` and returns what it returned and a test for the nodes it built. */
+export function trace<T>(fn: () => T): { result: T; own: (t: Tensor) => boolean } {
+  const from = nextNodeId();
+  const result = fn();
+  return { result, own: builtBetween(from, nextNodeId()) };
+}
+
+/**
+ * Builds one cond node and its outputs from traced branches: `ownThen`/`ownElse` tell each branch's own nodes
+ * from what it captures. Returns one `condOutput` per output, in order.
+ */
+export function makeCond(
+  pred: Tensor, thenOuts: readonly Tensor[], elseOuts: readonly Tensor[], ownThen: (t: Tensor) => boolean, ownElse: (t: Tensor) => boolean,
+): Tensor[] {
+  const captures = [...new Set([...capturesOf(thenOuts, ownThen), ...capturesOf(elseOuts, ownElse)])].sort((a, b) => a.id - b.id);
+  return condFrom(pred, captures, thenOuts, elseOuts);
+}
+
+/** A cond node over given captures and branch outputs, and its outputs. */
+export function condFrom(pred: Tensor, captures: readonly Tensor[], thenOuts: readonly Tensor[], elseOuts: readonly Tensor[]): Tensor[] {
+  // The node is named as TF names its op (`if`); its outputs, what users hold, are `cond`, `cond_1`, ….
+  const node = condNode(pred, captures, thenOuts, elseOuts, 'if');
+  return thenOuts.map((_, index) => makeNode(condOutputOp, [node], { index }, 'cond'));
+}
+
+/** The cond node alone (its outputs are made by `condFrom`, or rebuilt by `substitute`). */
+export function condNode(pred: Tensor, captures: readonly Tensor[], thenOuts: readonly Tensor[], elseOuts: readonly Tensor[], name?: string): Tensor {
+  return makeNode(condOp, [pred, ...captures, ...thenOuts, ...elseOuts], { captures: captures.length, outputs: thenOuts.length }, name);
 }
 
 function checkPred(pred: unknown): asserts pred is Tensor {
@@ -60,28 +150,22 @@ function isUpdateList(b: unknown): b is readonly Update[] {
   return Array.isArray(b) && b.every((u) => (Array.isArray(u) && u.length === 2 && isVariable(u[0])) || (u as CondUpdate)?.kind === 'condUpdate');
 }
 
-/** Builds the output nodes of one cond group from already traced branch outputs. */
-export function makeCondGroup(pred: Tensor, thenOuts: readonly Tensor[], elseOuts: readonly Tensor[], thenScope: number, elseScope: number): Tensor[] {
-  const group = nextGroup++;
-  const outs = thenOuts.map((t, index) => makeNode(condOp, [pred, t, elseOuts[index]!], { group, index, thenScope, elseScope }));
-  registerCondGroup(outs);
-  return outs;
-}
+/** What each branch function of a cond of updates built (the lowering of the updates adds its own nodes to it). */
+const tracedUpdates = new WeakMap<CondUpdate, readonly [(t: Tensor) => boolean, (t: Tensor) => boolean]>();
 
-/** Records the nodes of one group (also a group read back from JSON), in order. */
-export function registerCondGroup(outs: readonly Tensor[]): void {
-  const members = Object.freeze([...outs]);
-  const { thenScope, elseScope } = members[0]!.attrs as { thenScope: number; elseScope: number };
-  const entry = Object.freeze({ members, scopes: Object.freeze([scopeHandle(thenScope), scopeHandle(elseScope)]) });
-  for (const m of members) groups.set(m, entry);
-}
-export function newCondGroupId(): number {
-  return nextGroup++;
+/**
+ * Tests for the nodes each branch function of a cond of updates built; for a `CondUpdate` written by hand, every
+ * node but placeholders and variables.
+ */
+export function ownNodesOf(c: CondUpdate): readonly [(t: Tensor) => boolean, (t: Tensor) => boolean] {
+  const all = (t: Tensor) => !isRead(t);
+  return tracedUpdates.get(c) ?? [all, all];
 }
 
 /**
  * A lazy conditional: `pred` is evaluated first, then only the taken branch. The branches are functions that
- * build either tensors (one, or a list of the same length in both) or update lists.
+ * build either tensors (one, or a list of the same length in both) or update lists. What a branch function
+ * builds is its subgraph; the tensors it uses from outside are its captures.
  *
  * ```ts
  * const safe = cond(greater(x, 0), () => log(x), () => 0);         // log never sees x <= 0
@@ -97,12 +181,14 @@ export function cond(pred: Tensor, thenFn: () => Tensor | number, elseFn: () => 
 export function cond(pred: Tensor, thenFn: () => readonly (Tensor | number)[], elseFn: () => readonly (Tensor | number)[]): Tensor[];
 export function cond(pred: Tensor, thenFn: () => Branch, elseFn: () => Branch): Tensor | Tensor[] | CondUpdate {
   checkPred(pred);
-  const t = withNewScope(thenFn);
-  const e = withNewScope(elseFn);
+  const t = trace(thenFn);
+  const e = trace(elseFn);
   const thenR = t.result, elseR = e.result;
   const thenUpd = isUpdateList(thenR), elseUpd = isUpdateList(elseR);
   if (thenUpd && elseUpd) {
-    return Object.freeze({ kind: 'condUpdate', pred, then: thenR, else: elseR });
+    const update: CondUpdate = Object.freeze({ kind: 'condUpdate', pred, then: thenR, else: elseR });
+    tracedUpdates.set(update, [t.own, e.own]);
+    return update;
   }
   if ((thenUpd && thenR.length > 0) || (elseUpd && elseR.length > 0)) {
     throw new SymflowError('cond', 'one branch returns updates and the other tensors');
@@ -113,19 +199,14 @@ export function cond(pred: Tensor, thenFn: () => Branch, elseFn: () => Branch): 
   if (thenList.length !== elseList.length || single !== !Array.isArray(elseR)) {
     throw new SymflowError('cond', `branches return different numbers of outputs: then ${thenList.length}, else ${elseList.length}`);
   }
+  // Numbers become constants inside their branch (built now, so counted as the branch's own).
   const thenOuts: Tensor[] = [], elseOuts: Tensor[] = [];
-  thenList.forEach((a, i) => {
+  const lifted = trace(() => thenList.forEach((a, i) => {
     const b = elseList[i]!;
     const like = isTensor(a) ? a.dtype : isTensor(b) ? b.dtype : 'float32';
     thenOuts.push(asTensor('cond', `then[${i}]`, a as TensorLike, like));
     elseOuts.push(asTensor('cond', `else[${i}]`, b as TensorLike, like));
-  });
-  const outs = makeCondGroup(pred, thenOuts, elseOuts, t.scope, e.scope);
+  }));
+  const outs = makeCond(pred, thenOuts, elseOuts, (x) => t.own(x) || lifted.own(x), (x) => e.own(x) || lifted.own(x));
   return single ? outs[0]! : outs;
 }
-
-/**
- * The structural ops of `cond`: the plan runs them (a cond step), no backend has a kernel for them. The op list
- * and the backend tables read this list.
- */
-export const condOps = [condOp] as const;

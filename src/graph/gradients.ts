@@ -1,11 +1,12 @@
-import { condGroup, cond } from './cond.js';
+import { branchesOf, cond } from './cond.js';
 import { SymflowError } from './errors.js';
 import { getOp } from './registry.js';
 import { shapesCompatible } from './shapes.js';
-import { isFullyKnown, isTensor, scopeWithin, shapeString, sizeOf, type Tensor } from './tensor.js';
+import { isFullyKnown, isTensor, shapeString, sizeOf, type Tensor } from './tensor.js';
 import { makeConstant, scalarConstant } from './sources.js';
 import { onesLike, zerosLike } from './ops/fill.js';
 import { addN } from './ops/identity.js';
+import { copyBetween } from './substitute.js';
 import { toposort } from './walk.js';
 
 export interface GradientsOptions {
@@ -93,69 +94,56 @@ function backprop(ys: readonly Tensor[], seeds: readonly Tensor[], xs: readonly 
   };
   ys.forEach((y, i) => push(y, seeds[i]!));
   const done = new Map<Tensor, Tensor>();
-  const doneGroups = new Set<number>();
+  // The gradients reaching each cond's outputs, by output index: its own gradient is built when the sweep gets to it.
+  const condDys = new Map<Tensor, Map<number, Tensor>>();
   const order = [...between].sort((a, b) => b.id - a.id);
   for (const node of order) {
-    const list = pending.get(node);
-    if (list === undefined && node.op !== 'cond') continue;
-    if (list !== undefined) {
-      const dy = addN(list);
-      pending.delete(node);
-      done.set(node, dy);
-      if (cut && xSet.has(node)) continue;
-      if (node.op !== 'cond') {
-        const thunks = getOp(node.op)?.grad?.(dy, node, node.inputs, node.attrs) ?? [];
-        node.inputs.forEach((input, i) => {
-          const thunk = thunks[i];
-          if (thunk !== undefined && between.has(input) && input.dtype === 'float32') push(input, thunk());
-        });
-        continue;
-      }
+    if (node.op === 'cond') {
+      const dys = condDys.get(node);
+      if (dys !== undefined) condGrad(node, dys, between, push);
+      continue;
     }
-    const group = node.attrs['group'] as number;
-    if (doneGroups.has(group)) continue;
-    doneGroups.add(group);
-    condGrad(condGroup(node), done, pending, between, push);
+    const list = pending.get(node);
+    if (list === undefined) continue;
+    const dy = addN(list);
+    pending.delete(node);
+    done.set(node, dy);
+    if (cut && xSet.has(node)) continue;
+    if (node.op === 'condOutput') {
+      const c = node.inputs[0]!;
+      if (!condDys.has(c)) condDys.set(c, new Map());
+      condDys.get(c)!.set(node.attrs['index'] as number, dy);
+      continue;
+    }
+    const thunks = getOp(node.op)?.grad?.(dy, node, node.inputs, node.attrs) ?? [];
+    node.inputs.forEach((input, i) => {
+      const thunk = thunks[i];
+      if (thunk !== undefined && between.has(input) && input.dtype === 'float32') push(input, thunk());
+    });
   }
   return xs.map((x) => done.get(x) ?? (pending.has(x) ? addN(pending.get(x)!) : undefined));
 }
 
 /**
- * The gradient of a cond group is itself a cond: each branch differentiates its own subgraph with respect to
- * the tensors it captures from outside, so the backward pass stays as lazy as the forward one (an untaken
- * branch's gradient never runs, and cannot turn a NaN into the result).
+ * The gradient of a cond is itself a cond: each branch differentiates a fresh copy of its own subgraph with
+ * respect to the cond's captures, so the backward pass stays as lazy as the forward one (an untaken branch's
+ * gradient never runs, and cannot turn a NaN into the result), at every order of differentiation.
  */
-function condGrad(
-  members: readonly Tensor[],
-  done: Map<Tensor, Tensor>,
-  pending: Map<Tensor, Tensor[]>,
-  between: Set<Tensor>,
-  push: (t: Tensor, g: Tensor) => void,
-): void {
-  const seeded = members.filter((m) => done.has(m) || pending.has(m));
-  if (seeded.length === 0) return;
-  const dys = seeded.map((m) => {
-    const dy = done.get(m) ?? addN(pending.get(m)!);
-    pending.delete(m);
-    done.set(m, dy);
-    return dy;
-  });
-  const { thenScope, elseScope } = seeded[0]!.attrs as { thenScope: number; elseScope: number };
-  const thenOuts = seeded.map((m) => m.inputs[1]!);
-  const elseOuts = seeded.map((m) => m.inputs[2]!);
-  const captures = [...new Set([...branchCaptures(thenOuts, thenScope), ...branchCaptures(elseOuts, elseScope)])]
-    .filter((c) => between.has(c) && c.dtype === 'float32')
-    .sort((a, b) => a.id - b.id);
+function condGrad(node: Tensor, dys: ReadonlyMap<number, Tensor>, between: Set<Tensor>, push: (t: Tensor, g: Tensor) => void): void {
+  const parts = branchesOf(node.inputs, node.attrs as { captures: number; outputs: number });
+  const seeded = [...dys.keys()].sort((a, b) => a - b);
+  // Only the captures the seeded outputs reach get a gradient (an x only another output uses is not connected).
+  const all = new Set(parts.captures);
+  const reached = new Set(toposort(seeded.flatMap((i) => [parts.then[i]!, parts.else[i]!]), (t) => t.inputs, (t) => !all.has(t)));
+  const captures = parts.captures.filter((c) => reached.has(c) && between.has(c) && c.dtype === 'float32');
   if (captures.length === 0) return;
-  const branch = (outs: Tensor[]) => () => backprop(outs, dys, captures, true).map((g, i) => g ?? zerosLike(captures[i]!));
-  const grads = cond(seeded[0]!.inputs[0]!, branch(thenOuts), branch(elseOuts));
+  const seeds = seeded.map((i) => dys.get(i)!);
+  const branch = (outs: readonly Tensor[]) => () => {
+    const copy = copyBetween(seeded.map((i) => outs[i]!), parts.captures);
+    return backprop(copy, seeds, captures, true).map((g, i) => g ?? zerosLike(captures[i]!));
+  };
+  const grads = cond(parts.pred, branch(parts.then), branch(parts.else));
   captures.forEach((c, i) => push(c, grads[i]!));
-}
-
-/** Tensors from outside `scope` that the branch outputs depend on (a branch output from outside is one itself). */
-function branchCaptures(outs: readonly Tensor[], scope: number): Tensor[] {
-  const inside = (t: Tensor) => scopeWithin(t.scope, scope);
-  return toposort(outs, (t) => t.inputs, inside).filter((t) => !inside(t));
 }
 
 /** Nodes that the ys depend on and that depend on some x (the only ones the sweep needs to visit). */

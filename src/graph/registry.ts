@@ -180,8 +180,7 @@ export function makeNode<A extends Attrs>(
   inputs: readonly Tensor[],
   attrs: A,
   name?: string,
-  scope?: number,
 ): Tensor {
   const { shape, dtype } = def.infer(inputs, attrs, BUILD_SHAPES);
-  return Object.freeze(new Tensor({ op: def.name, inputs, attrs, shape, dtype, name: uniqueName(name ?? def.name), scope }));
+  return Object.freeze(new Tensor({ op: def.name, inputs, attrs, shape, dtype, name: uniqueName(name ?? def.name) }));
 }

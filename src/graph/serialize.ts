@@ -1,20 +1,21 @@
-import { newCondGroupId, registerCondGroup } from './cond.js';
 import { SymflowError } from './errors.js';
 import { dtypeOfArray, type TypedArray } from './hostValue.js';
 import { checkDepth, isValidName, MAX_ELEMENTS, MAX_NAME_LENGTH } from './limits.js';
 import { checkAttrs, getOp, makeNode } from './registry.js';
 import { makeVariable } from './sources.js';
-import { type AttrValue, type Attrs, type DType, type InitSpec, isTensor, isVariable, newScope, scopeParent, type Tensor, type Variable } from './tensor.js';
+import { type AttrValue, type Attrs, type DType, type InitSpec, isTensor, isVariable, type Tensor, type Variable } from './tensor.js';
 import { ancestors } from './traverse.js';
 
-/** The JSON form of a graph: nodes in creation order, inputs by index into `nodes`. */
+/**
+ * The JSON form of a graph: nodes in creation order, inputs by index into `nodes`. A cond is one node like any
+ * other (its branches are among its inputs). Version 2; version 1 files (whose conds were groups of nodes with
+ * branch scopes) are read when they hold no cond.
+ */
 export interface GraphJSON {
   format: 'symflow-graph';
-  version: 1;
+  version: 2;
   nodes: NodeJSON[];
   outputs: number[];
-  /** Cond branch scopes as [scope, parent] pairs (0 is the top level). */
-  scopes: [number, number][];
 }
 
 export interface NodeJSON {
@@ -24,7 +25,6 @@ export interface NodeJSON {
   attrs: Record<string, unknown>;
   shape: (number | null)[];
   dtype: DType;
-  scope: number;
   /** Variables only: how to initialise it when not bound to an existing variable (absent for literal values). */
   init?: InitSpec;
   trainable?: boolean;
@@ -78,42 +78,24 @@ export function toJSON(outputs: Tensor | readonly Tensor[]): GraphJSON {
   const list = isTensor(outputs) ? [outputs] : [...outputs];
   const nodes = ancestors(list);
   const index = new Map(nodes.map((t, i) => [t, i]));
-  const scopes = new Map<number, number>();
   const json = nodes.map((t): NodeJSON => {
     if (t.op === 'customGradient') throw new SymflowError('toJSON', customGradientRefusal(`node '${t.name}'`));
     const n: NodeJSON = {
       name: t.name, op: t.op, inputs: t.inputs.map((i) => index.get(i)!), attrs: encodeAttr(t.attrs) as Record<string, unknown>,
-      shape: [...t.shape], dtype: t.dtype, scope: t.scope,
+      shape: [...t.shape], dtype: t.dtype,
     };
-    if (t.scope !== 0) scopes.set(t.scope, -1);
-    if (t.op === 'cond') {
-      scopes.set(t.attrs['thenScope'] as number, -1);
-      scopes.set(t.attrs['elseScope'] as number, -1);
-    }
     if (isVariable(t)) {
       n.trainable = t.trainable;
       if (t.init.kind !== 'value') n.init = t.init;
     }
     return n;
   });
-  return { format: 'symflow-graph', version: 1, nodes: json, outputs: list.map((t) => index.get(t)!), scopes: scopeTree(scopes) };
+  return { format: 'symflow-graph', version: 2, nodes: json, outputs: list.map((t) => index.get(t)!) };
 }
 
 /** A customGradient node's rule is a JavaScript function: no file can carry it, so neither direction drops it silently. */
 function customGradientRefusal(where: string): string {
   return `${where} is a customGradient, whose gradient rule is a JavaScript function and cannot be serialised; serialise a graph built without it`;
-}
-
-/** Cond scopes nest; each is stored with its parent (parents are older, so the list is in creation order). */
-function scopeTree(scopes: Map<number, number>): [number, number][] {
-  const all = new Set<number>();
-  for (let s of scopes.keys()) {
-    while (s > 0 && !all.has(s)) {
-      all.add(s);
-      s = scopeParent(s);
-    }
-  }
-  return [...all].sort((a, b) => a - b).map((s) => [s, Math.max(0, scopeParent(s))]);
 }
 
 export interface FromJSONOptions {
@@ -156,27 +138,10 @@ export function fromJSON(json: GraphJSON | string, opts: FromJSONOptions = {}): 
 
 function buildGraph(g: GraphJSON, opts: FromJSONOptions): GraphFromJSON {
   if (g === null || typeof g !== 'object' || g.format !== 'symflow-graph') throw new SymflowError('fromJSON', 'not a symflow graph (format field missing)');
-  if (g.version !== 1) throw new SymflowError('fromJSON', `unsupported version ${JSON.stringify(g.version)}`);
+  const version = (g as { version: unknown }).version;
+  if (version !== 1 && version !== 2) throw new SymflowError('fromJSON', `unsupported version ${JSON.stringify(version)}`);
   if (!Array.isArray(g.nodes) || g.nodes.length > MAX_JSON_NODES) throw new SymflowError('fromJSON', 'nodes must be an array');
   const bound = new Map((opts.variables ?? []).map((v) => [v.name, v]));
-  const scopeMap = new Map<number, number>([[0, 0]]);
-  for (const pair of Array.isArray(g.scopes) ? g.scopes : []) {
-    const [s, parent] = Array.isArray(pair) ? pair : [];
-    const p = scopeMap.get(parent as number);
-    if (!Number.isInteger(s) || p === undefined) throw new SymflowError('fromJSON', `bad scope entry ${JSON.stringify(pair)}`);
-    scopeMap.set(s as number, newScope(p));
-  }
-  const scopeOf = (s: unknown, where: string) => {
-    if (!Number.isInteger(s)) throw new SymflowError('fromJSON', `${where}: scope must be an integer`);
-    let mapped = scopeMap.get(s as number);
-    if (mapped === undefined) {
-      mapped = newScope(0);
-      scopeMap.set(s as number, mapped);
-    }
-    return mapped;
-  };
-  const groupMap = new Map<number, Tensor[]>();
-  const groupIds = new Map<number, number>();
   const built: Tensor[] = [];
   const nodes = new Map<string, Tensor>();
   g.nodes.forEach((n, i) => {
@@ -191,15 +156,13 @@ function buildGraph(g: GraphJSON, opts: FromJSONOptions): GraphFromJSON {
       if (!Number.isInteger(k) || k < 0 || k >= i) throw new SymflowError('fromJSON', `${where}: dangling reference to input ${JSON.stringify(k)}`);
       return built[k]!;
     });
-    const t = n.op === 'variable' ? buildVariable(n, bound, where) : buildNode(n, inputs, where, scopeOf, groupIds);
-    if (n.op === 'cond') {
-      const gid = t.attrs['group'] as number;
-      groupMap.set(gid, [...(groupMap.get(gid) ?? []), t]);
+    if (version === 1 && n.op === 'cond') {
+      throw new SymflowError('fromJSON', `${where}: a version 1 cond (a group of nodes with branch scopes) cannot be read; build the graph again and save it with this version`);
     }
+    const t = n.op === 'variable' ? buildVariable(n, bound, where) : buildNode(n, inputs, where);
     built.push(t);
     nodes.set(n.name, t);
   });
-  for (const members of groupMap.values()) registerCondGroup(members.sort((a, b) => (a.attrs['index'] as number) - (b.attrs['index'] as number)));
   if (!Array.isArray(g.outputs)) throw new SymflowError('fromJSON', 'outputs must be an array');
   const outputs = g.outputs.map((k) => {
     if (!Number.isInteger(k) || k < 0 || k >= built.length) throw new SymflowError('fromJSON', `dangling output reference ${JSON.stringify(k)}`);
@@ -208,11 +171,7 @@ function buildGraph(g: GraphJSON, opts: FromJSONOptions): GraphFromJSON {
   return { outputs, nodes, variables: built.filter(isVariable) };
 }
 
-/** The attributes each op's nodes carry; a file with other keys is refused. Ops not listed carry none. */
-
-function buildNode(
-  n: NodeJSON, inputs: Tensor[], where: string, scopeOf: (s: unknown, w: string) => number, groupIds: Map<number, number>,
-): Tensor {
+function buildNode(n: NodeJSON, inputs: Tensor[], where: string): Tensor {
   if (n.op === 'customGradient') throw new SymflowError('fromJSON', customGradientRefusal(where));
   const def = getOp(n.op);
   if (def === undefined || n.op === 'variable') throw new SymflowError('fromJSON', `${where}: unknown op '${n.op}'`);
@@ -220,16 +179,9 @@ function buildNode(
   // The op's own schema says which attributes it takes and of what kind.
   const attrs = { ...(decodeAttr(n.attrs, where) as Record<string, AttrValue>) };
   checkAttrs(def, attrs, where);
-  if (n.op === 'cond') {
-    const old = attrs['group'] as number;
-    if (!groupIds.has(old)) groupIds.set(old, newCondGroupId());
-    attrs['group'] = groupIds.get(old)!;
-    attrs['thenScope'] = scopeOf(attrs['thenScope'], where);
-    attrs['elseScope'] = scopeOf(attrs['elseScope'], where);
-  }
   let t: Tensor;
   try {
-    t = makeNode(def, inputs, attrs as Attrs, n.name, scopeOf(n.scope ?? 0, where));
+    t = makeNode(def, inputs, attrs as Attrs, n.name);
   } catch (e) {
     throw new SymflowError('fromJSON', `${where}: ${(e as Error).message}`);
   }

@@ -30,83 +30,14 @@ export type AttrValue =
 export type Attrs = Readonly<Record<string, AttrValue>>;
 
 let nextId = 1;
-// Names are made in names.ts (`uniqueName`, `graph`, `nameScope`); the scopes below are cond branch scopes.
+// Names are made in names.ts (`uniqueName`, `graph`, `nameScope`).
 
 /**
- * Cond branch scopes. Nodes built while a branch function of `cond` runs are tagged with that branch's scope, so
- * the gradient of a cond can find what a branch captures from outside and differentiate it inside a cond of its
- * own (keeping the backward pass as lazy as the forward one).
- *
- * A scope is an object held by the nodes built in it (and by its nested scopes and the conds naming it, see
- * `scopeHandle`): it goes when its graph goes. Graphs store scope ids, so live scopes are also found by id, through
- * weak references whose entries are dropped when the scope is collected.
+ * The id the next node will get. Ids are creation order, so the nodes a synchronous function builds are exactly
+ * those with ids from `nextNodeId()` before it to `nextNodeId()` after it (how `cond` finds a branch's own nodes).
  */
-interface Scope {
-  readonly id: number;
-  readonly parent: Scope | undefined;
-}
-const TOP: Scope = Object.freeze({ id: 0, parent: undefined });
-const scopesById = new Map<number, WeakRef<Scope>>();
-const collected = new FinalizationRegistry<number>((id) => scopesById.delete(id));
-/** Each node's scope: a node keeps its scope (and the scope's parents) alive. */
-const scopeOfNode = new WeakMap<object, Scope>();
-let currentScope: Scope = TOP;
-let nextScope = 1;
-
-function makeScope(parent: Scope, id = nextScope++): Scope {
-  const scope = Object.freeze({ id, parent });
-  // A new WeakRef keeps its target alive until the current job ends, so a scope made here survives until a node
-  // (or a cond, or a nested scope) holds it.
-  scopesById.set(id, new WeakRef(scope));
-  collected.register(scope, id);
-  return scope;
-}
-
-function findScope(id: number): Scope | undefined {
-  return id === 0 ? TOP : scopesById.get(id)?.deref();
-}
-
-/** The live scope with this id (an id no live scope has is a scope without nodes: it starts again under the top level). */
-function scopeById(id: number): Scope {
-  return findScope(id) ?? makeScope(TOP, id);
-}
-
-/** Runs `fn` inside a new child scope of the current one and returns its id with the result. */
-export function withNewScope<T>(fn: () => T): { scope: number; result: T } {
-  const scope = makeScope(currentScope);
-  const saved = currentScope;
-  currentScope = scope;
-  try {
-    return { scope: scope.id, result: fn() };
-  } finally {
-    currentScope = saved;
-  }
-}
-
-/** True when scope `inner` is `outer` or nested inside it. */
-export function scopeWithin(inner: number, outer: number): boolean {
-  if (inner === outer) return true;
-  for (let s = findScope(inner)?.parent; s !== undefined; s = s.parent) if (s.id === outer) return true;
-  return false;
-}
-
-/** The enclosing scope of `scope` (-1 for the top level). */
-export function scopeParent(scope: number): number {
-  return findScope(scope)?.parent?.id ?? -1;
-}
-
-/** Creates a scope whose parent is `parent` (used when graphs are read back from JSON). */
-export function newScope(parent: number): number {
-  return makeScope(scopeById(parent)).id;
-}
-
-/** What keeps scope `id` alive: a cond node holds its branch scopes' handles, as nodes hold their own scope. */
-export function scopeHandle(id: number): object {
-  return scopeById(id);
-}
-
-export function getCurrentScope(): number {
-  return currentScope.id;
+export function nextNodeId(): number {
+  return nextId;
 }
 
 export interface TensorInit {
@@ -116,7 +47,6 @@ export interface TensorInit {
   shape: Shape;
   dtype: DType;
   name: string;
-  scope?: number;
 }
 
 /**
@@ -138,8 +68,6 @@ export class Tensor {
   readonly attrs: Attrs;
   readonly shape: Shape;
   readonly dtype: DType;
-  /** The cond branch scope this node was built in (0 at top level). */
-  readonly scope: number;
 
   constructor(init: TensorInit) {
     this.id = nextId++;
@@ -149,9 +77,6 @@ export class Tensor {
     this.attrs = Object.freeze({ ...init.attrs });
     this.shape = Object.freeze([...init.shape]);
     this.dtype = init.dtype;
-    const scope = init.scope === undefined ? currentScope : scopeById(init.scope);
-    this.scope = scope.id;
-    scopeOfNode.set(this, scope);
   }
 
   get rank(): number {

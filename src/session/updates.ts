@@ -1,4 +1,4 @@
-import { type CondUpdate, makeCondGroup, type Update } from '../graph/cond.js';
+import { type CondUpdate, makeCond, ownNodesOf, trace, type Update } from '../graph/cond.js';
 import { asTensor } from '../graph/convert.js';
 import { SymflowError } from '../graph/errors.js';
 import { addN } from '../graph/ops/identity.js';
@@ -11,10 +11,10 @@ import { abs } from '../graph/ops/unary.js';
 import { makeNode } from '../graph/registry.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { scalarConstant } from '../graph/sources.js';
-import { getCurrentScope, isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
+import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 
 /**
- * Lowers an update list to one new value per variable. A `cond` of updates becomes one lazy cond group whose
+ * Lowers an update list to one new value per variable. A `cond` of updates becomes one lazy cond node whose
  * outputs are the new values (a variable that only one branch assigns keeps its value in the other), so the
  * executor has a single mechanism for laziness. Two assignments of one variable are an error.
  */
@@ -24,7 +24,7 @@ export function lowerUpdates(updates: readonly Update[]): Map<Variable, Tensor> 
 
 /**
  * `lowerUpdates`, and with `finite` a bool scalar that is true when every new float value the run would apply is
- * finite, and so is every tensor in `finite` (false also when a sum of finite values overflows: see `allFinite`). Only the values of the branches taken are looked at: each cond group
+ * finite, and so is every tensor in `finite` (false also when a sum of finite values overflows: see `allFinite`). Only the values of the branches taken are looked at: each cond
  * carries its branches' verdicts as one more output, so a guard adds no work to an untaken branch.
  */
 export function lowerGuarded(updates: readonly Update[], finite?: readonly Tensor[]): { values: Map<Variable, Tensor>; ok?: Tensor } {
@@ -76,24 +76,28 @@ export function exactlyFinite(tensors: readonly Tensor[]): Tensor {
 function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, guard?: Guard): void {
   if ((u as CondUpdate)?.kind === 'condUpdate') {
     const c = u as CondUpdate;
+    const built = ownNodesOf(c);
     const sides = [c.then, c.else].map((list, side) => {
       const map = new Map<Variable, Tensor>();
       const inner = guard ? newGuard() : undefined;
-      list.forEach((x, i) => addUpdate(map, x, `${where}.${side === 0 ? 'then' : 'else'}[${i}]`, inner));
-      // This branch's verdict, an output of the same cond group, so it is computed only when the branch is taken.
-      return { map, ok: inner ? verdict(map, inner) : undefined };
+      // What lowering the branch builds (a broadcast scalar, its conds, its verdict) belongs to the branch too.
+      const lowered = trace(() => {
+        list.forEach((x, i) => addUpdate(map, x, `${where}.${side === 0 ? 'then' : 'else'}[${i}]`, inner));
+        // This branch's verdict, an output of the same cond, so it is computed only when the branch is taken.
+        return inner ? verdict(map, inner) : undefined;
+      });
+      return { map, ok: lowered.result, own: (t: Tensor) => built[side]!(t) || lowered.own(t) };
     });
     const [thenMap, elseMap] = [sides[0]!.map, sides[1]!.map];
     const vars = [...new Set([...thenMap.keys(), ...elseMap.keys()])];
     if (vars.length === 0) return;
     for (const v of vars) if (out.has(v)) throw conflict(v, where);
-    const scope = getCurrentScope();
     const thenOuts = vars.map((v) => thenMap.get(v) ?? v), elseOuts = vars.map((v) => elseMap.get(v) ?? v);
     if (guard) {
       thenOuts.push(sides[0]!.ok!);
       elseOuts.push(sides[1]!.ok!);
     }
-    const news = makeCondGroup(c.pred, thenOuts, elseOuts, scope, scope);
+    const news = makeCond(c.pred, thenOuts, elseOuts, sides[0]!.own, sides[1]!.own);
     vars.forEach((v, i) => {
       out.set(v, news[i]!);
       guard?.covered.add(v);

@@ -2,7 +2,8 @@ import { produce } from 'immer';
 import type { GraphIR, NodeIR } from '../ir.js';
 import { redirect } from './replace.js';
 
-// Sources are distinct by identity (two placeholders are two inputs), and each cond node belongs to its group.
+// Sources are distinct by identity (two placeholders are two inputs); a cond node is kept as built (its outputs
+// name it by identity).
 const NEVER_MERGED = new Set(['placeholder', 'variable', 'cond']);
 
 function attrKey(v: unknown): string {
