@@ -4,8 +4,9 @@
 import type { OpKernels } from './backend/opKernels.js';
 import { asTensor, type TensorLike } from './graph/convert.js';
 import { SymflowError } from './graph/errors.js';
-import { type AttrKind, type AttrsOf, checkAttrs, type Inferred, makeNode, type OpDef, registerUserOp, type ShapeCtx } from './graph/registry.js';
-import { defineOp as makeRecord } from './graph/registry.js';
+import {
+  type AttrKind, type AttrsOf, checkAttrs, defineOp as makeRecord, type Inferred, makeNode, type OpDef, registerUserOp, type ShapeCtx,
+} from './graph/registry.js';
 import type { Tensor } from './graph/tensor.js';
 
 /** An attribute schema: one kind per attribute (`{alpha: 'number', axes: 'ints'}`). */

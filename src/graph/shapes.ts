@@ -38,9 +38,16 @@ export function shapesCompatible(a: Shape, b: Shape): boolean {
   return a.length === b.length && a.every((d, i) => !known(d) || !known(b[i]!) || d === b[i]);
 }
 
-/** The most specific shape compatible with both (`null` where they disagree or either is unknown). */
+/** The most specific shape compatible with both (`null` where two known sizes disagree or neither is known). */
 export function mergeShapes(a: Shape, b: Shape): Dim[] {
-  return a.map((d, i) => (d === b[i] ? d : known(d) && !known(b[i]!) ? d : known(b[i]!) && !known(d) ? b[i]! : d === null ? b[i]! : b[i] === null ? d : null));
+  return a.map((d, i) => mergeDim(d, b[i]!));
+}
+
+function mergeDim(d: Dim, e: Dim): Dim {
+  if (d === e || e === null) return d;
+  if (d === null) return e;
+  if (known(d) !== known(e)) return known(d) ? d : e; // a size beats a symbol
+  return null; // two different sizes, or two different symbols
 }
 
 /** True when both shapes are fully known and equal: only then is a broadcast provably a no-op. */
