@@ -39,6 +39,13 @@ const cpuOnly = defineOp({
   kernels: { cpu: ([x]) => tf.mul(x!, 2) },
 });
 
+/** Kernels that return the wrong thing. */
+const broken = defineOp({
+  name: 'brokenKernels',
+  infer: ([x]) => ({ shape: x!.shape, dtype: x!.dtype }),
+  kernels: { tfjs: () => 42 as unknown as tf.Tensor, onnx: () => undefined as unknown as string },
+});
+
 const refSoftsign = (v: number) => v / (1 + Math.abs(v));
 const points = [-50, -2, -0.5, -0.25, 0.3, 1, 4];
 
@@ -99,6 +106,15 @@ describe.each(BACKENDS)('user ops on %s', (backend) => {
       ? `cpuOnlyDouble: no ONNX lowering for op 'cpuOnlyDouble' (node '${y.name}') on backend onnx`
       : `cpuOnlyDouble: no kernel for op 'cpuOnlyDouble' (node '${y.name}') on backend wasm: give it kernels.wasm (or kernels.tfjs), or a compose fallback`;
     expect(() => s.function({ inputs: [x], outputs: [y] })).toThrow(message);
+  });
+
+  it('a kernel that does not return a tensor (TF.js) or a value name (onnx) is an error naming the op', async () => {
+    const x = placeholder([2]);
+    const err = await (async () => s.run([broken([x])], [[x, [1, 2]]]))().then(() => undefined, (e: unknown) => e);
+    expect(err).toBeInstanceOf(SymflowError);
+    expect((err as Error).message).toMatch(backend === 'onnx'
+      ? /^brokenKernels: kernels\.onnx must return the name of its result, got undefined/
+      : /^brokenKernels: failed at node 'brokenKernels(_\d+)?' on backend (cpu|wasm) .*its TF\.js kernel must return a tf\.Tensor, got number/);
   });
 
   it('a graph using user ops survives the JSON round trip bit for bit', async () => {

@@ -156,7 +156,11 @@ export function tfKernelFor(node: KernelNode, opts: KernelOptions, backend: stri
 /** A user's kernel, in a tidy; an input returned as it is becomes a second handle (the caller owns the result). */
 function userKernel(k: (xs: tf.Tensor[], attrs: KernelNode['attrs']) => tf.Tensor, node: KernelNode): TfKernel {
   return (xs) => {
-    const y = tf.tidy(() => k(xs, node.attrs));
+    const y = tf.tidy(() => {
+      const out: unknown = k(xs, node.attrs);
+      if (!(out instanceof tf.Tensor)) throw new SymflowError(node.op, `its TF.js kernel must return a tf.Tensor, got ${out === null ? 'null' : typeof out}`);
+      return out;
+    });
     return xs.includes(y) ? alias(y) : y;
   };
 }

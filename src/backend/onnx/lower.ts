@@ -214,7 +214,11 @@ export function lowerNode(b: GraphBuilder, node: NodeIR, inputs: readonly string
   const entry = tableEntry(node.op);
   const user = userLowering(node.op);
   const lower: Lowering | undefined = typeof entry === 'function' ? entry
-    : user !== undefined ? (g, xs, n, is, o) => { g.node('Identity', [user(g as OnnxBuilder, xs, n.attrs, { shape: n.shape, dtype: n.dtype, inputs: is })], {}, o); }
+    : user !== undefined ? (g, xs, n, is, o) => {
+      const y: unknown = user(g as OnnxBuilder, xs, n.attrs, { shape: n.shape, dtype: n.dtype, inputs: is });
+      if (typeof y !== 'string') throw new SymflowError(n.op, `kernels.onnx must return the name of its result, got ${typeof y}`);
+      g.node('Identity', [y], {}, o);
+    }
     : getOp(node.op)?.compose !== undefined ? lowerComposed
     : undefined;
   if (lower === undefined) {
