@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { composedKernel, tfKernelFor, tfjsCoverage } from '../src/backend/tfjsKernels.js';
 import { onnxCoverage } from '../src/backend/onnx/lower.js';
 import type { KernelNode } from '../src/backend/types.js';
+import { condOps } from '../src/graph/cond.js';
 import { builtinKernelOps } from '../src/graph/opList.js';
 import { abs, add, defineOp, div, maximum, mul, placeholder, Session, type Tensor } from '../src/index.js';
 import { expectClose, values } from './helpers.js';
@@ -36,7 +37,7 @@ describe('ops × backends', () => {
     const notKernel = Object.entries(table).filter(([, c]) => Object.values(c).some((k) => k !== 'kernel'));
     expect(notKernel).toEqual([]);
     // Sources and cond's structural ops are bound or planned, never run by a backend table.
-    for (const op of ['placeholder', 'constant', 'variable', 'cond']) expect(coverage(op)).toEqual({ cpu: undefined, wasm: undefined, onnx: undefined });
+    for (const op of ['placeholder', 'constant', 'variable', ...condOps.map((d) => d.name)]) expect(coverage(op)).toEqual({ cpu: undefined, wasm: undefined, onnx: undefined });
   });
 
   it('user ops: a composition only is the fallback everywhere; a TF.js kernel leaves onnx the composition', () => {
