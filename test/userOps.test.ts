@@ -3,7 +3,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  abs, add, defineOp, div, fromJSON, gradients, greater, matMul, maximum, mean, mul, placeholder, prune, Session, sign,
+  abs, add, cond, defineOp, div, fromJSON, gradients, greater, matMul, maximum, mean, mul, placeholder, prune, Session, sign,
   simplifyShapes, square, sum, symbolicShapes, SymflowError, type Tensor, toIR, toJSON, variable, where,
 } from '../src/index.js';
 import { BACKENDS, bits, expectClose, values } from './helpers.js';
@@ -80,6 +80,15 @@ describe.each(BACKENDS)('user ops on %s', (backend) => {
     }
     expectClose(values(g!), fd, 2e-2, 2e-3);
     expectClose(values(h!), points.map((v) => (-2 * Math.sign(v)) / (1 + Math.abs(v)) ** 3), 1e-4, 1e-6);
+  });
+
+  it('runs inside cond branches (onnx: the composition lowered inside an If)', async () => {
+    const x = placeholder([3]);
+    const p = placeholder([], { dtype: 'bool' });
+    const y = cond(p, () => softsign([x]), () => leakyRelu([x], { alpha: 0.5 }));
+    const f = s.function({ inputs: [p, x], outputs: [y] });
+    expectClose(values((await f([true, [-1, 0, 3]]))[0]!), [-0.5, 0, 0.75], 1e-6, 1e-7);
+    expectClose(values((await f([false, [-1, 0, 3]]))[0]!), [-0.5, 0, 3], 1e-6, 1e-7);
   });
 
   it('runs inside a training step (a variable through a user op and a matMul)', async () => {
