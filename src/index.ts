@@ -19,7 +19,8 @@ export { defineOp, type OpDefinition, type UserOp, type AttrSchemaOf } from './d
 export type { AttrKind, AttrsOf, Inferred, OpDef, ShapeCtx } from './graph/registry.js';
 export type { NodeTypes, OnnxAttr, OnnxBuilder, OnnxElem, OnnxLowering, OpKernels, TfjsKernel } from './backend/opKernels.js';
 export { cond, type CondUpdate, type Update, type UpdatePair } from './graph/cond.js';
-export { Session, DeviceValue, Snapshot, type SessionOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
+export { bernoulli, dropout, learningPhase, randomNormal, randomUniform, type RandomOptions, type ShapeOrLike } from './graph/random.js';
+export { Session, DeviceValue, Snapshot, type SessionOptions, type RunOptions, type FunctionSpec, type SessionFunction, type FeedValue, type Feeds } from './session/session.js';
 export type { BackendChoice, BackendName, OnnxLogLevel } from './backend/index.js';
 export { toJSON, fromJSON, type GraphJSON, type GraphFromJSON, type FromJSONOptions } from './graph/serialize.js';
 export { layers, type DenseOptions, type DenseLayer, type Activation } from './graph/layers.js';

@@ -22,6 +22,7 @@ import { transposeOp } from './ops/transpose.js';
 import { absOp, cosOp, expOp, floorOp, logOp, negOp, sigmoidOp, signOp, sinOp, sqrtOp, tanhOp } from './ops/unary.js';
 import { whereOp } from './ops/where.js';
 import type { OpDef } from './registry.js';
+import { learningPhaseOp, randomOp } from './random.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
@@ -38,8 +39,11 @@ const kernelOps = () => [
   customGradientOp,
 ] as const;
 
-/** The sources: bound before a run (fed, read from the session, embedded), never run by a kernel. */
-const sourceOps = () => [placeholderOp, constantOp, variableOp] as const;
+/**
+ * The sources: bound before a run (fed, read from the session, embedded, drawn on the host), never run by a
+ * kernel. The learning phase is bound when a function is compiled.
+ */
+const sourceOps = () => [placeholderOp, constantOp, variableOp, randomOp, learningPhaseOp] as const;
 
 /** An op a backend table must cover. */
 export type KernelOpName = ReturnType<typeof kernelOps>[number]['name'];

@@ -190,7 +190,8 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
       const named = spec.outputs !== undefined && !Array.isArray(spec.outputs) ? Object.entries(spec.outputs as RunOutputs) : undefined;
       const flat = named ? named.flatMap(([, t]) => (Array.isArray(t) ? t : [t as Tensor])) : (spec.outputs as readonly Tensor[] | undefined) ?? [];
       const spec2 = { outputs: flat, updates: spec.updates ?? [] };
-      const f: Run = policy === 'apply' ? session.function({ inputs, ...spec2 }) : guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+      // A step's runs are compiled for training: the learning phase is true in them (dropout drops).
+      const f: Run = policy === 'apply' ? session.function({ inputs, ...spec2, training: true }) : guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
       const run: Run = (batch) => {
         runsThisStep++;
         return f(batch);
@@ -259,6 +260,8 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
           return { loss: report.loss, outputs: [], runs: runsThisStep, skipped: report };
         } finally {
           snap?.dispose();
+          // One step, one value of the counter random nodes are keyed by: all its runs drew the same values.
+          if (!session.isDisposed) session.advanceStep();
         }
       } catch (e) {
         if (!session.isDisposed) throw e;

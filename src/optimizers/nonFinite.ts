@@ -59,7 +59,7 @@ export function guardedRun(
   const lossAt = spec.outputs.indexOf(loss);
   const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
   const checked = lossAt >= 0 ? [loss, ...finite] : [...finite];
-  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, ...(guard ? { applyIfFinite: checked } : {}) });
+  const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, training: true, ...(guard ? { applyIfFinite: checked } : {}) });
   return async (batch) => {
     const out = await f(batch);
     const l = lossOf(out);
@@ -74,7 +74,7 @@ export function guardedRun(
     if (found.variable !== undefined || found.tensor) throw new Refused(found.variable);
     // Every element is finite: a sum overflowed (values beyond ~1e38). The state is unchanged, so the same run
     // without the check computes the same values, and applies them.
-    return once(session.function({ inputs, outputs: spec.outputs, updates: spec.updates }), batch);
+    return once(session.function({ inputs, outputs: spec.outputs, updates: spec.updates, training: true }), batch);
   };
 }
 
@@ -95,7 +95,7 @@ async function valueDiagnosis(
   session: Session, inputs: readonly Tensor[], updates: readonly Update[], checked: readonly Tensor[], batch: readonly DeviceValue[],
 ): Promise<{ variable?: string; tensor: boolean }> {
   const pairs = [...lowerUpdates(updates)].filter(([v, t]) => t !== v && t.dtype === 'float32');
-  const [tensorsOk, ...flags] = await once(session.function({ inputs, outputs: [exactlyFinite(checked), ...pairs.map(([, t]) => exactlyFinite([t]))] }), batch);
+  const [tensorsOk, ...flags] = await once(session.function({ inputs, outputs: [exactlyFinite(checked), ...pairs.map(([, t]) => exactlyFinite([t]))], training: true }), batch);
   const i = flags.findIndex((x) => x.data[0] === 0);
   return { ...(i < 0 ? {} : { variable: pairs[i]![0].name }), tensor: tensorsOk!.data[0] === 0 };
 }
@@ -107,7 +107,7 @@ async function valueDiagnosis(
 export function stepDiagnosis(session: Session, inputs: readonly Tensor[], loss: Tensor, params: readonly Variable[], grads: readonly Tensor[]) {
   const outputs = [loss, ...grads.map((g) => exactlyFinite([g]))];
   return async (batch: readonly DeviceValue[], refused: Refused): Promise<NonFiniteReport> => {
-    const [l, ...flags] = await once(session.function({ inputs, outputs }), batch);
+    const [l, ...flags] = await once(session.function({ inputs, outputs, training: true }), batch);
     const lossValue = l!.data[0]!;
     if (!Number.isFinite(lossValue)) return { what: 'loss', loss: lossValue, message: `the loss is ${lossValue} on this batch` };
     const bad = flags.findIndex((x) => x.data[0] === 0);

@@ -44,7 +44,7 @@ export function mapSteps<N extends NodeStep>(block: Block, f: (step: NodeStep) =
   return { ...block, steps };
 }
 
-export const SOURCE_OPS = new Set(['placeholder', 'variable', 'constant']);
+export const SOURCE_OPS = new Set(['placeholder', 'variable', 'constant', 'random']);
 
 /** Where each cond's outputs are: its `condOutput` nodes, and the cond each belongs to. */
 interface Outputs {

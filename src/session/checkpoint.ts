@@ -36,8 +36,8 @@ interface HeaderEntry {
   bytes: number;
 }
 
-/** Serialises entries to the checkpoint bytes. */
-export function encodeCheckpoint(entries: readonly CheckpointEntry[]): Uint8Array {
+/** Serialises entries (and the session's step counter, which random nodes are keyed by) to the checkpoint bytes. */
+export function encodeCheckpoint(entries: readonly CheckpointEntry[], meta: { step?: number } = {}): Uint8Array {
   let offset = 0;
   const header: HeaderEntry[] = entries.map(({ name, value }) => {
     const bytes = value.data.byteLength;
@@ -45,7 +45,7 @@ export function encodeCheckpoint(entries: readonly CheckpointEntry[]): Uint8Arra
     offset += bytes + ((4 - (bytes % 4)) % 4);
     return e;
   });
-  const json = new TextEncoder().encode(JSON.stringify({ format: 'symflow-checkpoint', variables: header }));
+  const json = new TextEncoder().encode(JSON.stringify({ format: 'symflow-checkpoint', variables: header, ...(meta.step === undefined ? {} : { step: meta.step }) }));
   const total = PREFIX + json.length + offset + HASH_BYTES;
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
@@ -67,6 +67,11 @@ export function encodeCheckpoint(entries: readonly CheckpointEntry[]): Uint8Arra
  * evaluated, and names are checked before use. Any problem is a clear error naming the file.
  */
 export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): CheckpointEntry[] {
+  return decodeCheckpointFile(bytes, file).entries;
+}
+
+/** `decodeCheckpoint`, with the step counter the file carries (absent in files saved before it was saved). */
+export function decodeCheckpointFile(bytes: Uint8Array, file = 'checkpoint'): { entries: CheckpointEntry[]; step?: number } {
   const bad = (why: string) => new SymflowError('Session.restore', `${file}: ${why}`);
   if (bytes.length < PREFIX + HASH_BYTES) throw bad(`truncated (${bytes.length} bytes)`);
   if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) throw bad('not a symflow checkpoint (bad magic)');
@@ -87,10 +92,12 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): Checkp
   if ((header as { format?: unknown })?.format !== 'symflow-checkpoint' || !Array.isArray(list) || list.length > MAX_ENTRIES) {
     throw bad('malformed header');
   }
+  const step = (header as { step?: unknown }).step;
+  if (step !== undefined && !(Number.isSafeInteger(step) && (step as number) >= 0)) throw bad(`step must be a non-negative integer, got ${JSON.stringify(step)}`);
   const dataStart = PREFIX + headerBytes;
   const dataBytes = bytes.length - HASH_BYTES - dataStart;
   const seen = new Set<string>();
-  return list.map((raw, i): CheckpointEntry => {
+  const entries = list.map((raw, i): CheckpointEntry => {
     const e = checkEntry(raw, i, dataBytes, bad);
     if (seen.has(e.name)) throw bad(`variable '${e.name}' appears twice`);
     seen.add(e.name);
@@ -100,6 +107,7 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): Checkp
     if (notBool >= 0) throw bad(`variable ${quoteName(e.name)} is bool but element ${notBool} is ${data[notBool]}; a bool is 0 or 1`);
     return { name: e.name, value: { shape: e.shape, dtype: e.dtype, data } };
   });
+  return step === undefined ? { entries } : { entries, step: step as number };
 }
 
 function checkEntry(raw: unknown, i: number, dataBytes: number, bad: (why: string) => SymflowError): HeaderEntry {
@@ -185,13 +193,13 @@ export async function writeAtomic(path: string, data: Uint8Array): Promise<void>
 }
 
 /** Reads a checkpoint file, refusing one larger than any checkpoint could sanely be. */
-export async function readCheckpoint(path: string): Promise<CheckpointEntry[]> {
+export async function readCheckpoint(path: string): Promise<{ entries: CheckpointEntry[]; step?: number }> {
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
     throw new SymflowError('Session.restore', `${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });
   if (!info.isFile()) throw new SymflowError('Session.restore', `${path}: not a file`);
   if (info.size > MAX_FILE_BYTES) throw new SymflowError('Session.restore', `${path}: ${info.size} bytes is larger than a checkpoint may be`);
-  return decodeCheckpoint(new Uint8Array(await readFile(path)), path);
+  return decodeCheckpointFile(new Uint8Array(await readFile(path)), path);
 }
 
 export type { TypedArray };

@@ -10,6 +10,8 @@ import { fuseMatMul } from '../graph/passes/fuseMatMul.js';
 import { reluKernel } from '../graph/passes/reluKernel.js';
 import { simplifyShapes } from '../graph/passes/simplify.js';
 import { prune } from '../graph/passes/prune.js';
+import { foldConds } from '../graph/passes/foldConds.js';
+import { symbolicShapes } from '../graph/passes/symbolicShapes.js';
 import { isTensor, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
 import { type Block, planProgram, type Step } from '../schedule/plan.js';
 import { bindKernels } from './bindKernels.js';
@@ -20,7 +22,11 @@ import { lowerGuarded } from './updates.js';
 export type Source =
   | { readonly kind: 'feed'; readonly reg: number; readonly index: number }
   | { readonly kind: 'variable'; readonly reg: number; readonly tensor: Variable }
-  | { readonly kind: 'constant'; readonly reg: number; readonly node: NodeIR };
+  | { readonly kind: 'constant'; readonly reg: number; readonly node: NodeIR }
+  | { readonly kind: 'random'; readonly reg: number; readonly node: NodeIR; readonly dims: readonly RandomDim[] };
+
+/** A dimension of a random source: known, or the size of a fed value's axis (read when the call is made). */
+export type RandomDim = number | { readonly input: number; readonly axis: number };
 
 /** How a call runs, by the backend's kind: the executor walks a plan with bound kernels, or one program runs it all. */
 export type Execution =
@@ -76,7 +82,8 @@ export function compileFunction(spec: FunctionSpec, backend: Backend, who: strin
   // The guard's verdict is one more output: the executor reads it before it commits anything.
   if (lowered.ok !== undefined) outputs = [...outputs, lowered.ok];
   const targets = [...outputs, ...updates.map(([, t]) => t)];
-  const { ir: raw, tensors } = toIR(targets, inputs);
+  const { ir: traced, tensors } = toIR(targets, inputs);
+  const raw = bindPhase(traced, spec.training === true, who);
   const ir = rewrite
     ? optimize(raw, backend.passes)
     // The transposed-matMul lowering is part of the backend's contract, so it applies with rewrites off too.
@@ -96,6 +103,7 @@ export function compileFunction(spec: FunctionSpec, backend: Backend, who: strin
     if (index !== undefined) sources.push({ kind: 'feed', reg: regOf(id), index });
     else if (node.op === 'variable') sources.push({ kind: 'variable', reg: regOf(id), tensor: tensors.get(id) as Variable });
     else if (node.op === 'constant') sources.push({ kind: 'constant', reg: regOf(id), node });
+    else if (node.op === 'random') sources.push({ kind: 'random', reg: regOf(id), node, dims: node.attrs['dims'] as unknown as RandomDim[] });
     else if (node.op === 'placeholder') {
       throw new SymflowError(who, `missing feed for placeholder '${node.name}' ${shapeString(node.shape)} ${node.dtype}`);
     }
@@ -167,6 +175,41 @@ export function optimize(ir: GraphIR, opts: Partial<PassRequests> = {}): GraphIR
   const folded = constantFold(simplifyShapes(prune(ir)));
   const lean = prune(fuseSub(cse(opts.explicitTranspose ? explicitTranspose(folded) : folded)));
   return reluKernel(opts.fuseMatMul ? prune(fuseMatMul(lean)) : lean);
+}
+
+/**
+ * What is decided when a function is compiled, before any rewrite: the learning phase becomes a constant (so the
+ * conds on it are folded to the branch taken), and each random source learns where its run-time dimensions come
+ * from — a dimension its symbolic shape shares with a fed value's axis is read from that value when the call is
+ * made; any other unknown dimension is refused here, naming the node. A random source then has no inputs.
+ */
+function bindPhase(ir: GraphIR, training: boolean, who: string): GraphIR {
+  const nodes = Object.values(ir.nodes);
+  const phases = nodes.filter((n) => n.op === 'learningPhase');
+  const randoms = nodes.filter((n) => n.op === 'random' && !ir.feeds.includes(n.id));
+  if (phases.length === 0 && randoms.length === 0) return ir;
+  const shapes = randoms.some((n) => n.shape.includes(null)) ? symbolicShapes(ir) : undefined;
+  const fedDims = new Map<string | number, { input: number; axis: number }>();
+  ir.feeds.forEach((id, input) => shapes?.get(id)?.forEach((d, axis) => {
+    if (typeof d === 'string' && !fedDims.has(d)) fedDims.set(d, { input, axis });
+  }));
+  const changed: Record<number, NodeIR> = { ...ir.nodes };
+  for (const n of phases) {
+    changed[n.id] = { ...n, op: 'constant', inputs: [], attrs: { shape: [], dtype: 'bool', value: Uint8Array.of(training ? 1 : 0) } };
+  }
+  for (const n of randoms) {
+    const sym = shapes?.get(n.id);
+    const dims = n.shape.map((d, axis): RandomDim => {
+      if (d !== null) return d;
+      const from = fedDims.get(sym![axis]!);
+      if (from === undefined) {
+        throw new SymflowError(who, `random node '${n.name}' ${shapeString(n.shape)}: dimension ${axis} is not known before the run; it must be the size of an axis of a fed tensor (a batch dimension is)`);
+      }
+      return from;
+    });
+    changed[n.id] = { ...n, inputs: [], attrs: { ...n.attrs, dims: dims.map((d) => (typeof d === 'number' ? d : { input: d.input, axis: d.axis })) } };
+  }
+  return prune(foldConds({ ...ir, nodes: changed }));
 }
 
 /**

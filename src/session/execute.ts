@@ -73,13 +73,18 @@ function claim(backend: KernelBackend, fn: CompiledFunction, regs: Registers, ne
   return fresh;
 }
 
-/** The one source-binding loop: variables' current values, constants, and feeds (uploaded unless already on device). */
+/** The one source-binding loop: variables' current values, constants, random draws, and feeds (uploaded unless already on device). */
 function bindSources(session: Session, fn: CompiledFunction, feeds: readonly (HostTensor | DeviceValue)[], regs: Registers, uploaded: DeviceTensor[]): void {
   const backend = session.backendImpl;
   for (const src of fn.sources) {
     if (src.kind === 'variable') regs[src.reg] = session.variableTensor(src.tensor);
     else if (src.kind === 'constant') regs[src.reg] = session.constantTensor(src.node);
-    else {
+    else if (src.kind === 'random') {
+      // Drawn on the host by the same code for every backend (see graph/random.ts), then bound like a feed.
+      const t = backend.upload(session.randomValue(src, feeds));
+      uploaded.push(t);
+      regs[src.reg] = t;
+    } else {
       const feed = feeds[src.index]!;
       if (feed instanceof DeviceValue) regs[src.reg] = feed.tensor;
       else {

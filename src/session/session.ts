@@ -7,7 +7,8 @@ import { initialValue } from '../graph/initializers.js';
 import type { NodeIR } from '../graph/ir.js';
 import { quoteName } from '../graph/limits.js';
 import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '../graph/tensor.js';
-import { compileFunction, type CompiledFunction } from './compileFunction.js';
+import { compileFunction, type CompiledFunction, type Source } from './compileFunction.js';
+import { drawRandom, randomKey } from '../graph/random.js';
 import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
 import { execute, executeProgram } from './execute.js';
 import { DeviceValue, Snapshot } from './handles.js';
@@ -34,6 +35,11 @@ export interface SessionOptions {
    * Other backends ignore it.
    */
   onnxLogs?: OnnxLogLevel;
+  /**
+   * The seed of random nodes built without a seed of their own (default 0): their values depend on it, the node
+   * (its name) and the step counter. Nodes with an explicit seed ignore it.
+   */
+  seed?: number;
 }
 
 export interface FunctionSpec {
@@ -50,8 +56,19 @@ export interface FunctionSpec {
    * values that overflows float32 (beyond ±3.4e38) also refuses; `TrainStep` tells that case apart and applies it.
    */
   applyIfFinite?: boolean | readonly Tensor[];
+  /**
+   * Compile for training: the learning phase is true (dropout drops, …). `TrainStep` compiles its runs so; every
+   * other function, `session.run` and validation default to false.
+   */
+  training?: boolean;
 }
 
+
+/** Options of `Session.run`. */
+export interface RunOptions {
+  /** Evaluate in the learning phase (dropout drops, at the session's current step); default false. */
+  training?: boolean;
+}
 
 /** What a session function accepts per input. */
 export type FeedValue = Value | DeviceValue;
@@ -107,9 +124,44 @@ export class Session {
 
   /** @internal */ readonly optimizeGraphs: boolean;
 
-  private constructor(backend: Backend, optimize: boolean) {
+  /** @internal */ readonly seed: number;
+  /** Training steps taken: part of every random node's key (one value per step, the same for all its runs). */
+  private randomStep = 0;
+  /** This step's draws, by node key and shape: a step's runs share them. */
+  private draws = new Map<string, HostTensor>();
+
+  private constructor(backend: Backend, optimize: boolean, seed: number) {
     this.backendImpl = backend;
     this.optimizeGraphs = optimize;
+    this.seed = seed;
+  }
+
+  /**
+   * The training steps this session has taken, the counter random nodes are keyed by. `TrainStep.step` moves it
+   * once per step (a failed or skipped step too); checkpoints save and restore it.
+   */
+  get step(): number {
+    return this.randomStep;
+  }
+
+  /** @internal Moves the step counter: called once at the end of every `TrainStep.step`. */
+  advanceStep(): void {
+    this.randomStep++;
+    this.draws = new Map();
+  }
+
+  /** @internal The value of a random source for one call: its shape read from the feeds, drawn at this step. */
+  randomValue(src: Extract<Source, { kind: 'random' }>, feeds: readonly { readonly shape: readonly number[] }[]): HostTensor {
+    const shape = src.dims.map((d) => (typeof d === 'number' ? d : feeds[d.input]!.shape[d.axis]!));
+    const a = src.node.attrs as { dist: string; seed: number; salt: number; a: number; b: number };
+    const key = `${a.dist}|${a.seed}|${a.salt}|${a.a}|${a.b}|${shape.join(',')}`;
+    let value = this.draws.get(key);
+    if (value === undefined) {
+      if (this.draws.size >= 256) this.draws.clear(); // many shapes at one step (runs outside training): bounded
+      value = { shape, dtype: 'float32', data: drawRandom(a, randomKey(a, this.seed, this.randomStep), shape) };
+      this.draws.set(key, value);
+    }
+    return value;
   }
 
   /**
@@ -122,7 +174,11 @@ export class Session {
     if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
       throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${String(threads)}`);
     }
-    return new Session(await loadBackend(opts.backend ?? 'auto', { threads, onnxLogs: opts.onnxLogs }), opts.optimize ?? true);
+    const seed = opts?.seed ?? 0;
+    if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
+      throw new SymflowError('Session.create', `seed must be an integer from 0 to 4294967295, got ${String(seed)}`);
+    }
+    return new Session(await loadBackend(opts.backend ?? 'auto', { threads, onnxLogs: opts.onnxLogs }), opts.optimize ?? true, seed);
   }
 
   /** The backend that runs this session's kernels. */
@@ -158,20 +214,21 @@ export class Session {
    * @param feeds a Map or a list of [tensor, value] pairs
    * @returns host values, one per fetch (a single one for a single fetch)
    */
-  run(fetches: Tensor, feeds?: Feeds): Promise<HostTensor>;
-  run(fetches: readonly Tensor[], feeds?: Feeds): Promise<HostTensor[]>;
-  async run(fetches: Tensor | readonly Tensor[], feeds: Feeds = []): Promise<HostTensor | HostTensor[]> {
+  run(fetches: Tensor, feeds?: Feeds, opts?: RunOptions): Promise<HostTensor>;
+  run(fetches: readonly Tensor[], feeds?: Feeds, opts?: RunOptions): Promise<HostTensor[]>;
+  async run(fetches: Tensor | readonly Tensor[], feeds: Feeds = [], opts: RunOptions = {}): Promise<HostTensor | HostTensor[]> {
     this.checkAlive('Session.run');
     const list = isTensor(fetches) ? [fetches] : [...fetches];
     const pairs = feeds instanceof Map ? [...feeds.entries()] : [...feeds];
     pairs.forEach(([t], i) => { if (!isTensor(t)) throw new SymflowError('Session.run', `feeds[${i}] key is not a Tensor`); });
     list.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('Session.run', `fetches[${i}] is not a Tensor`); });
     const inputs = pairs.map(([t]) => t);
-    const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}`;
+    const training = opts?.training === true;
+    const key = `${list.map((t) => t.id).join(',')}|${inputs.map((t) => t.id).join(',')}|${training}`;
     let compiled = this.runCache.get(key);
     if (compiled === undefined) {
       // A run meets its variables only once it succeeds: a failed run changes nothing, not what checkpoints cover.
-      compiled = this.track(compileFunction({ inputs, outputs: list }, this.backendImpl, 'Session.run', this.optimizeGraphs), false);
+      compiled = this.track(compileFunction({ inputs, outputs: list, training }, this.backendImpl, 'Session.run', this.optimizeGraphs), false);
       this.runCache.set(key, compiled);
       this.evictRuns();
     } else {
@@ -392,7 +449,7 @@ export class Session {
   }
 
   /**
-   * Saves variables — parameters and optimizer state — to a versioned, checksummed file, atomically (a temp file,
+   * Saves variables — parameters and optimizer state — and the step counter to a versioned, checksummed file, atomically (a temp file,
    * fsynced, renamed over `path`): a crash during a save leaves the previous checkpoint intact.
    * ```ts
    * await session.save('run/ckpt.bin');
@@ -403,11 +460,11 @@ export class Session {
     this.checkAlive('Session.save');
     const vars = checkVariableList('Session.save', opts.variables ?? this.variables);
     // Values are read in call order (never in the middle of a call); the file is written after.
-    const entries = await this.exclusive(async () => {
-      return vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) }));
+    const { entries, step } = await this.exclusive(async () => {
+      return { entries: vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) })), step: this.randomStep };
     }, 'Session.save');
     // Files are written in the order the values were read, so a later save is never overwritten by an earlier one.
-    const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries)));
+    const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries, { step })));
     this.writes = write.catch(() => undefined);
     try {
       await write;
@@ -426,7 +483,7 @@ export class Session {
   async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
     this.checkAlive('Session.restore');
     const vars = checkVariableList('Session.restore', opts.variables ?? this.variables);
-    const entries = await readCheckpoint(path);
+    const { entries, step } = await readCheckpoint(path);
     const byName = new Map(entries.map((e) => [e.name, e.value]));
     const list = (names: string[]) => `${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
     const missing = vars.filter((v) => !byName.has(v.name)).map((v) => v.name);
@@ -447,6 +504,11 @@ export class Session {
       const uploaded = uploadAll(this.backendImpl, vars.map((v) => byName.get(v.name)!));
       for (const v of vars) this.know(v);
       this.assign(vars.map((v, i) => [v, uploaded[i]!] as const));
+      // The step counter too, so random nodes draw after a restore what they drew after the save.
+      if (step !== undefined) {
+        this.randomStep = step;
+        this.draws = new Map();
+      }
     }, 'Session.restore');
   }
 
