@@ -4,7 +4,7 @@ import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  Session, accumulate, add, compile, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, variablesOf,
+  Session, accumulate, add, compile, dropout, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, variablesOf,
   type AnyOptimizer, type BackendName, type NonFinitePolicy, type Tensor,
 } from '../src/index.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
@@ -36,12 +36,15 @@ function batch(): { xs: Float32Array; ys: Int32Array } {
   };
 }
 
-function mlp(seedBase = 1): { x: Tensor; y: Tensor; loss: Tensor } {
+/** The MLP; with `drop`, dropout of that rate after each hidden layer. */
+function mlp(seedBase = 1, drop = 0): { x: Tensor; y: Tensor; loss: Tensor } {
   const x = placeholder([null, 784]);
   const y = placeholder([null], { dtype: 'int32' });
   let h: Tensor = x;
   SIZES.slice(1).forEach((units, i) => {
-    h = layers.dense(h, units, { activation: i < SIZES.length - 2 ? 'relu' : 'linear', seed: seedBase + i });
+    const hidden = i < SIZES.length - 2;
+    h = layers.dense(h, units, { activation: hidden ? 'relu' : 'linear', seed: seedBase + i });
+    if (hidden && drop > 0) h = dropout(h, drop);
   });
   return { x, y, loss: mean(sparseSoftmaxCrossEntropy(h, y)) };
 }
@@ -49,10 +52,10 @@ function mlp(seedBase = 1): { x: Tensor; y: Tensor; loss: Tensor } {
 interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown> }
 
 async function symflowStep(
-  backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number, onNonFinite?: NonFinitePolicy,
+  backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number, onNonFinite?: NonFinitePolicy, drop = 0,
 ): Promise<StepBench> {
   const session = await Session.create(threads === undefined ? { backend } : { backend, threads });
-  const { x, y, loss } = mlp();
+  const { x, y, loss } = mlp(1, drop);
   const t0 = performance.now();
   const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y], ...(onNonFinite ? { onNonFinite } : {}) });
   const compileMs = performance.now() - t0;
@@ -243,9 +246,9 @@ if (torchBest !== undefined) {
  * slowed on both sides, so its ratio still holds where a ratio of medians would not.
  */
 async function sideBySide(
-  backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number, policies: [NonFinitePolicy?, NonFinitePolicy?] = [],
+  backend: BackendName, a: () => AnyOptimizer, b: () => AnyOptimizer, steps: number, policies: [NonFinitePolicy?, NonFinitePolicy?] = [], drops: [number, number] = [0, 0],
 ): Promise<{ a: number; b: number; ratio: number }> {
-  const [x, y] = [await symflowStep(backend, a, undefined, policies[0]), await symflowStep(backend, b, undefined, policies[1])];
+  const [x, y] = [await symflowStep(backend, a, undefined, policies[0], drops[0]), await symflowStep(backend, b, undefined, policies[1], drops[1])];
   for (let i = 0; i < 10; i++) { await x.step(); await y.step(); }
   const tx: number[] = [];
   const ty: number[] = [];
@@ -275,11 +278,15 @@ for (const backend of ['onnx', 'wasm'] as const) {
   ratios[`heun ${backend}`] = heunVsSgd.ratio;
   ratios[`acc ${backend}`] = accVsPlain.ratio;
   ratios[`check ${backend}`] = checkVsNone.ratio;
+  // Dropout 0.5 after both hidden layers (masks drawn on the host each step) against the same MLP without.
+  const dropVsNone = await sideBySide(backend, plain, plain, n, [], [0.5, 0]);
+  ratios[`dropout ${backend}`] = dropVsNone.ratio;
   const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
   row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
   row(`  heun fused into one run / sgd step (${backend})`, `${fusedVsSgd.ratio.toFixed(2)}×`, note(fusedVsSgd));
   row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
   row(`sgd step with the non-finite check / without (${backend})`, `${checkVsNone.ratio.toFixed(3)}×`, note(checkVsNone));
+  row(`sgd step with dropout 0.5 on both hidden layers / without (${backend})`, `${dropVsNone.ratio.toFixed(3)}×`, note(dropVsNone));
 }
 row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
 row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
@@ -301,6 +308,7 @@ const targets: [string, boolean][] = [
   ['heun / sgd ≤ 2.05× (onnx and wasm)', ratios['heun onnx']! <= 2.05 && ratios['heun wasm']! <= 2.05],
   ['accumulate-only / plain ≤ 1.05× (onnx and wasm)', ratios['acc onnx']! <= 1.05 && ratios['acc wasm']! <= 1.05],
   ['non-finite check ≤ 3 % of the MLP step (onnx and wasm)', ratios['check onnx']! <= 1.03 && ratios['check wasm']! <= 1.03],
+  ['dropout on the hidden layers ≤ 10 % of the MLP step (onnx and wasm)', ratios['dropout onnx']! <= 1.1 && ratios['dropout wasm']! <= 1.1],
   ['compile ≤ 50 ms', onnx.compileMs <= 50 && wasm.compileMs <= 50],
   ['executor overhead ≤ 2 µs per node', Math.max(...Object.values(overhead)) <= 2],
 ];

@@ -143,6 +143,13 @@ describe.each(BACKENDS)('the step counter on %s', (backend) => {
     expect(s.numTensors()).toBe(count);
   });
 
+  it('dropout keeps exactly where bernoulli(1 − rate) with the same seed is true', async () => {
+    const x = placeholder([null, 50], { name: 'x' });
+    const feed = [Array.from({ length: 50 }, (_, i) => i + 1), Array.from({ length: 50 }, (_, i) => -i - 1)];
+    const [d, b] = await s.run([dropout(x, 0.3, { seed: 5 }), bernoulli(0.7, x, { seed: 5 })], [[x, feed]], { training: true });
+    expect(values(d!).map((v) => v !== 0)).toEqual(values(b!).map((v) => v === 1));
+  });
+
   it('round-trips through JSON: the same draws', async () => {
     const x = placeholder([null, 4], { name: 'x' });
     const y = mul(dropout(x, 0.5), randomNormal(x));

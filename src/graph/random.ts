@@ -17,7 +17,6 @@
 import { asTensor, type TensorLike } from './convert.js';
 import { cond } from './cond.js';
 import { SymflowError } from './errors.js';
-import { cast } from './ops/cast.js';
 import { less } from './ops/compare.js';
 import { mul } from './ops/binary.js';
 import { defineOp, makeNode } from './registry.js';
@@ -36,18 +35,20 @@ interface RandomAttrs {
   [key: string]: string | number | Shape;
 }
 
-const DISTRIBUTIONS = new Set(['uniform', 'normal']);
+const DISTRIBUTIONS = new Set(['uniform', 'normal', 'mask']);
 
 /**
  * A random source: float32 values of `shape` (or, with one input, of that input's run-time shape — only its shape
- * is read). `dist` is 'uniform' on [a, b) or 'normal' with mean a and standard deviation b. `seed` is −1 for none.
+ * is read). `dist` is 'uniform' on [a, b), 'normal' with mean a and standard deviation b, or 'mask': b with
+ * probability a, else 0 (dropout's scaled keep mask, one source instead of a compare, a cast and a product).
+ * `seed` is −1 for none.
  * The session binds its value before each run, like a feed.
  */
 export const randomOp = defineOp({
   name: 'random',
   attrs: { dist: 'string', seed: 'int', salt: 'int', a: 'number', b: 'number', shape: 'shape' },
   infer: (inputs, attrs: RandomAttrs) => {
-    if (!DISTRIBUTIONS.has(attrs.dist)) throw new SymflowError('random', `dist must be 'uniform' or 'normal', got ${JSON.stringify(attrs.dist)}`);
+    if (!DISTRIBUTIONS.has(attrs.dist)) throw new SymflowError('random', `dist must be 'uniform', 'normal' or 'mask', got ${JSON.stringify(attrs.dist)}`);
     if (inputs.length > 1) throw new SymflowError('random', `takes at most one input (a tensor whose shape it has), got ${inputs.length}`);
     const like = inputs[0];
     if (like !== undefined && (like.rank !== attrs.shape.length || !like.shape.every((d, i) => attrs.shape[i] === null || attrs.shape[i] === d))) {
@@ -101,6 +102,7 @@ function randomNode(who: string, shapeOrLike: ShapeOrLike, dist: string, a: numb
   for (const [k, v] of [['a', a], ['b', b]] as const) {
     if (typeof v !== 'number' || !Number.isFinite(v)) throw new SymflowError(who, `${k === 'a' ? (dist === 'normal' ? 'mean' : 'min') : dist === 'normal' ? 'stddev' : 'max'} must be a finite number, got ${String(v)}`);
   }
+  if (dist === 'mask' && !(a > 0 && a <= 1)) throw new SymflowError(who, `keep probability must be in (0, 1], got ${a}`);
   if (dist === 'uniform' && !(a < b)) throw new SymflowError(who, `min must be below max, got [${a}, ${b})`);
   if (dist === 'normal' && !(b >= 0)) throw new SymflowError(who, `stddev must be ≥ 0, got ${b}`);
   let inputs: Tensor[] = [];
@@ -161,30 +163,32 @@ export function dropout(x: Tensor, rate: number, opts: RandomOptions = {}): Tens
   if (!isTensor(x) || x.dtype !== 'float32') throw new SymflowError('dropout', `x must be a float32 Tensor, got ${isTensor(x) ? `${x.dtype} (${x.name})` : typeof x}`);
   if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new SymflowError('dropout', `rate must be in [0, 1), got ${String(rate)}`);
   if (rate === 0) return x;
-  return cond(learningPhase(), () => {
-    const keep = cast(bernoulli(1 - rate, x, { ...opts, name: opts.name ?? 'dropout' }), 'float32');
-    return mul(x, mul(keep, 1 / (1 - rate)));
-  }, () => x);
+  // The mask is 1/(1 − rate) where u < 1 − rate for a uniform u, else 0: what bernoulli(1 − rate) gives, scaled.
+  return cond(learningPhase(), () => mul(x, randomNode('dropout', x, 'mask', 1 - rate, 1 / (1 - rate), opts)), () => x);
 }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Drawing (host side, the same code for every backend).
 
-/** Wellons' lowbias32: a 32-bit integer hash with good avalanche. */
+/** Wellons' lowbias32: a 32-bit integer hash with good avalanche (int32 in, int32 out: no boxed doubles). */
 function mix(x: number): number {
   x ^= x >>> 16;
   x = Math.imul(x, 0x7feb352d);
   x ^= x >>> 15;
-  x = Math.imul(x, 0x846ca68b);
-  x ^= x >>> 16;
-  return x >>> 0;
+  x = Math.imul(x, 0x846ca68b | 0);
+  return x ^ (x >>> 16);
+}
+
+/** The 24 high bits of element i's hash under (k0, k1), as a float in [0, 1). */
+function unit(i: number, k0: number, k1: number): number {
+  return (mix((mix(i ^ k0) + k1) | 0) >>> 8) * 5.9604644775390625e-8; // 2⁻²⁴
 }
 
 /** The key of one node at one step: two 32-bit words. */
 export function randomKey(attrs: { seed: number; salt: number }, sessionSeed: number, step: number): [number, number] {
-  const lo = step >>> 0, hi = Math.floor(step / 2 ** 32) >>> 0;
+  const lo = step | 0, hi = Math.floor(step / 2 ** 32) | 0;
   const base = attrs.seed >= 0 ? mix(attrs.seed ^ 0x9e3779b9) : mix(mix(sessionSeed ^ 0x632be59b) ^ attrs.salt);
-  const k0 = mix(base + mix(lo ^ 0x85ebca6b) + Math.imul(hi, 0x27d4eb2f));
+  const k0 = mix((base + mix(lo ^ 0x85ebca6b) + Math.imul(hi, 0x27d4eb2f)) | 0);
   return [k0, mix(k0 ^ 0xc2b2ae35)];
 }
 
@@ -199,20 +203,25 @@ export function drawRandom(attrs: { dist: string; a: number; b: number }, key: r
   const out = new Float32Array(n);
   const [k0, k1] = key;
   const { a, b } = attrs;
+  if (attrs.dist === 'mask') {
+    // The same uniform draw bernoulli compares, so dropout(x, r) keeps where bernoulli(1 − r, x) is true.
+    const keep = Math.fround(a), scale = Math.fround(b);
+    for (let i = 0; i < n; i++) out[i] = unit(i, k0, k1) < keep ? scale : 0;
+    return out;
+  }
   if (attrs.dist === 'uniform') {
     const span = b - a;
     const top = prevFloat(b);
     for (let i = 0; i < n; i++) {
-      const u = (mix((mix(i ^ k0) + k1) >>> 0) >>> 8) * 2 ** -24;
-      out[i] = a + span * u;
+      const v = Math.fround(a + span * unit(i, k0, k1));
       // Rounded to float32, a + span·u can reach b: the interval stays half-open.
-      if (out[i]! >= b) out[i] = top;
+      out[i] = v >= b ? top : v;
     }
     return out;
   }
   for (let i = 0; i < n; i++) {
-    const u1 = ((mix((mix((2 * i) ^ k0) + k1) >>> 0) >>> 8) + 1) * 2 ** -24; // (0, 1]
-    const u2 = (mix((mix((2 * i + 1) ^ k0) + k1) >>> 0) >>> 8) * 2 ** -24;
+    const u1 = unit(2 * i, k0, k1) + 5.9604644775390625e-8; // (0, 1]
+    const u2 = unit(2 * i + 1, k0, k1);
     out[i] = a + b * Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
   }
   return out;

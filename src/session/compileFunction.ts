@@ -184,19 +184,21 @@ export function optimize(ir: GraphIR, opts: Partial<PassRequests> = {}): GraphIR
  * made; any other unknown dimension is refused here, naming the node. A random source then has no inputs.
  */
 function bindPhase(ir: GraphIR, training: boolean, who: string): GraphIR {
-  const nodes = Object.values(ir.nodes);
-  const phases = nodes.filter((n) => n.op === 'learningPhase');
-  const randoms = nodes.filter((n) => n.op === 'random' && !ir.feeds.includes(n.id));
-  if (phases.length === 0 && randoms.length === 0) return ir;
+  const phases = Object.values(ir.nodes).filter((n) => n.op === 'learningPhase');
+  if (phases.length > 0) {
+    // The phase first: its conds folded, what the phase leaves out is gone before the random sources are placed.
+    const bound: Record<number, NodeIR> = { ...ir.nodes };
+    for (const n of phases) bound[n.id] = { ...n, op: 'constant', inputs: [], attrs: { shape: [], dtype: 'bool', value: Uint8Array.of(training ? 1 : 0) } };
+    ir = prune(foldConds({ ...ir, nodes: bound }));
+  }
+  const randoms = Object.values(ir.nodes).filter((n) => n.op === 'random' && !ir.feeds.includes(n.id));
+  if (randoms.length === 0) return ir;
   const shapes = randoms.some((n) => n.shape.includes(null)) ? symbolicShapes(ir) : undefined;
   const fedDims = new Map<string | number, { input: number; axis: number }>();
   ir.feeds.forEach((id, input) => shapes?.get(id)?.forEach((d, axis) => {
     if (typeof d === 'string' && !fedDims.has(d)) fedDims.set(d, { input, axis });
   }));
   const changed: Record<number, NodeIR> = { ...ir.nodes };
-  for (const n of phases) {
-    changed[n.id] = { ...n, op: 'constant', inputs: [], attrs: { shape: [], dtype: 'bool', value: Uint8Array.of(training ? 1 : 0) } };
-  }
   for (const n of randoms) {
     const sym = shapes?.get(n.id);
     const dims = n.shape.map((d, axis): RandomDim => {
@@ -209,7 +211,7 @@ function bindPhase(ir: GraphIR, training: boolean, who: string): GraphIR {
     });
     changed[n.id] = { ...n, inputs: [], attrs: { ...n.attrs, dims: dims.map((d) => (typeof d === 'number' ? d : { input: d.input, axis: d.axis })) } };
   }
-  return prune(foldConds({ ...ir, nodes: changed }));
+  return prune({ ...ir, nodes: changed });
 }
 
 /**
