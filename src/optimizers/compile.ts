@@ -3,7 +3,7 @@ import { SymflowError } from '../graph/errors.js';
 import { inSpaceOf } from '../graph/names.js';
 import { checkRows } from '../graph/rows.js';
 import type { HostTensor } from '../graph/hostValue.js';
-import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
+import { isTensor, isVariable, type Tensor, type Variable } from '../graph/tensor.js';
 import { variablesOf } from '../graph/traverse.js';
 import { DeviceValue, type FeedValue, type Session } from '../session/session.js';
 import { checkPolicy, guardedRun, NonFiniteError, type NonFinitePolicy, type NonFiniteReport, Refused, stepDiagnosis } from './nonFinite.js';
@@ -129,6 +129,13 @@ export interface CompileOptions {
    * The check is part of each run (one sum per new value); a refused step changes no variable.
    */
   onNonFinite?: NonFinitePolicy;
+  /**
+   * The model's own state updates (a batch norm's moving averages: not parameters, not optimizer state), applied
+   * exactly once per step and computed from the variables as they were when the step started and the step's
+   * batch — in a multi-run step too (a Heun step updates them once, not twice). Part of the step: a refused or
+   * failed step applies none of them.
+   */
+  updates?: readonly Update[];
 }
 
 /** Per-step options of `TrainStep.step`. */
@@ -211,16 +218,32 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     }) as RunContext['run'],
     slots: (owner, name) => params.map((p) => slotLike(owner, name, p)),
   };
+  // The model's state updates: in the single run of a single-run step; after a multi-run step's runs, in a run of
+  // their own fed with the parameters' values at the step's start.
+  const modelUpdates = [...(opts.updates ?? [])];
+  const modelVariables = updatedVariables('compile', modelUpdates);
+  const trained = modelVariables.find((v) => params.includes(v));
+  if (trained !== undefined) throw new SymflowError('compile', `updates assign '${trained.name}', which the optimizer trains or owns; a model update may assign only the model's own state`);
   // The optimizer's variables are named in the parameters' name space: the same in every build of one model.
   const { built, program } = inSpaceOf(params[0], () => {
-    const single = optimizer.kind === 'single' ? singleRun(optimizer, ctx) : undefined;
+    const single = optimizer.kind === 'single' ? singleRun(optimizer, ctx, modelUpdates) : undefined;
     return { built: single, program: single?.program ?? (optimizer as MultiRunOptimizer).build(ctx) };
   });
   const state = built?.state;
   const flushRun = built?.flushRun ?? program.flush?.bind(program);
   const stateVariables = [...(state?.variables ?? []), ...program.variables];
-  const everything = [...params, ...stateVariables];
+  const everything: Variable[] = [...params, ...stateVariables];
   const atomic = program.runsPerStep > 1 || optimizer.kind === 'multiRun';
+
+
+  for (const v of modelVariables) {
+    if (everything.includes(v)) throw new SymflowError('compile', `updates assign '${v.name}', which the optimizer trains or owns; a model update may assign only the model's own state`);
+  }
+  everything.push(...modelVariables);
+  const stateRun = modelUpdates.length > 0 && optimizer.kind === 'multiRun'
+    ? session.function({ inputs: [...inputs, ...params], updates: modelUpdates, training: true })
+    : undefined;
+  const atomicStep = atomic || stateRun !== undefined;
 
   const diagnose = stepDiagnosis(session, inputs, opts.loss, params, grads);
 
@@ -246,9 +269,17 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
         // Compiled with 'apply' but asked to refuse (fit's policies): no check is compiled, so the loss is checked
         // here and the step undone — the one other place a step is rolled back.
         const hostCheck = policy === 'apply' && onNonFinite !== 'apply';
-        const snap = atomic || hostCheck ? session.snapshot(everything) : undefined;
+        const snap = atomicStep || hostCheck ? session.snapshot(everything) : undefined;
         try {
           const result = await program.step(batch);
+          if (stateRun !== undefined) {
+            const start = snap!.values(params);
+            try {
+              await stateRun([...batch, ...start]);
+            } finally {
+              for (const d of start) d.dispose();
+            }
+          }
           if (!hostCheck || Number.isFinite(result.loss)) return result;
           throw new Refused();
         } catch (e) {
@@ -278,9 +309,9 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
   });
 }
 
-function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
+function singleRun(opt: Optimizer, ctx: RunContext, modelUpdates: readonly Update[]): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
   const state = opt.init(ctx.params);
-  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: opt.update(ctx.grads, state, ctx.params) });
+  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: [...opt.update(ctx.grads, state, ctx.params), ...modelUpdates] });
   const program: MultiRunProgram = {
     runsPerStep: 1,
     variables: [],
@@ -293,4 +324,22 @@ function singleRun(opt: Optimizer, ctx: RunContext): { program: MultiRunProgram;
   const { updates, pending } = opt.flush(state, ctx.params);
   const flushFn = ctx.session.function({ outputs: [pending], updates });
   return { program, state, flushRun: async () => (await flushFn())[0]!.data[0] === 1 };
+}
+
+/** The variables an update list assigns (in conds too), each once; anything else is left to session.function to refuse. */
+function updatedVariables(who: string, updates: readonly Update[]): Variable[] {
+  if (!Array.isArray(updates)) throw new SymflowError(who, 'updates must be an array of [variable, newValue] pairs and conds of them');
+  const out = new Set<Variable>();
+  const walk = (list: readonly Update[]) => {
+    for (const u of list) {
+      if (Array.isArray(u) && isVariable(u[0])) out.add(u[0]);
+      else if ((u as { kind?: unknown })?.kind === 'condUpdate') {
+        const c = u as Extract<Update, { kind: 'condUpdate' }>;
+        walk(c.then);
+        walk(c.else);
+      }
+    }
+  };
+  walk(updates);
+  return [...out];
 }

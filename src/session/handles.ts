@@ -43,6 +43,17 @@ export class Snapshot {
     this.session.assign([...this.held].map(([v, t]) => [v, backend.alias(t)] as const));
   }
 
+  /** @internal The remembered values of `variables`, as values to feed (each a handle of its own: dispose it). */
+  values(variables: readonly Variable[]): DeviceValue[] {
+    if (this.disposed) throw new SymflowError('Snapshot.values', 'the snapshot is disposed');
+    const backend = this.session.backendImpl;
+    return variables.map((v) => {
+      const t = this.held.get(v);
+      if (t === undefined) throw new SymflowError('Snapshot.values', `variable '${v.name}' is not in the snapshot`);
+      return this.session.adopt(backend.alias(t), [...backend.shapeOf(t)], v.dtype);
+    });
+  }
+
   /** Releases the remembered values (also after the session is disposed: they are backend tensors of their own). */
   dispose(): void {
     if (this.disposed) return;

@@ -250,7 +250,12 @@ export class Session {
   upload(like: Tensor, value: Value): DeviceValue {
     this.checkAlive('Session.upload');
     const host = checkFed(`feed '${like.name}'`, like, toHostTensor(`feed '${like.name}'`, value, like.dtype, like.shape));
-    const d = new DeviceValue(this, this.backendImpl.upload(host), host.shape, host.dtype);
+    return this.adopt(this.backendImpl.upload(host), host.shape, host.dtype);
+  }
+
+  /** @internal A handle on a backend tensor the session now tracks (freed with the session if not before). */
+  adopt(t: DeviceTensor, shape: readonly number[], dtype: HostTensor['dtype']): DeviceValue {
+    const d = new DeviceValue(this, t, shape, dtype);
     this.live.add(d);
     return d;
   }
