@@ -23,6 +23,9 @@ import { absOp, cosOp, expOp, floorOp, logOp, negOp, sigmoidOp, signOp, sinOp, s
 import { whereOp } from './ops/where.js';
 import type { OpDef } from './registry.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
+// --- activations and scans (issue 12) ---
+import { erfOp, softplusOp } from './ops/activations.js';
+import { cumsumOp } from './ops/scan.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -36,6 +39,8 @@ const kernelOps = () => [
   concatOp, sliceOp, padOp, gatherOp, unsortedSegmentSumOp, sumOp, maxOp, argMaxOp, oneHotOp,
   fillLikeOp, shapeSizeOp, identityOp, stopGradientOp, addNOp, broadcastLikeOp, sumToShapeOp, softmaxCrossEntropyOp,
   customGradientOp,
+  // --- activations and scans (issue 12) ---
+  erfOp, softplusOp, cumsumOp,
 ] as const;
 
 /** The sources: bound before a run (fed, read from the session, embedded), never run by a kernel. */
