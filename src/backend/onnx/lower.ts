@@ -185,8 +185,9 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
   // --- activations and scans (issue 12) ---
   erf: simple('Erf'),
   softplus: (b, [x], _n, _i, out) => {
-    // TF's stable form, in float64 as TF.js cpu computes it (onnxruntime's Softplus, log(1 + e^−|x|) + max(x, 0) in
-    // float32, rounds to 0 below x ≈ −17 and loses digits below 0): e^x below log(ε) + 2, x above −(log(ε) + 2).
+    // TF's stable form, in float64 as TF.js cpu computes it, so the backends agree to an ulp (onnxruntime's own
+    // Softplus is log(1 + eˣ) itself: up to ~4e-7 relative from TF's eˣ just below the threshold): eˣ below
+    // log(ε) + 2, x above −(log(ε) + 2).
     const t = Math.log(1.1920928955078125e-7) + 2;
     const d = b.node('Cast', [x!], { to: ELEM.float64 });
     const e = b.node('Exp', [d]);
