@@ -180,6 +180,24 @@ describe.each(BACKENDS)('activations on %s', (backend) => {
     }
   });
 
+  it("clipByValue's gradient is 1 on the boundaries, as tf.clipByValue's; tensor bounds get it only where x was clipped", async () => {
+    const x = placeholder([6]);
+    const lo = placeholder([6]);
+    const pts = [-1, 1.5, -2, 3, 0.25, NaN];
+    const g = gradients(sf.sum(sf.clipByValue(x, -1, 1.5)), x);
+    const [got] = await s.run([g], [[x, pts]]);
+    await tf.setBackend('cpu');
+    const want = tf.tidy(() => Array.from(tf.grad((t: tf.Tensor) => tf.sum(tf.clipByValue(t, -1, 1.5)))(tf.tensor(pts.slice(0, 5))).dataSync()));
+    expect(values(got!).slice(0, 5)).toEqual(want);
+    expect(want).toEqual([1, 1, 0, 0, 1]);
+    // NaN: no gradient (maximum's mask x ≥ lo is false; TF's own rule would pass it).
+    expect(values(got!)[5]).toBe(0);
+    const [gx, glo] = gradients(sf.sum(sf.clipByValue(x, lo, 1.5)), [x, lo]);
+    const [vx, vlo] = await s.run([gx!, glo!], [[x, [-1, -3, 0, 2, 1.5, 0.5]], [lo, [-1, -1, -1, -1, -1, 1]]]);
+    expect(values(vx!)).toEqual([1, 0, 1, 0, 1, 0]);
+    expect(values(vlo!)).toEqual([0, 1, 0, 0, 0, 1]);
+  });
+
   it('cumsum: the gradient is the reverse running sum, and a second cumsum gradient flows', async () => {
     const x = placeholder([2, 4]);
     const w = sf.constant([[1, 2, 3, 4], [-1, 0.5, 0, 2]]);

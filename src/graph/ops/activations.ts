@@ -105,7 +105,8 @@ export function logSumExp(x: Tensor, axes?: number | readonly number[], opts: Lo
  * Clips x to [lo, hi] elementwise: minimum(maximum(x, lo), hi), as `tf.clipByValue` (lo and hi may also be
  * tensors, broadcasting). NaN stays NaN. The gradient passes where lo ≤ x ≤ hi, boundaries included, as TF's
  * (`ClipByValue`'s gradient in TF.js), and is 0 outside; lo and hi tensors get the gradient where x was clipped to
- * them. Numbers with lo > hi are an error; tensors with lo > hi give hi, as TF.
+ * them (strictly beyond them, as TF's). A NaN element gets no gradient (TF passes it). Numbers with lo > hi are an
+ * error; tensors with lo > hi give hi, as TF.
  * @param x a numeric tensor @param lo the lower bound @param hi the upper bound @returns the clipped tensor
  */
 export function clipByValue(x: Tensor, lo: TensorLike, hi: TensorLike): Tensor {
