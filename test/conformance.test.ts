@@ -119,6 +119,34 @@ const binaryRow = (op: string, fn: (a: Tensor, b: Tensor) => Tensor, ref: (a: nu
 const emptyUnary = (op: string, fn: (x: Tensor) => Tensor, ref: (v: number) => number): Row =>
   ({ op, what: 'empty', inputs: [empty([0, 3])], build: ([x]) => fn(x!), ref: un(ref) });
 
+// --- activations and scans (issue 12) ---
+/** gelu at the values its formula gives exactly (both forms): NaN, −Inf → NaN, Inf, ±0, ±10 → 10 and −0. */
+const geluEdge = (v: number) => (Number.isNaN(v) || v === -INF ? N : v === 0 ? v : v > 0 ? v : -0);
+/** cumsum along `axis` of a 2-D array: float32 rounds after each add, int32 wraps; the first element is copied. */
+function cumsumRef(x: Arr, axis: number, exclusive: boolean, reverse: boolean): Arr {
+  const [r, c] = x.shape as [number, number];
+  const out = new Array<number>(r * c).fill(0);
+  const n = axis === 0 ? r : c, lines = axis === 0 ? c : r;
+  const at = (line: number, k: number) => (axis === 0 ? k * c + line : line * c + k);
+  for (let line = 0; line < lines; line++) {
+    let acc = 0;
+    for (let s = 0; s < n; s++) {
+      const k = reverse ? n - 1 - s : s;
+      const v = x.data[at(line, k)]!;
+      if (exclusive) {
+        out[at(line, k)] = acc;
+        acc = round(x.dtype, acc + v);
+      } else {
+        acc = s === 0 ? v : round(x.dtype, acc + v);
+        out[at(line, k)] = acc;
+      }
+    }
+  }
+  return arr(x.shape, out, x.dtype);
+}
+const cumsumRow = (what: string, x: Arr, axis: number, exclusive: boolean, reverse: boolean): Row =>
+  ({ op: 'cumsum', what, inputs: [x], build: ([t]) => sf.cumsum(t!, axis, { exclusive, reverse }), ref: ([v]) => cumsumRef(v!, axis, exclusive, reverse), fold: true });
+
 const ROWS: Row[] = [
   binaryRow('add', sf.add, (a, b) => a + b, f(N, INF, INF, -0, -0, 1), f(1, -INF, 1, -0, 0, N), 'IEEE: NaN, Inf − Inf, −0 + −0'),
   binaryRow('add', sf.add, (a, b) => a + b, i32(I32_MAX, I32_MIN), i32(1, -1), 'int32 wraps'),
@@ -235,6 +263,33 @@ const ROWS: Row[] = [
   { op: 'shapeSize', what: 'of an empty batch is 0', inputs: [empty([0, 3])], build: ([x]) => sf.shapeSize(x!, 0), ref: () => arr([], [0]) },
   emptyUnary('exp', sf.exp, Math.exp),
   emptyUnary('cos', sf.cos, Math.cos),
+  // --- activations and scans (issue 12) ---
+  // Transcendental ones on the values every backend gives exactly (the rest: test/activations.test.ts, to an ulp).
+  unaryRow('erf', sf.erf, (v) => (v === 0 || Number.isNaN(v) ? v : Math.sign(v)), [...EXACT, 5, -5, 30]),
+  emptyUnary('erf', sf.erf, (v) => v),
+  unaryRow('softplus', sf.softplus, (v) => (Number.isNaN(v) ? v : v === -INF ? 0 : v === 0 ? Math.LN2 : v), [...EXACT, 20, 100, 1e30]),
+  emptyUnary('softplus', sf.softplus, (v) => v),
+  unaryRow('gelu', sf.gelu, geluEdge, [...EXACT, 10, -10, 1e30]),
+  { ...unaryRow('gelu', (x) => sf.gelu(x, { approximate: 'tanh' }), geluEdge, [...EXACT, 10, -10, 1e30]), what: "approximate 'tanh': edge values" },
+  unaryRow('silu', sf.silu, (v) => (v === -INF ? N : v), EXACT),
+  {
+    op: 'logSumExp', what: 'rows of −Inf, +Inf beside −Inf, NaN, ±1e30 (issue 12)', inputs: [arr([6, 3], [-INF, -INF, -INF, INF, 1, -INF, N, 1, 2, 1e30, -1e30, 0, -1e30, -1e30, -INF, 0, -INF, -INF])],
+    build: ([x]) => sf.logSumExp(x!, 1), ref: () => f(-INF, INF, N, 1e30, -1e30, 0),
+  },
+  { op: 'logSumExp', what: 'over an empty axis is −Inf, keepDims', inputs: [empty([2, 0])], build: ([x]) => sf.logSumExp(x!, 1, { keepDims: true }), ref: () => arr([2, 1], [-INF, -INF]), static: true },
+  { op: 'logSumExp', what: 'of an empty batch is empty', inputs: [empty([0, 3])], build: ([x]) => sf.logSumExp(x!, -1), ref: () => empty([0]) },
+  cumsumRow('float32: −0 copied, order of rounding, NaN, ±Inf', arr([2, 4], [-0, -0, 1e8, 1, 1e8, -1e8, 1, 1]), 1, false, false),
+  cumsumRow('float32 exclusive starts at +0', arr([2, 4], [-0, -0, N, 1, INF, -INF, 2, 3]), 1, true, false),
+  cumsumRow('float32 reverse', arr([2, 4], [-0, 1, N, 1, INF, 1e8, 1, -1e8]), 1, false, true),
+  cumsumRow('exclusive and reverse along axis 0', arr([3, 2], [1, N, -0, 2, 4, -0]), 0, true, true),
+  cumsumRow('int32 wraps', arr([2, 3], [I32_MAX, 1, 5, I32_MIN, -1, 1], 'int32'), 1, false, false),
+  cumsumRow('int32 exclusive reverse', arr([2, 3], [I32_MAX, 1, 5, I32_MIN, -1, 1], 'int32'), 1, true, true),
+  { op: 'cumsum', what: 'empty', inputs: [empty([0, 3])], build: ([x]) => sf.cumsum(x!, 1, { reverse: true }), ref: () => empty([0, 3]) },
+  { op: 'cumsum', what: 'along an empty axis', inputs: [empty([2, 0], 'int32')], build: ([x]) => sf.cumsum(x!, 1, { exclusive: true }), ref: () => empty([2, 0], 'int32'), static: true },
+  binaryRow('clipByValue', (x, lo) => sf.clipByValue(x, lo, 1), (v, lo) => nanMin(nanMax(v, lo), 1), f(N, -INF, INF, -0, 0, -5, 5, 0.5, -1, 1), f(-1), 'NaN, ±Inf, ±0, the bounds'),
+  binaryRow('clipByValue', (x, lo) => sf.clipByValue(x, lo, 5), (v, lo) => Math.min(Math.max(v, lo), 5), i32(I32_MIN, -3, -2, 0, 7, I32_MAX), i32(-2), 'int32'),
+  { op: 'clipByValue', what: 'tensor bounds broadcast; lo > hi gives hi', inputs: [arr([2, 3], [-2, 0.5, 2, -0, N, 9]), f(-1, 0, 3), f(1, 1, 2)], build: ([x, lo, hi]) => sf.clipByValue(x!, lo!, hi!),
+    ref: ([x, lo, hi]) => zip([x!, lo!, hi!], 'float32', (v, l, h) => nanMin(nanMax(v, l), h)), fold: true },
 ];
 
 describe('reshape', () => {

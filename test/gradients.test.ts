@@ -9,6 +9,8 @@ import {
   relu, reshape, reshapeLike, sigmoid, sin, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
   square, squeeze, stopGradient, sub, sum, sumToShape, tanh, transpose, unsortedSegmentSum, where,
 } from '../src/index.js';
+// --- activations and scans (issue 12) ---
+import { clipByValue, cumsum, erf, gelu, logSumExp, silu, softplus } from '../src/index.js';
 import { seededRandom } from '../src/graph/initializers.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 
@@ -259,6 +261,28 @@ const CASES: Case[] = [
   c('sparseSoftmaxCrossEntropy [null,4] with labels [null]', [withStatic(U([3, 4], -2, 2), [null, 4]), I([3], [1, 3, 0], [null])],
     (a, l) => sparseSoftmaxCrossEntropy(a!, l!),
     (a, l) => tf.losses.softmaxCrossEntropy(tf.cast(tf.oneHot(l! as tf.Tensor1D, 4), 'float32'), a!, undefined, 0, tf.Reduction.NONE)),
+
+  // --- activations and scans (issue 12) ---
+  c('erf', [U([2, 3], -2, 2)], (a) => erf(a!), (a) => tf.erf(a!)),
+  c('softplus', [U([2, 3], -4, 4)], (a) => softplus(a!), (a) => tf.softplus(a!)),
+  c('gelu (exact)', [U([2, 3], -3, 3)], (a) => gelu(a!), (a) => tf.mul(tf.mul(0.5, a!), tf.add(1, tf.erf(tf.mul(a!, Math.SQRT1_2))))),
+  c("gelu approximate 'tanh'", [U([2, 3], -3, 3)], (a) => gelu(a!, { approximate: 'tanh' }),
+    (a) => tf.mul(tf.mul(0.5, a!), tf.add(1, tf.tanh(tf.mul(Math.sqrt(2 / Math.PI), tf.add(a!, tf.mul(0.044715, tf.pow(a!, 3)))))))),
+  c('silu', [U([2, 3], -4, 4)], (a) => silu(a!), (a) => tf.mul(a!, tf.sigmoid(a!))),
+  c('logSumExp axis 1', [U([3, 4], -2, 2)], (a) => logSumExp(a!, 1), (a) => tf.logSumExp(a!, 1)),
+  c('logSumExp axes [0,2] keepDims rank 3', [U([2, 3, 2], -2, 2)], (a) => logSumExp(a!, [0, 2], { keepDims: true }), (a) => tf.logSumExp(a!, [0, 2], true)),
+  c('logSumExp all, [null,4]', [withStatic(U([3, 4], -2, 2), [null, 4])], (a) => logSumExp(a!), (a) => tf.logSumExp(a!)),
+  c('cumsum axis 1', [U([2, 4])], (a) => cumsum(a!, 1), (a) => tf.cumsum(a!, 1)),
+  // TF.js's Cumsum gradient gets the shape wrong along an axis that is not the last (and refuses axis −1): the
+  // references cumsum along the last axis between transposes.
+  c('cumsum axis 0 exclusive', [U([3, 2])], (a) => cumsum(a!, 0, { exclusive: true }), (a) => tf.transpose(tf.cumsum(tf.transpose(a!), 1, true))),
+  c('cumsum axis -1 reverse', [U([2, 3])], (a) => cumsum(a!, -1, { reverse: true }), (a) => tf.cumsum(a!, 1, false, true)),
+  c('cumsum axis 1 exclusive reverse rank 3', [U([2, 3, 2])], (a) => cumsum(a!, 1, { exclusive: true, reverse: true }),
+    (a) => tf.transpose(tf.cumsum(tf.transpose(a!, [0, 2, 1]), 2, true, true), [0, 2, 1])),
+  // Values at least 0.05 from the bounds (finite differences step 0.01).
+  c('clipByValue(x, −0.5, 0.5)', [{ shape: [2, 3], dtype: 'float32', data: [-1.2, -0.7, -0.3, 0.1, 0.45, 0.9] }], (a) => clipByValue(a!, -0.5, 0.5), (a) => tf.clipByValue(a!, -0.5, 0.5)),
+  c('clipByValue w.r.t. x, lo and hi tensors', [{ shape: [2, 3], dtype: 'float32', data: [-1.2, -0.7, -0.3, 0.1, 0.45, 0.9] }, { shape: [3], dtype: 'float32', data: [-1, -0.2, 0] }, { shape: [3], dtype: 'float32', data: [-0.5, 0.8, 0.6] }],
+    (a, lo, hi) => clipByValue(a!, lo!, hi!), (a, lo, hi) => tf.minimum(tf.maximum(a!, tf.broadcastTo(lo!, [2, 3])), tf.broadcastTo(hi!, [2, 3]))),
 ];
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -399,6 +423,11 @@ describe.each(BACKENDS)('gradients on %s', (sessionBackend) => {
       tanh: { f: tanh, d2: (v: number) => { const t = Math.tanh(v); return -2 * t * (1 - t * t); } },
       sin: { f: sin, d2: (v: number) => -Math.sin(v) },
       cos: { f: cos, d2: (v: number) => -Math.cos(v) },
+      // --- activations and scans (issue 12) ---
+      erf: { f: erf, d2: (v: number) => -2 * v * (2 / Math.sqrt(Math.PI)) * Math.exp(-v * v) },
+      softplus: { f: softplus, d2: (v: number) => { const q = 1 / (1 + Math.exp(-v)); return q * (1 - q); } },
+      gelu: { f: (x: Tensor) => gelu(x), d2: (v: number) => (Math.exp(-v * v / 2) / Math.sqrt(2 * Math.PI)) * (2 - v * v) },
+      silu: { f: silu, d2: (v: number) => { const q = 1 / (1 + Math.exp(-v)); return q * (1 - q) * (2 + v * (1 - 2 * q)); } },
     };
     it.each(Object.entries(second))('d²/dx² %s against finite differences of the first derivative', async (_name, { f, d2 }) => {
       const x = placeholder([points.length]);

@@ -125,6 +125,13 @@ const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
     const logp = tf.sub(z, tf.log(edge.sum(tf.exp(z), [last], true)));
     return tf.neg(edge.sum(tf.mul(labels!, logp), [last], false));
   }),
+  // --- activations and scans (issue 12) ---
+  erf: (_n, opts) => { const f = edge.erf(opts.backend ?? 'cpu'); return ([x]) => f(x!); },
+  softplus: un(tf.softplus),
+  cumsum: (n) => {
+    const { axis, exclusive, reverse } = n.attrs as { axis: number; exclusive: boolean; reverse: boolean };
+    return ([x]) => edge.cumsum(x!, axis, exclusive, reverse);
+  },
 };
 
 /** How a TF.js backend runs an op: its own kernel, a declared composition, or not at all. */

@@ -159,3 +159,43 @@ export function emptyMatMul(x: tf.Tensor, y: tf.Tensor, ta: boolean, tb: boolean
   const n = tb ? y.shape[y.rank - 2]! : y.shape[y.rank - 1]!;
   return tf.zeros([...batch, m, n], x.dtype);
 }
+
+// --- activations and scans (issue 12) ---
+
+/** erf in double precision: its Maclaurin series below |x| = 4 (≥ 11 correct digits), ±1 beyond (erfc(4) < ½ ulp of 1). */
+export function erfDouble(v: number): number {
+  const a = Math.abs(v);
+  if (a >= 4) return Math.sign(v);
+  if (v === 0) return v;
+  // erf(x) = 2/√π Σ (−1)ⁿ x^(2n+1) / (n! (2n+1)); NaN passes through the sum.
+  const x2 = v * v;
+  let term = v, total = v;
+  for (let n = 1; n < 80; n++) {
+    term *= -x2 / n;
+    const t = term / (2 * n + 1);
+    total += t;
+    if (Math.abs(t) < 1e-17 * Math.abs(total)) break;
+  }
+  return (2 / Math.sqrt(Math.PI)) * total;
+}
+
+/**
+ * erf. TF.js cpu computes Abramowitz–Stegun 7.1.26 (absolute error 1.5e-7, so erf(1e-30) = 1e-9 and erf(0) = 1e-9):
+ * on cpu it is computed on the host in double precision instead, rounded to float32 (as wasm and onnxruntime are
+ * accurate to about one ulp, so the backends agree to an ulp or two).
+ */
+export function erf(backend: TfBackendName): (x: tf.Tensor) => tf.Tensor {
+  if (backend !== 'cpu') return (x) => tf.erf(x);
+  return (x) => {
+    const xs = x.dataSync();
+    const out = new Float32Array(xs.length);
+    for (let i = 0; i < out.length; i++) out[i] = erfDouble(xs[i]!);
+    return tf.tensor(out, x.shape, 'float32');
+  };
+}
+
+/** cumsum, also of an empty tensor (an empty result of x's shape). */
+export function cumsum(x: tf.Tensor, axis: number, exclusive: boolean, reverse: boolean): tf.Tensor {
+  if (x.size === 0) return tf.zeros(x.shape, x.dtype);
+  return tf.cumsum(x, axis, exclusive, reverse);
+}

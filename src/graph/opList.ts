@@ -24,6 +24,9 @@ import { whereOp } from './ops/where.js';
 import type { OpDef } from './registry.js';
 import { learningPhaseOp, randomOp } from './random.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
+// --- activations and scans (issue 12) ---
+import { erfOp, softplusOp } from './ops/activations.js';
+import { cumsumOp } from './ops/scan.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -37,6 +40,8 @@ const kernelOps = () => [
   concatOp, sliceOp, padOp, gatherOp, unsortedSegmentSumOp, sumOp, maxOp, argMaxOp, oneHotOp,
   fillLikeOp, shapeSizeOp, identityOp, stopGradientOp, addNOp, broadcastLikeOp, sumToShapeOp, softmaxCrossEntropyOp,
   customGradientOp,
+  // --- activations and scans (issue 12) ---
+  erfOp, softplusOp, cumsumOp,
 ] as const;
 
 /**

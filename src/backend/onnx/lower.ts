@@ -182,6 +182,23 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
     const lse = b.node('Log', [b.node('ReduceSum', [b.node('Exp', [z]), b.ints([last])], { keepdims: 1 })]);
     b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [labels!, b.node('Sub', [z, lse])]), b.ints([last])], { keepdims: 0 })], {}, out);
   },
+  // --- activations and scans (issue 12) ---
+  erf: simple('Erf'),
+  softplus: (b, [x], _n, _i, out) => {
+    // TF's stable form, in float64 as TF.js cpu computes it, so the backends agree to an ulp (onnxruntime's own
+    // Softplus is log(1 + eˣ) itself: up to ~4e-7 relative from TF's eˣ just below the threshold): eˣ below
+    // log(ε) + 2, x above −(log(ε) + 2).
+    const t = Math.log(1.1920928955078125e-7) + 2;
+    const d = b.node('Cast', [x!], { to: ELEM.float64 });
+    const e = b.node('Exp', [d]);
+    const mid = b.node('Log', [b.node('Add', [b.scalar('float64', 1), e])]);
+    const hi = b.node('Where', [b.node('Greater', [d, b.scalar('float64', -t)]), d, mid]);
+    b.node('Cast', [b.node('Where', [b.node('Less', [d, b.scalar('float64', t)]), e, hi])], { to: ELEM.float32 }, out);
+  },
+  cumsum: (b, [x], n, _i, out) => {
+    const { axis, exclusive, reverse } = n.attrs as { axis: number; exclusive: boolean; reverse: boolean };
+    b.node('CumSum', [x!, b.scalar('int64', axis)], { exclusive: exclusive ? 1 : 0, reverse: reverse ? 1 : 0 }, out);
+  },
 };
 
 function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {

@@ -18,3 +18,6 @@ export { softmaxCrossEntropy } from './softmaxCrossEntropy.js';
 export { broadcastLike, sumToShape, unbroadcast } from './broadcast.js';
 export { mean, min, square, sub } from './math.js';
 export { logSoftmax, meanSquaredError, relu, softmax, sparseSoftmaxCrossEntropy } from './nn.js';
+// --- activations and scans (issue 12) ---
+export { clipByValue, erf, gelu, type GeluOptions, logSumExp, type LogSumExpOptions, silu, softplus } from './activations.js';
+export { cumsum, type CumsumOptions } from './scan.js';
