@@ -3,7 +3,7 @@
 // refused step.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Session, add, compile, heun, matMul, mean, mul, placeholder, rungeKutta, sam, sgd, square, sub, sum, tableaux, variable,
+  Session, accumulate, add, compile, heun, movingMoments, matMul, mean, mul, placeholder, rungeKutta, sam, sgd, square, sub, sum, tableaux, variable,
   type AnyOptimizer,
 } from '../src/index.js';
 import { BACKENDS, values } from './helpers.js';
@@ -86,6 +86,57 @@ describe('model state in checkpoints', () => {
     expect(values(await s.getValue(moving))).toEqual([6]);
     await s.restore(path);
     expect(values(await s.getValue(moving))).toEqual([3]);
+    await s.dispose();
+  });
+});
+
+describe.each(BACKENDS)('moving moments on %s', (backend) => {
+  it('alone: Keras moving averages of the batch mean and biased variance, once per step (heun too)', async () => {
+    const s = await Session.create({ backend });
+    const x = placeholder([null, 3], { name: 'x' });
+    const w = variable([[1, 0.5, -1], [2, 0, 1], [0, 1, 1]], { name: 'w' });
+    const h = matMul(x, w);
+    const mm = variable([0, 0, 0], { name: 'mm' }), mv = variable([1, 1, 1], { name: 'mv' });
+    const train = compile(heun({ lr: 0.01 }), s, { loss: mean(square(h)), inputs: [x], updates: [movingMoments(mm, mv, h, 0, { momentum: 0.9 })] });
+    const xs = [[1, 2, 3], [-1, 0, 2], [0.5, 0.5, -2], [3, 1, 0]];
+    const w0 = values(await s.getValue(w));
+    await train.step([xs]);
+    const hv = xs.map((r) => [0, 1, 2].map((j) => r.reduce((p, v, k) => p + v * w0[k * 3 + j]!, 0)));
+    const bm = [0, 1, 2].map((j) => hv.reduce((p, r) => p + r[j]!, 0) / 4);
+    const bv = [0, 1, 2].map((j) => hv.reduce((p, r) => p + (r[j]! - bm[j]!) ** 2, 0) / 4);
+    values(await s.getValue(mm)).forEach((v, j) => expect(v).toBeCloseTo(0.1 * bm[j]!, 5));
+    values(await s.getValue(mv)).forEach((v, j) => expect(v).toBeCloseTo(0.9 + 0.1 * bv[j]!, 5));
+    await s.dispose();
+  });
+
+  it('under accumulate(N): pooled over the N mini-batches, as one batch of all their rows (≤ 1e-5), once per outer step', async () => {
+    const s = await Session.create({ backend });
+    const rows = Array.from({ length: 24 }, (_, i) => [Math.sin(i) * 3 + 10, Math.cos(i * 0.7) * 2 - 5]);
+    const build = (name: string) => {
+      const x = placeholder([null, 2], { name: `x${name}` });
+      const w = variable([[1, 0.5], [-0.5, 2]], { name: `w${name}` });
+      const h = matMul(x, w);
+      const mm = variable([0, 0], { name: `mm${name}` }), mv = variable([1, 1], { name: `mv${name}` });
+      return { x, h, mm, mv, loss: mean(square(h)), update: movingMoments(mm, mv, h, 0, { momentum: 0.8 }) };
+    };
+    const a = build('a'), b = build('b');
+    const pooled = compile(accumulate(sgd({ lr: 0.01 }), { steps: 4 }), s, { loss: a.loss, inputs: [a.x], updates: [a.update] });
+    const whole = compile(sgd({ lr: 0.01 }), s, { loss: b.loss, inputs: [b.x], updates: [b.update] });
+    for (let outer = 0; outer < 2; outer++) {
+      const part = rows.slice(outer * 12, outer * 12 + 12);
+      const before = values(await s.getValue(a.mm));
+      for (let k = 0; k < 4; k++) {
+        await pooled.step([part.slice(k * 3, k * 3 + 3)]);
+        // Unchanged until the 4th mini-batch of the outer step.
+        if (k < 3) expect(values(await s.getValue(a.mm))).toEqual(before);
+      }
+      expect(values(await s.getValue(a.mm))).not.toEqual(before);
+      await whole.step([part]);
+      for (const [p, q] of [[a.mm, b.mm], [a.mv, b.mv]] as const) {
+        const [pv, qv] = [values(await s.getValue(p)), values(await s.getValue(q))];
+        pv.forEach((v, i) => expect(Math.abs(v - qv[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(qv[i]!))));
+      }
+    }
     await s.dispose();
   });
 });

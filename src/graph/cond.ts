@@ -16,7 +16,22 @@ export interface CondUpdate {
   readonly else: readonly Update[];
 }
 
-export type Update = UpdatePair | CondUpdate;
+/**
+ * Moving averages of a batch's mean and (biased) variance over `axes` — a batch norm's moving statistics, made by
+ * `movingMoments`. Alone it is the two pairs `mean ← m·mean + (1 − m)·batchMean` and the same for the variance;
+ * under `accumulate(inner, {steps: N})` the N mini-batches' moments are pooled first, so the statistics move once
+ * per outer step, as one batch of all their rows would move them.
+ */
+export interface MomentsUpdate {
+  readonly kind: 'moments';
+  readonly mean: Variable;
+  readonly variance: Variable;
+  readonly x: Tensor;
+  readonly axes: readonly number[];
+  readonly momentum: number;
+}
+
+export type Update = UpdatePair | CondUpdate | MomentsUpdate;
 
 type Branch = Tensor | number | readonly (Tensor | number)[] | readonly Update[];
 
@@ -147,7 +162,7 @@ function checkPred(pred: unknown): asserts pred is Tensor {
 }
 
 function isUpdateList(b: unknown): b is readonly Update[] {
-  return Array.isArray(b) && b.every((u) => (Array.isArray(u) && u.length === 2 && isVariable(u[0])) || (u as CondUpdate)?.kind === 'condUpdate');
+  return Array.isArray(b) && b.every((u) => (Array.isArray(u) && u.length === 2 && isVariable(u[0])) || (u as CondUpdate)?.kind === 'condUpdate' || (u as MomentsUpdate)?.kind === 'moments');
 }
 
 /** What each branch function of a cond of updates built (the lowering of the updates adds its own nodes to it). */

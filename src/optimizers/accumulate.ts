@@ -1,10 +1,21 @@
-import { cond, type Update } from '../graph/cond.js';
+import { cond, type MomentsUpdate, type Update } from '../graph/cond.js';
+import { batchMoments, movingPairs } from '../graph/moments.js';
+import { square, sub } from '../graph/ops/math.js';
+import { variable } from '../graph/sources.js';
 import { SymflowError } from '../graph/errors.js';
-import { add, div } from '../graph/ops/binary.js';
+import { add, div, mul } from '../graph/ops/binary.js';
 import { cast } from '../graph/ops/cast.js';
 import { equal, greater } from '../graph/ops/compare.js';
 import type { Tensor, Variable } from '../graph/tensor.js';
 import { checkGrads, counter, makeOptimizer, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
+
+/** One moments update's pool: rows, mean and sum of squared deviations of the mini-batches since the last apply. */
+interface Pool {
+  readonly update: MomentsUpdate;
+  readonly n: Variable;
+  readonly mean: Variable;
+  readonly m2: Variable;
+}
 
 export interface AccumulateOptions {
   /** Mini-batches per update (an integer >= 1). */
@@ -47,6 +58,9 @@ export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: 
   const remainder = opts.remainder ?? 'apply';
   if (remainder !== 'apply' && remainder !== 'drop') throw new SymflowError('accumulate', `remainder must be 'apply' or 'drop', got ${String(remainder)}`);
   const name = `accumulate(${inner.name})`;
+  // Each moments update of the model, pooled: rows, mean and M2 of the mini-batches since the last apply.
+  const pools = new WeakMap<AccumulateState<S>, readonly Pool[]>();
+  const resetPools = (state: AccumulateState<S>): Update[] => (pools.get(state) ?? []).flatMap((p): Update[] => [[p.n, 0], [p.mean, 0], [p.m2, 0]]);
   const reset = (state: AccumulateState<S>): Update[] => [...state.acc.map((a): Update => [a, 0]), [state.count, 0]];
   return makeOptimizer<AccumulateState<S>>({
     name,
@@ -73,9 +87,36 @@ export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: 
     },
     flush(state, params) {
       const pending = greater(state.count, 0);
-      if (remainder === 'drop') return { pending, updates: [cond(pending, () => reset(state), () => [])] };
+      if (remainder === 'drop') return { pending, updates: [cond(pending, () => [...reset(state), ...resetPools(state)], () => [])] };
       const k = cast(state.count, 'float32');
-      return { pending, updates: [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...reset(state)], () => [])] };
+      const moments = (): Update[] => (pools.get(state) ?? []).flatMap((p) => movingPairs(p.update, p.mean, div(p.m2, p.n)));
+      return { pending, updates: [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...moments(), ...reset(state), ...resetPools(state)], () => [])] };
+    },
+    modelUpdates(updates, state) {
+      // Chan et al.'s pairwise combination of (rows, mean, M2): exact pooling, without E[x²] − E[x]²'s cancellation.
+      const list: Pool[] = [];
+      const isApply = equal(add(state.count, 1), steps);
+      const out = updates.flatMap((u): Update[] => {
+        if ((u as MomentsUpdate).kind !== 'moments') return [u];
+        const m = u as MomentsUpdate;
+        const pool: Pool = {
+          update: m,
+          n: variable(0, { name: `accumulate/n/${m.mean.name}`, trainable: false }),
+          mean: slotLike('accumulate', 'mean', m.mean),
+          m2: slotLike('accumulate', 'm2', m.mean),
+        };
+        list.push(pool);
+        const b = batchMoments(m);
+        const n = add(pool.n, b.n);
+        const delta = sub(b.mean, pool.mean);
+        const mean = add(pool.mean, mul(delta, div(b.n, n)));
+        const m2 = add(add(pool.m2, b.m2), mul(square(delta), div(mul(pool.n, b.n), n)));
+        return [cond(isApply,
+          () => [...movingPairs(m, mean, div(m2, n)), [pool.n, 0], [pool.mean, 0], [pool.m2, 0]],
+          () => [[pool.n, n], [pool.mean, mean], [pool.m2, m2]])];
+      });
+      pools.set(state, list);
+      return { updates: out, variables: list.flatMap((p) => [p.n, p.mean, p.m2]) };
     },
   });
 }

@@ -311,10 +311,12 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
 
 function singleRun(opt: Optimizer, ctx: RunContext, modelUpdates: readonly Update[]): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
   const state = opt.init(ctx.params);
-  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: [...opt.update(ctx.grads, state, ctx.params), ...modelUpdates] });
+  // An optimizer may take over the model's updates (accumulate pools moments over its mini-batches).
+  const model = opt.modelUpdates && modelUpdates.length > 0 ? opt.modelUpdates(modelUpdates, state) : { updates: [...modelUpdates], variables: [] };
+  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: [...opt.update(ctx.grads, state, ctx.params), ...model.updates] });
   const program: MultiRunProgram = {
     runsPerStep: 1,
-    variables: [],
+    variables: model.variables,
     async step(batch) {
       const { loss, outputs } = await run(batch);
       return { loss: loss.data[0]!, outputs, runs: 1 };
@@ -333,6 +335,11 @@ function updatedVariables(who: string, updates: readonly Update[]): Variable[] {
   const walk = (list: readonly Update[]) => {
     for (const u of list) {
       if (Array.isArray(u) && isVariable(u[0])) out.add(u[0]);
+      else if ((u as { kind?: unknown })?.kind === 'moments') {
+        const m = u as Extract<Update, { kind: 'moments' }>;
+        out.add(m.mean);
+        out.add(m.variance);
+      }
       else if ((u as { kind?: unknown })?.kind === 'condUpdate') {
         const c = u as Extract<Update, { kind: 'condUpdate' }>;
         walk(c.then);

@@ -37,6 +37,11 @@ export interface Optimizer<S extends OptimizerState = OptimizerState> {
   update(grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]): Update[];
   /** Finishes a pending partial step (soft batch's ragged last group); absent for most optimizers. */
   flush?(state: S, params: readonly Variable[]): Flush;
+  /**
+   * Takes over the model's state updates (`compile`'s `updates`): what to apply instead, and the variables that
+   * takes. Absent for most optimizers (the updates then go into each step's run as they are).
+   */
+  modelUpdates?(updates: readonly Update[], state: S): { updates: Update[]; variables: Variable[] };
   /** The seed's `get_updates`: init + gradients + update in one call. */
   getUpdates(loss: Tensor, params: readonly Variable[]): Update[];
 }
@@ -47,6 +52,7 @@ export function makeOptimizer<S extends OptimizerState>(def: {
   init: (params: readonly Variable[]) => S;
   update: (grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]) => Update[];
   flush?: (state: S, params: readonly Variable[]) => Flush;
+  modelUpdates?: (updates: readonly Update[], state: S) => { updates: Update[]; variables: Variable[] };
 }): Optimizer<S> {
   return Object.freeze({
     kind: 'single' as const,

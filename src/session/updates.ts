@@ -1,4 +1,5 @@
-import { type CondUpdate, makeCond, ownNodesOf, trace, type Update } from '../graph/cond.js';
+import { type CondUpdate, makeCond, type MomentsUpdate, ownNodesOf, trace, type Update } from '../graph/cond.js';
+import { lowerMoments } from '../graph/moments.js';
 import { asTensor } from '../graph/convert.js';
 import { SymflowError } from '../graph/errors.js';
 import { addN } from '../graph/ops/identity.js';
@@ -74,6 +75,10 @@ export function exactlyFinite(tensors: readonly Tensor[]): Tensor {
 }
 
 function addUpdate(out: Map<Variable, Tensor>, u: Update, where: string, guard?: Guard): void {
+  if ((u as MomentsUpdate)?.kind === 'moments') {
+    lowerMoments(u as MomentsUpdate).forEach((p, i) => addUpdate(out, p, `${where}.moments[${i}]`, guard));
+    return;
+  }
   if ((u as CondUpdate)?.kind === 'condUpdate') {
     const c = u as CondUpdate;
     const built = ownNodesOf(c);
