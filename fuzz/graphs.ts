@@ -98,8 +98,10 @@ export const OP_NAMES = [
   'constant', 'neg', 'square', 'exp', 'tanh', 'sigmoid', 'relu', 'abs', 'sign', 'floor', 'identity', 'sqrt', 'log',
   'reciprocal', 'add', 'sub', 'mul', 'div', 'maximum', 'minimum', 'pow', 'matMul', 'transpose', 'reshape',
   'expandDims', 'squeeze', 'concat', 'slice', 'pad', 'gather', 'unsortedSegmentSum', 'sum', 'mean', 'max', 'min',
-  'softmax', 'logSoftmax', 'softmaxCrossEntropy', 'where', 'addN',
+  'softmax', 'logSoftmax', 'softmaxCrossEntropy', 'where', 'addN', 'sin', 'cos', 'erf', 'softplus', 'silu', 'gelu',
 ] as const;
+/** The ops of the first fuzzer: recipes drawn from them alone are the recipes it drew (test/walk.test.ts's fingerprints). */
+export const FIRST_OPS: readonly OpName[] = OP_NAMES.slice(0, OP_NAMES.indexOf('sin'));
 export type OpName = (typeof OP_NAMES)[number];
 
 /** An argument of a step: an earlier value, a JS number (mixed into the op), or a constant tensor. */
@@ -336,7 +338,22 @@ const unaryBounds: Partial<Record<OpName, (iv: Interval) => Interval | undefined
   sign: ([l, h]) => [Math.sign(l), Math.sign(h)],
   floor: ([l, h]) => [Math.floor(l), Math.floor(h)],
   identity: (iv) => iv,
+  // sin and cos: the whole range unless the interval is short (conservative bounds are enough).
+  sin: () => [-1, 1],
+  cos: () => [-1, 1],
+  erf: ([l, h]) => [erfApprox(l) - 1e-3, erfApprox(h) + 1e-3],
+  softplus: ([l, h]) => (h <= Math.log(BOUND) ? [Math.log1p(Math.exp(l)), Math.log1p(Math.exp(h)) + h * 1e-6] : undefined),
+  // x·σ(x) has its minimum −0.2785 at x ≈ −1.278; gelu its minimum −0.17 at x ≈ −0.75.
+  silu: ([l, h]) => [-0.28, Math.max(0, l * sig(l), h * sig(h))],
+  gelu: ([l, h]) => [-0.18, Math.max(0, l, h)],
 };
+
+/** erf to ~1e-7 (Abramowitz–Stegun 7.1.26), for interval bounds only. */
+function erfApprox(x: number): number {
+  const t = 1 / (1 + 0.3275911 * Math.abs(x));
+  const y = 1 - ((((1.061405429 * t - 1.453152027) * t + 1.421413741) * t - 0.284496736) * t + 0.254829592) * t * Math.exp(-x * x);
+  return Math.sign(x) * y;
+}
 
 function unary(op: OpName): Maker {
   return (g, v) => {
@@ -734,6 +751,12 @@ const MAKERS: Record<OpName, [Maker, number]> = {
   tanh: [unary('tanh'), 2],
   sigmoid: [unary('sigmoid'), 2],
   relu: [unary('relu'), 2.5],
+  sin: [unary('sin'), 0.8],
+  cos: [unary('cos'), 0.8],
+  erf: [unary('erf'), 0.8],
+  softplus: [unary('softplus'), 0.8],
+  silu: [unary('silu'), 0.8],
+  gelu: [unary('gelu'), 0.8],
   abs: [unary('abs'), 1.5],
   sign: [unary('sign'), 0.4],
   floor: [unary('floor'), 0.4],
@@ -768,7 +791,9 @@ const MAKERS: Record<OpName, [Maker, number]> = {
   where: [makeWhere, 2],
   addN: [makeAddN, 1],
 };
-const MAKER_LIST = OP_NAMES.map((op) => [op, MAKERS[op][1]] as const);
+const makerList = (ops: readonly OpName[]) => ops.map((op) => [op, MAKERS[op][1]] as const);
+const MAKER_LIST = makerList(OP_NAMES);
+const FIRST_LIST = makerList(FIRST_OPS);
 
 function randomShape(rng: Rng): number[] {
   return range(rng.int(0, 3)).map(() => rng.int(1, 4));
@@ -778,7 +803,7 @@ function randomShape(rng: Rng): number[] {
  * The recipe of graph `index` from `seed` (deterministic). `attempt` > 0 gives a replacement recipe, used when
  * no sample of the inputs keeps clear of the recipe's kinks.
  */
-export function generateRecipe(seed: number, index: number, attempt = 0, emptyDim = 0): Recipe {
+export function generateRecipe(seed: number, index: number, attempt = 0, emptyDim = 0, ops: 'all' | 'first' = 'all'): Recipe {
   const rng = new Rng(mixSeed(seed, index, attempt, 1));
   const g = new Gen(rng);
   const base = randomShape(rng);
@@ -795,7 +820,7 @@ export function generateRecipe(seed: number, index: number, attempt = 0, emptyDi
   const nOps = rng.int(3, 12);
   let applied = 0;
   for (let tries = 0; applied < nOps && tries < 500; tries++) {
-    const op = rng.weighted(MAKER_LIST);
+    const op = rng.weighted(ops === 'all' ? MAKER_LIST : FIRST_LIST);
     const v = g.pick();
     const mark = g.steps.length;
     const ok = MAKERS[op][0](g, v);
@@ -891,6 +916,12 @@ export const SYMFLOW: Impl<sf.Tensor> = {
     tanh: ([x]) => sf.tanh(st(x)),
     sigmoid: ([x]) => sf.sigmoid(st(x)),
     relu: ([x]) => sf.relu(st(x)),
+    sin: ([x]) => sf.sin(st(x)),
+    cos: ([x]) => sf.cos(st(x)),
+    erf: ([x]) => sf.erf(st(x)),
+    softplus: ([x]) => sf.softplus(st(x)),
+    silu: ([x]) => sf.silu(st(x)),
+    gelu: ([x]) => sf.gelu(st(x)),
     abs: ([x]) => sf.abs(st(x)),
     sign: ([x]) => sf.sign(st(x)),
     floor: ([x]) => sf.floor(st(x)),
@@ -963,6 +994,13 @@ export const TFJS: Impl<tf.Tensor> = {
     tanh: ([x]) => tf.tanh(tt(x)),
     sigmoid: ([x]) => tf.sigmoid(tt(x)),
     relu: ([x]) => tf.relu(tt(x)),
+    sin: ([x]) => tf.sin(tt(x)),
+    cos: ([x]) => tf.cos(tt(x)),
+    erf: ([x]) => tf.erf(tt(x)),
+    softplus: ([x]) => tf.softplus(tt(x)),
+    silu: ([x]) => tf.mul(tt(x), tf.sigmoid(tt(x))),
+    // gelu, exact: 0.5·x·(1 + erf(x/√2)).
+    gelu: ([x]) => tf.mul(tf.mul(0.5, tt(x)), tf.add(1, tf.erf(tf.mul(tt(x), Math.SQRT1_2)))),
     abs: ([x]) => tf.abs(tt(x)),
     // sign(NaN) = NaN (docs/semantics.md; TF.js gives 0); the condition is taken off the tape, as in `where`.
     sign: ([x]) => tf.where(offTape(tf.isNaN(tt(x))), tt(x), tf.sign(tt(x))),

@@ -7,7 +7,7 @@ import { EXPECTATIONS, encodeIR, fingerprints } from './walkFingerprint.js';
 
 /** A fuzz graph with its gradients: a few dozen tensors, shared subexpressions, several outputs. */
 function fuzzGraph(index: number): { roots: sf.Tensor[]; inputs: sf.Tensor[]; vals: sf.Tensor[] } {
-  const recipe = generateRecipe(11, index);
+  const recipe = generateRecipe(11, index, 0, 0, 'first');
   const inputs = recipe.inputs.map((inp) => sf.placeholder(inp.shape));
   const vals = evaluate(recipe, SYMFLOW, inputs);
   const y = symflowObjective(recipe, vals);

@@ -83,7 +83,7 @@ function attempt(f: () => string): string {
 /** One fuzz graph: its first and second gradients, toIR of them, and prune with an intermediate fed. */
 function recipeCase(index: number): Record<string, string> {
   return sf.graph(() => {
-    const recipe = generateRecipe(7, index);
+    const recipe = generateRecipe(7, index, 0, 0, 'first');
     const inputs = recipe.inputs.map((inp, k) => sf.placeholder(inp.shape, { name: `x${k}` }));
     const vals = evaluate(recipe, SYMFLOW, inputs);
     const y = symflowObjective(recipe, vals);
