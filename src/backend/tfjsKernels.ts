@@ -5,6 +5,9 @@ import { getOp, isBuiltinOp } from '../graph/registry.js';
 import { composition } from './compose.js';
 import type { Compose, OpKernels } from './opKernels.js';
 import * as edge from './tfjsSemantics.js';
+// --- pooling (issue 12) ---
+import * as pool from './tfjsPool.js';
+import type { PoolAttrs } from '../graph/ops/pool.js';
 import type { KernelNode } from './types.js';
 
 /** A kernel over TF.js tensors. Kernels that make intermediates wrap them in `tf.tidy`. */
@@ -125,6 +128,11 @@ const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
     const logp = tf.sub(z, tf.log(edge.sum(tf.exp(z), [last], true)));
     return tf.neg(edge.sum(tf.mul(labels!, logp), [last], false));
   }),
+  // --- pooling (issue 12) ---
+  maxPool: (n, opts) => pool.maxPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
+  avgPool: (n) => pool.avgPool(n.attrs as PoolAttrs),
+  maxPoolGrad: (n, opts) => pool.maxPoolGrad(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
+  avgPoolGrad: (n) => pool.avgPoolGrad(n.attrs as PoolAttrs),
 };
 
 /** How a TF.js backend runs an op: its own kernel, a declared composition, or not at all. */

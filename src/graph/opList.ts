@@ -21,6 +21,8 @@ import { softmaxCrossEntropyOp } from './ops/softmaxCrossEntropy.js';
 import { transposeOp } from './ops/transpose.js';
 import { absOp, cosOp, expOp, floorOp, logOp, negOp, sigmoidOp, signOp, sinOp, sqrtOp, tanhOp } from './ops/unary.js';
 import { whereOp } from './ops/where.js';
+// --- pooling (issue 12) ---
+import { avgPoolGradOp, avgPoolOp, maxPoolGradOp, maxPoolOp } from './ops/pool.js';
 import type { OpDef } from './registry.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
 
@@ -36,6 +38,8 @@ const kernelOps = () => [
   concatOp, sliceOp, padOp, gatherOp, unsortedSegmentSumOp, sumOp, maxOp, argMaxOp, oneHotOp,
   fillLikeOp, shapeSizeOp, identityOp, stopGradientOp, addNOp, broadcastLikeOp, sumToShapeOp, softmaxCrossEntropyOp,
   customGradientOp,
+  // --- pooling (issue 12) ---
+  maxPoolOp, avgPoolOp, maxPoolGradOp, avgPoolGradOp,
 ] as const;
 
 /** The sources: bound before a run (fed, read from the session, embedded), never run by a kernel. */

@@ -18,3 +18,5 @@ export { softmaxCrossEntropy } from './softmaxCrossEntropy.js';
 export { broadcastLike, sumToShape, unbroadcast } from './broadcast.js';
 export { mean, min, square, sub } from './math.js';
 export { logSoftmax, meanSquaredError, relu, softmax, sparseSoftmaxCrossEntropy } from './nn.js';
+// --- pooling (issue 12) ---
+export { avgPool, globalAveragePool, maxPool, type PoolOptions, type PoolPadding } from './pool.js';
