@@ -29,9 +29,8 @@ const attrsOf = (n: NodeIR) => n.attrs as unknown as PoolAttrs;
 const maxPool: Lowering = (b, [x], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
   const isNaN = b.node('IsNaN', [x!]);
-  // In double: onnxruntime starts MaxPool from the lowest finite value, so an all −Inf window gave −F32_MAX in float.
-  const clean = b.node('Cast', [b.node('Where', [isNaN, b.scalar('float32', -Infinity), x!])], { to: ELEM.float64 });
-  const y = b.node('Cast', [b.node('MaxPool', [toNCHW(b, clean)], w)], { to: ELEM.float32 });
+  // A window's max over its non-NaN elements (onnxruntime skips NaN), replaced by NaN where the window holds one.
+  const y = b.node('MaxPool', [toNCHW(b, x!)], w);
   const hasNaN = b.node('Greater', [b.node('MaxPool', [toNCHW(b, b.node('Cast', [isNaN], { to: ELEM.float32 }))], w), b.scalar('float32', 0)]);
   toNHWC(b, b.node('Where', [hasNaN, b.scalar('float32', NaN), y]), out);
 };
@@ -43,15 +42,13 @@ const avgPool: Lowering = (b, [x], n, ins, out) => {
 };
 
 /**
- * maxPoolGrad: MaxPool's Indices (flat NCHW positions, the first maximum: strict comparisons in row-major order)
- * of the gradient's key (NaN as +Inf, −Inf as −F32_MAX) in double, so every window has a maximum above
- * onnxruntime's starting value; dy is added at those positions.
+ * maxPoolGrad: MaxPool's Indices (flat NCHW positions of the first maximum, row-major) of the gradient's key (NaN
+ * as +Inf, −Inf as −F32_MAX: onnxruntime's MaxPool skips NaN); dy is added at those positions.
  */
 const maxPoolGrad: Lowering = (b, [x, dy], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
-  const xd = b.node('Cast', [x!], { to: ELEM.float64 });
-  const key = b.node('Where', [b.node('IsNaN', [x!]), b.scalar('float64', Infinity),
-    b.node('Where', [b.node('Equal', [xd, b.scalar('float64', -Infinity)]), b.scalar('float64', -F32_MAX), xd])]);
+  const key = b.node('Where', [b.node('IsNaN', [x!]), b.scalar('float32', Infinity),
+    b.node('Where', [b.node('Equal', [x!, b.scalar('float32', -Infinity)]), b.scalar('float32', -F32_MAX), x!])]);
   const keyN = toNCHW(b, key);
   b.node('MaxPool', [keyN], w);
   // NOTE: GraphBuilder.node names one output; MaxPool's second, Indices, is appended to the node just made.
