@@ -130,7 +130,7 @@ const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
   }),
   // --- pooling (issue 12) ---
   maxPool: (n, opts) => pool.maxPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
-  avgPool: (n) => pool.avgPool(n.attrs as PoolAttrs),
+  avgPool: (n, opts) => pool.avgPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
   maxPoolGrad: (n, opts) => pool.maxPoolGrad(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
   avgPoolGrad: (n) => pool.avgPoolGrad(n.attrs as PoolAttrs),
 };

@@ -37,12 +37,22 @@ export function maxPool(a: PoolAttrs, backend: TfBackendName): Kernel {
   };
 }
 
-/** avgPool: the mean of each window's valid elements (TF.js's own rule on cpu and wasm). */
-export function avgPool(a: PoolAttrs): Kernel {
+/**
+ * avgPool: the mean of each window's valid elements (TF.js's own rule). TF.js wasm (XNNPACK, whose output clamp
+ * turns NaN into −Inf) gave −Inf for a window holding NaN or both infinities: there those windows are set to NaN.
+ */
+export function avgPool(a: PoolAttrs, backend: TfBackendName): Kernel {
   return ([x]) => {
     const g = geometry('avgPool', x!.shape, a);
     if (x!.size === 0 || sizeOf(g.out) === 0) return tf.zeros(g.out);
-    return tf.avgPool(x! as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad);
+    const pool = (t: tf.Tensor) => tf.avgPool(t as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor;
+    if (backend !== 'wasm') return pool(x!);
+    return tf.tidy(() => {
+      const nan = tf.isNaN(x!);
+      const any = (m: tf.Tensor) => tf.greater(tf.maxPool(tf.cast(m, 'float32') as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor, tf.scalar(0));
+      const undefinedSum = tf.logicalAnd(any(tf.logicalOr(nan, tf.equal(x!, Infinity))), any(tf.logicalOr(nan, tf.equal(x!, -Infinity))));
+      return tf.where<tf.Tensor>(undefinedSum, tf.scalar(NaN), pool(x!));
+    });
   };
 }
 
@@ -108,7 +118,8 @@ function composedMaxPoolGrad(key: tf.Tensor, dy: tf.Tensor, g: ReturnType<typeof
     const windows = tf.reshape(tf.transpose(tf.reshape(kp, [n, oh, kh, ow, kw, c]), [0, 1, 3, 5, 2, 4]), [n, oh, ow, c, kh * kw]);
     const hit = tf.cast(tf.equal(windows, tf.expandDims(top, 4)), 'float32');
     const first = tf.logicalAnd(tf.cast(hit, 'bool'), tf.equal(tf.cumsum(hit, 4), 1));
-    const spread = tf.where(first, tf.expandDims(dy, 4), tf.scalar(0));
+    // + 0: dx is a sum from +0 (a −0 dy gives +0), as the offset-by-offset sums and the other backends.
+    const spread = tf.add(tf.where(first, tf.expandDims(dy, 4), tf.scalar(0)), tf.scalar(0));
     return tf.reshape(tf.transpose(tf.reshape(spread, [n, oh, ow, c, kh, kw]), [0, 1, 4, 2, 5, 3]), [n, span[0], span[1], c]);
   }
   let taken: tf.Tensor | undefined;

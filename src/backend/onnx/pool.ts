@@ -38,7 +38,10 @@ const maxPool: Lowering = (b, [x], n, ins, out) => {
 /** avgPool: AveragePool dividing by the valid elements (count_include_pad 0), as TF. */
 const avgPool: Lowering = (b, [x], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
-  toNHWC(b, b.node('AveragePool', [toNCHW(b, x!)], { ...w, count_include_pad: 0 }), out);
+  const y = b.node('AveragePool', [toNCHW(b, x!)], { ...w, count_include_pad: 0 });
+  // A window of −0 averages to +0, a sum from +0 as on TF.js (onnxruntime gave −0; it drops an Add of 0).
+  const zero = b.scalar('float32', 0);
+  toNHWC(b, b.node('Where', [b.node('Equal', [y, zero]), zero, y]), out);
 };
 
 /**
