@@ -263,6 +263,8 @@ function poolRows(): Row[] {
     // Windows [N 5; −I −I], [−I −F32_MAX; −I −I]: the NaN; the first −Inf (ranked as −F32_MAX, tied).
     { op: 'maxPoolGrad', what: 'a NaN window sends dy to its NaN; −Inf ties with −F32_MAX', inputs: [nhwc([1, 2, 4, 1], [N, 5, -INF, -F(3.4028234663852886e38), -INF, -INF, -INF, -INF]), nhwc([1, 1, 2, 1], [2, 3])],
       build: ([x, dy]) => maxGrad(x!, dy!, { size: 2 }), ref: () => nhwc([1, 2, 4, 1], [2, 0, 3, 0, 0, 0, 0, 0]) },
+    { op: 'maxPoolGrad', what: 'finite dy: a −0 dy gives +0, negative dy kept; windows [0 −1; 2 −3], [−0 −0; −0 −0]', inputs: [nhwc([1, 2, 4, 1], [0, -1, -0, -0, 2, -3, -0, -0]), nhwc([1, 1, 2, 1], [-0.5, -0])],
+      build: ([x, dy]) => maxGrad(x!, dy!, { size: 2 }), ref: () => nhwc([1, 2, 4, 1], [0, 0, 0, 0, -0.5, 0, 0, 0]) },
     { op: 'maxPoolGrad', what: 'empty batch', inputs: [empty([0, 2, 2, 1]), empty([0, 1, 1, 1])],
       build: ([x, dy]) => sf.reshape(maxGrad(x!, dy!, { size: 2 }), [0]), ref: () => empty([0]) },
     // 'same' 2×2 stride 2 on 3×3: windows of 4, 2, 2 and 1 valid elements.

@@ -22,17 +22,30 @@ function geometry(op: string, shape: readonly number[], a: PoolAttrs) {
 }
 const sizeOf = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
 
+// NOTE: TF.js wasm's where, equal and tile with a broadcast operand are 10–40× slower than with full-shape ones
+// (a where against a scalar took 62 ms on [32, 24, 24, 32], against a full fill 3 ms): values are filled out.
+/** `where(cond, v, t)` with v filled to t's shape. */
+const put = (cond: tf.Tensor, v: number, t: tf.Tensor) => tf.where(cond, tf.fill(t.shape, v, t.dtype as 'float32'), t);
+/** Whether t holds NaN or ±Inf: one host read of Σ t·0 (NaN exactly then). Kernels run synchronously. */
+function nonFinite(t: tf.Tensor): boolean {
+  const probe = tf.tidy(() => tf.sum(tf.mul(t, tf.scalar(0))));
+  const v = probe.dataSync()[0]!;
+  probe.dispose();
+  return Number.isNaN(v);
+}
+
 /** maxPool: NaN if the window holds one (TF.js cpu skipped NaN, wasm gave −Inf or the max); padding never wins. */
 export function maxPool(a: PoolAttrs, backend: TfBackendName): Kernel {
   return ([x]) => {
     const g = geometry('maxPool', x!.shape, a);
     if (x!.size === 0 || sizeOf(g.out) === 0) return tf.zeros(g.out);
+    const pool = (t: tf.Tensor) => tf.maxPool(t as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor;
+    // A window's result depends on its own elements only: one without NaN is right on every backend.
+    if (!nonFinite(x!)) return pool(x!);
     return tf.tidy(() => {
       const nan = tf.isNaN(x!);
-      const clean = backend === 'cpu' ? x! : tf.where(nan, tf.scalar(-Infinity), x!);
-      const y = tf.maxPool(clean as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad);
-      const hasNaN = tf.greater(tf.maxPool(tf.cast(nan, 'float32') as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor, tf.scalar(0));
-      return tf.where<tf.Tensor>(hasNaN, tf.scalar(NaN), y);
+      const hasNaN = tf.cast(pool(tf.cast(nan, 'float32')), 'bool');
+      return put(hasNaN, NaN, pool(x!));
     });
   };
 }
@@ -46,19 +59,20 @@ export function avgPool(a: PoolAttrs, backend: TfBackendName): Kernel {
     const g = geometry('avgPool', x!.shape, a);
     if (x!.size === 0 || sizeOf(g.out) === 0) return tf.zeros(g.out);
     const pool = (t: tf.Tensor) => tf.avgPool(t as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor;
-    if (backend !== 'wasm') return pool(x!);
+    if (backend !== 'wasm' || !nonFinite(x!)) return pool(x!);
     return tf.tidy(() => {
       const nan = tf.isNaN(x!);
-      const any = (m: tf.Tensor) => tf.greater(tf.maxPool(tf.cast(m, 'float32') as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad) as tf.Tensor, tf.scalar(0));
-      const undefinedSum = tf.logicalAnd(any(tf.logicalOr(nan, tf.equal(x!, Infinity))), any(tf.logicalOr(nan, tf.equal(x!, -Infinity))));
-      return tf.where<tf.Tensor>(undefinedSum, tf.scalar(NaN), pool(x!));
+      const any = (m: tf.Tensor) => tf.cast(tf.maxPool(tf.cast(m, 'float32') as tf.Tensor4D, [g.kh, g.kw], [g.sh, g.sw], g.pad), 'bool');
+      const undefinedSum = tf.logicalAnd(any(tf.logicalOr(nan, tf.equal(x!, tf.fill(x!.shape, Infinity)))), any(tf.logicalOr(nan, tf.equal(x!, tf.fill(x!.shape, -Infinity)))));
+      return put(undefinedSum, NaN, pool(x!));
     });
   };
 }
 
 /** The rank maxPool's gradient picks by (graph/ops/pool.ts `gradKey`): NaN as +Inf, −Inf as −F32_MAX. */
 function gradKey(x: tf.Tensor): tf.Tensor {
-  return tf.where(tf.isNaN(x), tf.scalar(Infinity), tf.where(tf.equal(x, -Infinity), tf.scalar(-F32_MAX), x));
+  if (!nonFinite(x)) return x;
+  return put(tf.isNaN(x), Infinity, put(tf.equal(x, tf.fill(x.shape, -Infinity)), -F32_MAX, x));
 }
 
 /** Pads (fill) or crops axis 1 and 2 of an NHWC tensor: `before` rows added in front, the result `len` long. */
@@ -112,16 +126,18 @@ function composedMaxPoolGrad(key: tf.Tensor, dy: tf.Tensor, g: ReturnType<typeof
   const [oh, ow] = [g.ah.out, g.aw.out];
   const span: [number, number] = [(oh - 1) * sh + kh, (ow - 1) * sw + kw];
   const kp = frame(key, [g.ah.before, g.aw.before], span, -Infinity);
-  const top = tf.maxPool(kp as tf.Tensor4D, [kh, kw], [sh, sw], 'valid');
-  if (sh === kh && sw === kw) {
-    // [N, OH, kh, OW, kw, C] → [N, OH, OW, C, kh·kw]: the first hit along the last axis is where cumsum first is 1.
+  if (sh === kh && sw === kw && !nonFinite(dy)) {
+    // [N, OH, kh, OW, kw, C] → [N, OH, OW, C, kh·kw]; argMax gives each window's first maximum (keys have no NaN).
+    // dy · oneHot + 0 is the where it stands for while dy is finite (0 · Inf would be NaN): + 0 makes a −0 dy and
+    // the other positions' −0 (0 · a negative dy) +0, dx being a sum from +0 as on the other backends.
     const windows = tf.reshape(tf.transpose(tf.reshape(kp, [n, oh, kh, ow, kw, c]), [0, 1, 3, 5, 2, 4]), [n, oh, ow, c, kh * kw]);
-    const hit = tf.cast(tf.equal(windows, tf.expandDims(top, 4)), 'float32');
-    const first = tf.logicalAnd(tf.cast(hit, 'bool'), tf.equal(tf.cumsum(hit, 4), 1));
-    // + 0: dx is a sum from +0 (a −0 dy gives +0), as the offset-by-offset sums and the other backends.
-    const spread = tf.add(tf.where(first, tf.expandDims(dy, 4), tf.scalar(0)), tf.scalar(0));
+    // NOTE: int32 oneHot, then cast: TF.js wasm's float32 OneHot writes int32 bits (see tfjsKernels.ts).
+    const hot = tf.cast(tf.oneHot(tf.argMax(windows, 4), kh * kw, 1, 0, 'int32'), 'float32');
+    const spread = tf.add(tf.mul(hot, tf.expandDims(dy, 4)), tf.scalar(0));
     return tf.reshape(tf.transpose(tf.reshape(spread, [n, oh, ow, c, kh, kw]), [0, 1, 4, 2, 5, 3]), [n, span[0], span[1], c]);
   }
+  const top = tf.maxPool(kp as tf.Tensor4D, [kh, kw], [sh, sw], 'valid');
+  const zeros = tf.zerosLike(dy);
   let taken: tf.Tensor | undefined;
   let dx: tf.Tensor | undefined;
   for (let i = 0; i < kh; i++) {
@@ -130,7 +146,7 @@ function composedMaxPoolGrad(key: tf.Tensor, dy: tf.Tensor, g: ReturnType<typeof
       const hit = tf.equal(view, top);
       const first = taken === undefined ? hit : tf.logicalAnd(hit, tf.logicalNot(taken));
       taken = taken === undefined ? hit : tf.logicalOr(taken, hit);
-      const part = place(tf.where(first, dy, tf.scalar(0)), i, j, sh, sw, span);
+      const part = place(tf.where(first, dy, zeros), i, j, sh, sw, span);
       dx = dx === undefined ? part : tf.add(dx, part);
     }
   }
