@@ -11,7 +11,7 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   Session, SymflowError, type HostTensor,
-  avgPool, constant, fromJSON, globalAveragePool, gradients, maxPool, mul, placeholder, square, sum, toJSON,
+  avgPool, constant, fromJSON, globalAveragePool, gradients, maxPool, mul, placeholder, square, sum, symbolicShapes, toIR, toJSON,
 } from '../src/index.js';
 import { avgPoolGradOp, maxPoolGradOp, poolAxis } from '../src/graph/ops/pool.js';
 import { makeNode } from '../src/graph/registry.js';
@@ -278,6 +278,26 @@ describe.each(BACKENDS)('pooling on %s', (backend) => {
     expect(s.numTensors()).toBe(live);
   });
 
+  it("unknown height and width ('same' as SAME_UPPER on onnx): values and first derivatives as with static ones", async () => {
+    const c: Cfg = { shape: [2, 5, 7, 3], size: [3, 2], strides: [2, 3], padding: 'same' };
+    const x = distinct(sizeOf(c.shape), 81);
+    const xp = placeholder([null, null, null, 3]);
+    const opts = { size: c.size, strides: c.strides, padding: c.padding };
+    const [m, gm, gmax] = await s.run([maxPool(xp, opts), gradients(sum(maxPool(xp, opts)), xp), gradients(sum(avgPool(xp, opts)), xp)], [[xp, host(c.shape, x)]]).then(
+      (r) => r, (e: unknown) => { if (backend === 'onnx') return [undefined, undefined, e]; throw e; });
+    if (backend === 'onnx') {
+      // avgPool's gradient on onnx is a ConvTranspose sized at compile time.
+      expect(String(gmax)).toMatch(/avgPoolGrad: on onnx the gradient of avgPool needs a static height and width, x is \[\?,\?,\?,3\]/);
+      const [mo, go] = await s.run([maxPool(xp, opts), gradients(sum(maxPool(xp, opts)), xp)], [[xp, host(c.shape, x)]]);
+      expect(values(mo!)).toEqual(refPool(c, x, 'max'));
+      expect(values(go!)).toEqual(refGrad(c, x, new Array(sizeOf(outShape(c))).fill(1), 'max'));
+      return;
+    }
+    expect(values(m as HostTensor)).toEqual(refPool(c, x, 'max'));
+    expect(values(gm as HostTensor)).toEqual(refGrad(c, x, new Array(sizeOf(outShape(c))).fill(1), 'max'));
+    expectClose((gmax as HostTensor).data, refGrad(c, x, new Array(sizeOf(outShape(c))).fill(1), 'avg'), AVG_RTOL, AVG_ATOL);
+  });
+
   it('a valid window larger than the run-time input is an error naming the op', async () => {
     const xp = placeholder([1, null, 4, 1]);
     const err = await s.run(maxPool(xp, { size: 3 }), [[xp, host([1, 2, 4, 1], new Array(8).fill(1))]]).then(() => undefined, (e: unknown) => e);
@@ -313,6 +333,24 @@ describe('shape rules and bad inputs', () => {
   ])('%s', (_name, build, msg) => {
     expect(build).toThrow(SymflowError);
     expect(build).toThrow(msg);
+  });
+
+  it('symbolicShapes: the batch symbol and channels pass through; dy unifies with the output', () => {
+    const xp = placeholder([null, 8, 8, 4]);
+    const y = maxPool(xp, { size: 2 });
+    const g = gradients(sum(mul(avgPool(y, { size: 3, strides: 1, padding: 'same' }), y)), xp);
+    const shapes = symbolicShapes(toIR([y, g], []).ir);
+    const batch = shapes.get(xp.id)![0]!;
+    expect(typeof batch).toBe('string');
+    expect(shapes.get(y.id)).toEqual([batch, 4, 4, 4]);
+    expect(shapes.get(g.id)).toEqual([batch, 8, 8, 4]);
+  });
+
+  it("the second derivative of maxPool needs a static height and width (an error naming it), the first does not", () => {
+    const xp = placeholder([1, null, 6, 1]);
+    const g = gradients(sum(square(maxPool(xp, { size: 2 }))), xp);
+    expect(g.shape).toEqual([1, null, 6, 1]);
+    expect(() => gradients(sum(mul(g, g)), xp)).toThrow(/maxPoolGrad: the second derivative of maxPool needs a static height and width, x is \[1,\?,6,1\]/);
   });
 
   it('round-trips through JSON', async () => {
