@@ -1,6 +1,7 @@
 // TF.js kernels of the pooling ops (issue 12), wrapped to the rules of docs/semantics.md: NaN windows, the tie rule
-// of maxPool's gradient (TF.js wasm's MaxPoolGrad picks the LAST maximum, cpu the first), TF.js's AvgPoolGrad
-// dividing by the whole window under 'same' padding (its forward divides by the valid elements), empty tensors.
+// of maxPool's gradient (cpu's MaxPoolGrad picks the first maximum; wasm's is wrong for windows of non-positive
+// values, so wasm composes it), TF.js's AvgPoolGrad dividing by the whole window under 'same' padding (its
+// forward divides by the valid elements), empty tensors.
 import * as tf from '@tensorflow/tfjs-core';
 import { SymflowError } from '../graph/errors.js';
 import { F32_MAX, type PoolAttrs, poolAxis } from '../graph/ops/pool.js';

@@ -28,10 +28,10 @@ const attrsOf = (n: NodeIR) => n.attrs as unknown as PoolAttrs;
 /** maxPool: NaN where the window holds one (onnxruntime skips NaN), else the max; padding never wins. */
 const maxPool: Lowering = (b, [x], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
-  const isNaN = b.node('IsNaN', [x!]);
+  const xN = toNCHW(b, x!);
   // A window's max over its non-NaN elements (onnxruntime skips NaN), replaced by NaN where the window holds one.
-  const y = b.node('MaxPool', [toNCHW(b, x!)], w);
-  const hasNaN = b.node('Greater', [b.node('MaxPool', [toNCHW(b, b.node('Cast', [isNaN], { to: ELEM.float32 }))], w), b.scalar('float32', 0)]);
+  const y = b.node('MaxPool', [xN], w);
+  const hasNaN = b.node('Greater', [b.node('MaxPool', [b.node('Cast', [b.node('IsNaN', [xN])], { to: ELEM.float32 })], w), b.scalar('float32', 0)]);
   toNHWC(b, b.node('Where', [hasNaN, b.scalar('float32', NaN), y]), out);
 };
 
