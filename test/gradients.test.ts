@@ -12,9 +12,9 @@ import {
   avgPool, globalAveragePool, maxPool,
 } from '../src/index.js';
 import { seededRandom } from '../src/graph/initializers.js';
+import { BACKENDS, expectClose, values } from './helpers.js';
 // --- pooling (issue 12) ---
 import { poolAxis } from '../src/graph/ops/pool.js';
-import { BACKENDS, expectClose, values } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tolerances.

@@ -5,10 +5,10 @@ import { getOp, isBuiltinOp } from '../graph/registry.js';
 import { composition } from './compose.js';
 import type { Compose, OpKernels } from './opKernels.js';
 import * as edge from './tfjsSemantics.js';
+import type { KernelNode } from './types.js';
 // --- pooling (issue 12) ---
 import * as pool from './tfjsPool.js';
 import type { PoolAttrs } from '../graph/ops/pool.js';
-import type { KernelNode } from './types.js';
 
 /** A kernel over TF.js tensors. Kernels that make intermediates wrap them in `tf.tidy`. */
 export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;

@@ -21,10 +21,10 @@ import { softmaxCrossEntropyOp } from './ops/softmaxCrossEntropy.js';
 import { transposeOp } from './ops/transpose.js';
 import { absOp, cosOp, expOp, floorOp, logOp, negOp, sigmoidOp, signOp, sinOp, sqrtOp, tanhOp } from './ops/unary.js';
 import { whereOp } from './ops/where.js';
-// --- pooling (issue 12) ---
-import { avgPoolGradOp, avgPoolOp, maxPoolGradOp, maxPoolOp } from './ops/pool.js';
 import type { OpDef } from './registry.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
+// --- pooling (issue 12) ---
+import { avgPoolGradOp, avgPoolOp, maxPoolGradOp, maxPoolOp } from './ops/pool.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
