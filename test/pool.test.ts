@@ -33,6 +33,9 @@ const CONFIGS: Cfg[] = [
   { shape: [1, 5, 5, 4], size: [1, 1], strides: [2, 2], padding: 'same' },
   { shape: [2, 4, 4, 2], size: [2, 2], strides: [3, 3], padding: 'same' },
   { shape: [1, 6, 6, 1], size: [4, 4], strides: [1, 1], padding: 'same' },
+  // 'same' windows larger than the input, strides larger than the window.
+  { shape: [2, 3, 4, 2], size: [5, 3], strides: [1, 4], padding: 'same' },
+  { shape: [1, 7, 5, 1], size: [2, 1], strides: [3, 2], padding: 'valid' },
 ];
 const label = (c: Cfg) => `x [${c.shape}] size [${c.size}] strides [${c.strides}] ${c.padding}`;
 const sizeOf = (s: readonly number[]) => s.reduce((p, d) => p * d, 1);
