@@ -356,6 +356,15 @@ describe('shape rules and bad inputs', () => {
     expect(() => gradients(sum(mul(g, g)), xp)).toThrow(/maxPoolGrad: the second derivative of maxPool needs a static height and width, x is \[1,\?,6,1\]/);
   });
 
+  it("the gradient ops' own x input gets no gradient (piecewise constant, as sign or floor): unconnected unless asked for zeros", () => {
+    const xp = placeholder([1, 4, 4, 1]);
+    for (const pool of [maxPool, avgPool]) {
+      const g1 = gradients(sum(pool(xp, { size: 2 })), xp); // dy is a constant: only x reaches g1
+      expect(() => gradients(sum(mul(g1, g1)), xp)).toThrow(/gradients: xs\[0\] .* is not connected/);
+      expect(gradients(sum(mul(g1, g1)), xp, { unconnected: 'zero' }).shape).toEqual([1, 4, 4, 1]);
+    }
+  });
+
   it('round-trips through JSON', async () => {
     const xp = placeholder([1, 4, 4, 1], { name: 'x' });
     const y = avgPool(maxPool(xp, { size: 2, strides: 1, padding: 'same' }), { size: [2, 1], padding: 'valid' });
