@@ -290,7 +290,47 @@ const ROWS: Row[] = [
   binaryRow('clipByValue', (x, lo) => sf.clipByValue(x, lo, 5), (v, lo) => Math.min(Math.max(v, lo), 5), i32(I32_MIN, -3, -2, 0, 7, I32_MAX), i32(-2), 'int32'),
   { op: 'clipByValue', what: 'tensor bounds broadcast; lo > hi gives hi', inputs: [arr([2, 3], [-2, 0.5, 2, -0, N, 9]), f(-1, 0, 3), f(1, 1, 2)], build: ([x, lo, hi]) => sf.clipByValue(x!, lo!, hi!),
     ref: ([x, lo, hi]) => zip([x!, lo!, hi!], 'float32', (v, l, h) => nanMin(nanMax(v, l), h)), fold: true },
+  // --- pooling (issue 12) ---
+  ...poolRows(),
 ];
+
+function poolRows(): Row[] {
+  const nhwc = (shape: number[], data: number[]) => arr(shape, data);
+  const maxGrad = (x: Tensor, dy: Tensor, opts: sf.PoolOptions) => sf.gradients(sf.sum(sf.mul(sf.maxPool(x, opts), dy)), x);
+  const avgGrad = (x: Tensor, dy: Tensor, opts: sf.PoolOptions) => sf.gradients(sf.sum(sf.mul(sf.avgPool(x, opts), dy)), x);
+  return [
+    // 'same' 2×2 stride 2 on 3×3: windows [N 1; −I −I], [−0; −I], [−I −I], [−0] (padding never wins).
+    { op: 'maxPool', what: 'a NaN window is NaN; −Inf and −0 kept; padding never wins', inputs: [nhwc([1, 3, 3, 1], [N, 1, -0, -INF, -INF, -INF, -INF, -INF, -0])],
+      build: ([x]) => sf.maxPool(x!, { size: 2, padding: 'same' }), ref: () => nhwc([1, 2, 2, 1], [N, -0, -INF, -0]) },
+    { op: 'maxPool', what: 'NaN after the maximum, +Inf', inputs: [nhwc([1, 2, 4, 1], [3, INF, 1, N, 5, 2, -1, 0])],
+      build: ([x]) => sf.maxPool(x!, { size: 2 }), ref: () => nhwc([1, 1, 2, 1], [INF, N]) },
+    { op: 'maxPool', what: 'empty batch, empty channels', inputs: [empty([0, 2, 2, 1]), empty([1, 2, 2, 0])],
+      build: ([x, y]) => sf.concat([sf.reshape(sf.maxPool(x!, { size: 2 }), [0]), sf.reshape(sf.maxPool(y!, { size: 2, padding: 'same' }), [0])]), ref: () => empty([0]) },
+    { op: 'avgPool', what: "NaN and Inf − Inf are NaN; 'same' divides by the valid count", inputs: [nhwc([1, 3, 3, 1], [N, 1, 2, INF, 3, 4, -INF, INF, 6])],
+      build: ([x]) => sf.avgPool(x!, { size: 2, padding: 'same' }), ref: () => nhwc([1, 2, 2, 1], [N, 3, N, 6]) },
+    { op: 'avgPool', what: 'a window of −0 is +0 (a sum from +0), Inf', inputs: [nhwc([1, 2, 4, 1], [-0, -0, INF, 1, -0, -0, 2, 3])],
+      build: ([x]) => sf.avgPool(x!, { size: 2 }), ref: () => nhwc([1, 1, 2, 1], [0, INF]) },
+    { op: 'avgPool', what: 'empty batch, empty channels', inputs: [empty([0, 2, 2, 1]), empty([1, 2, 2, 0])],
+      build: ([x, y]) => sf.concat([sf.reshape(sf.avgPool(x!, { size: 2 }), [0]), sf.reshape(sf.avgPool(y!, { size: 2, padding: 'same' }), [0])]), ref: () => empty([0]) },
+    // Windows [1 1; 2 2] → the first 2; [Inf NaN; −Inf −Inf] → Inf (NaN ranks as +Inf, the first wins).
+    { op: 'maxPoolGrad', what: 'to the first maximum; NaN ranks as +Inf; a sum from +0 (−0 dy gives +0), NaN dy kept', inputs: [nhwc([1, 2, 4, 1], [1, 1, INF, N, 2, 2, -INF, -INF]), nhwc([1, 1, 2, 1], [-0, N])],
+      build: ([x, dy]) => maxGrad(x!, dy!, { size: 2 }), ref: () => nhwc([1, 2, 4, 1], [0, 0, N, 0, 0, 0, 0, 0]) },
+    // Windows [N 5; −I −I], [−I −F32_MAX; −I −I]: the NaN; the first −Inf (ranked as −F32_MAX, tied).
+    { op: 'maxPoolGrad', what: 'a NaN window sends dy to its NaN; −Inf ties with −F32_MAX', inputs: [nhwc([1, 2, 4, 1], [N, 5, -INF, -F(3.4028234663852886e38), -INF, -INF, -INF, -INF]), nhwc([1, 1, 2, 1], [2, 3])],
+      build: ([x, dy]) => maxGrad(x!, dy!, { size: 2 }), ref: () => nhwc([1, 2, 4, 1], [2, 0, 3, 0, 0, 0, 0, 0]) },
+    { op: 'maxPoolGrad', what: 'finite dy: a −0 dy gives +0, negative dy kept; windows [0 −1; 2 −3], [−0 −0; −0 −0]', inputs: [nhwc([1, 2, 4, 1], [0, -1, -0, -0, 2, -3, -0, -0]), nhwc([1, 1, 2, 1], [-0.5, -0])],
+      build: ([x, dy]) => maxGrad(x!, dy!, { size: 2 }), ref: () => nhwc([1, 2, 4, 1], [0, 0, 0, 0, -0.5, 0, 0, 0]) },
+    { op: 'maxPoolGrad', what: 'empty batch', inputs: [empty([0, 2, 2, 1]), empty([0, 1, 1, 1])],
+      build: ([x, dy]) => sf.reshape(maxGrad(x!, dy!, { size: 2 }), [0]), ref: () => empty([0]) },
+    // 'same' 2×2 stride 2 on 3×3: windows of 4, 2, 2 and 1 valid elements.
+    { op: 'avgPoolGrad', what: "'same': dy divided by the valid count; NaN and Inf spread", inputs: [nhwc([1, 3, 3, 1], [0, 0, 0, 0, 0, 0, 0, 0, 0]), nhwc([1, 2, 2, 1], [4, N, 8, INF])],
+      build: ([x, dy]) => avgGrad(x!, dy!, { size: 2, padding: 'same' }), ref: () => nhwc([1, 3, 3, 1], [1, 1, N, 1, 1, N, 4, 4, INF]) },
+    { op: 'avgPoolGrad', what: 'empty batch', inputs: [empty([0, 2, 2, 1]), empty([0, 1, 1, 1])],
+      build: ([x, dy]) => sf.reshape(avgGrad(x!, dy!, { size: 2 }), [0]), ref: () => empty([0]) },
+    { op: 'globalAveragePool', what: 'mean over H and W: NaN, Inf − Inf; empty H×W is NaN', inputs: [nhwc([1, 2, 1, 2], [1, INF, 3, -INF]), empty([1, 0, 2, 1])],
+      build: ([x, e]) => sf.concat([sf.reshape(sf.globalAveragePool(x!), [2]), sf.reshape(sf.globalAveragePool(e!, { keepDims: true }), [1])]), ref: () => f(2, N, N), static: true },
+  ];
+}
 
 describe('reshape', () => {
   it('refuses a −1 beside a 0-size dimension at build time (any size would fit)', () => {

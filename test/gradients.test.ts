@@ -8,11 +8,15 @@ import {
   log, logSoftmax, matMul, max, maximum, mean, meanSquaredError, min, minimum, mul, neg, pad, placeholder, pow,
   relu, reshape, reshapeLike, sigmoid, sin, slice, softmax, softmaxCrossEntropy, sparseSoftmaxCrossEntropy, sqrt,
   square, squeeze, stopGradient, sub, sum, sumToShape, tanh, transpose, unsortedSegmentSum, where,
+  // --- pooling (issue 12) ---
+  avgPool, globalAveragePool, maxPool,
 } from '../src/index.js';
 // --- activations and scans (issue 12) ---
 import { clipByValue, cumsum, erf, gelu, logSumExp, silu, softplus } from '../src/index.js';
 import { seededRandom } from '../src/graph/initializers.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
+// --- pooling (issue 12) ---
+import { poolAxis } from '../src/graph/ops/pool.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tolerances.
@@ -283,7 +287,36 @@ const CASES: Case[] = [
   c('clipByValue(x, −0.5, 0.5)', [{ shape: [2, 3], dtype: 'float32', data: [-1.2, -0.7, -0.3, 0.1, 0.45, 0.9] }], (a) => clipByValue(a!, -0.5, 0.5), (a) => tf.clipByValue(a!, -0.5, 0.5)),
   c('clipByValue w.r.t. x, lo and hi tensors', [{ shape: [2, 3], dtype: 'float32', data: [-1.2, -0.7, -0.3, 0.1, 0.45, 0.9] }, { shape: [3], dtype: 'float32', data: [-1, -0.2, 0] }, { shape: [3], dtype: 'float32', data: [-0.5, 0.8, 0.6] }],
     (a, lo, hi) => clipByValue(a!, lo!, hi!), (a, lo, hi) => tf.minimum(tf.maximum(a!, tf.broadcastTo(lo!, [2, 3])), tf.broadcastTo(hi!, [2, 3]))),
+  // --- pooling (issue 12) ---
+  // Distinct inputs (D): no ties, and no finite difference changes a window's maximum. TF.js's avgPool gradient
+  // divides by the whole window where 'same' padding cuts it, so its avgPool rows have uncut windows only
+  // (test/pool.test.ts checks cut windows against a JS reference and finite differences).
+  // maxPool's reference is the max over the windows' strided views: TF.js wasm's MaxPoolGrad is wrong for windows
+  // of non-positive values (docs/semantics.md).
+  c('maxPool 2×2 valid [2,4,4,3]', [D([2, 4, 4, 3])], (x) => maxPool(x!, { size: 2 }), (x) => tfMaxPool(x!, [2, 2], [2, 2], 'valid')),
+  c('maxPool 3×3 stride 2 same [1,5,5,2]', [D([1, 5, 5, 2])], (x) => maxPool(x!, { size: 3, strides: 2, padding: 'same' }), (x) => tfMaxPool(x!, [3, 3], [2, 2], 'same')),
+  c('maxPool [2,3] stride [1,2] same, batch [null]', [withStatic(D([2, 4, 5, 1]), [null, 4, 5, 1])], (x) => maxPool(x!, { size: [2, 3], strides: [1, 2], padding: 'same' }),
+    (x) => tfMaxPool(x!, [2, 3], [1, 2], 'same')),
+  c('avgPool 2×2 valid [2,4,6,2]', [U([2, 4, 6, 2])], (x) => avgPool(x!, { size: 2 }), (x) => tf.avgPool(x! as tf.Tensor4D, 2, 2, 'valid')),
+  c('avgPool 3×3 stride 1 valid [1,5,4,2]', [U([1, 5, 4, 2])], (x) => avgPool(x!, { size: 3, strides: 1 }), (x) => tf.avgPool(x! as tf.Tensor4D, 3, 1, 'valid')),
+  c('avgPool 2×2 stride 2 same, uncut [1,4,4,3]', [U([1, 4, 4, 3])], (x) => avgPool(x!, { size: 2, padding: 'same' }), (x) => tf.avgPool(x! as tf.Tensor4D, 2, 2, 'same')),
+  c('globalAveragePool [2,3,4,2]', [U([2, 3, 4, 2])], (x) => globalAveragePool(x!), (x) => tf.mean(x!, [1, 2])),
 ];
+
+// --- pooling (issue 12) ---
+/** maxPool in TF.js as the max over each window offset's strided view (gathers) of x, padded with −Inf for 'same'. */
+function tfMaxPool(x: tf.Tensor, size: [number, number], strides: [number, number], padding: 'same' | 'valid'): tf.Tensor {
+  const [h, w] = [x.shape[1]!, x.shape[2]!];
+  const ah = poolAxis(h, size[0], strides[0], padding), aw = poolAxis(w, size[1], strides[1], padding);
+  const xp = tf.pad(x, [[0, 0], [ah.before, ah.after], [aw.before, aw.after], [0, 0]], -Infinity);
+  const at = (o: number, s: number, k: number) => tf.tensor1d(Array.from({ length: k }, (_, q) => o + s * q), 'int32');
+  const views: tf.Tensor[] = [];
+  for (let i = 0; i < size[0]; i++) {
+    const rows = tf.gather(xp, at(i, strides[0], ah.out), 1);
+    for (let j = 0; j < size[1]; j++) views.push(tf.gather(rows, at(j, strides[1], aw.out), 2));
+  }
+  return tf.max(tf.stack(views), 0);
+}
 
 // ---------------------------------------------------------------------------------------------------------------
 // The checker.

@@ -6,6 +6,9 @@ import { composition } from './compose.js';
 import type { Compose, OpKernels } from './opKernels.js';
 import * as edge from './tfjsSemantics.js';
 import type { KernelNode } from './types.js';
+// --- pooling (issue 12) ---
+import * as pool from './tfjsPool.js';
+import type { PoolAttrs } from '../graph/ops/pool.js';
 
 /** A kernel over TF.js tensors. Kernels that make intermediates wrap them in `tf.tidy`. */
 export type TfKernel = (xs: tf.Tensor[]) => tf.Tensor;
@@ -132,6 +135,11 @@ const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
     const { axis, exclusive, reverse } = n.attrs as { axis: number; exclusive: boolean; reverse: boolean };
     return ([x]) => edge.cumsum(x!, axis, exclusive, reverse);
   },
+  // --- pooling (issue 12) ---
+  maxPool: (n, opts) => pool.maxPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
+  avgPool: (n, opts) => pool.avgPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
+  maxPoolGrad: (n, opts) => pool.maxPoolGrad(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
+  avgPoolGrad: (n) => pool.avgPoolGrad(n.attrs as PoolAttrs),
 };
 
 /** How a TF.js backend runs an op: its own kernel, a declared composition, or not at all. */

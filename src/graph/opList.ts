@@ -27,6 +27,8 @@ import { constantOp, placeholderOp, variableOp } from './sources.js';
 // --- activations and scans (issue 12) ---
 import { erfOp, softplusOp } from './ops/activations.js';
 import { cumsumOp } from './ops/scan.js';
+// --- pooling (issue 12) ---
+import { avgPoolGradOp, avgPoolOp, maxPoolGradOp, maxPoolOp } from './ops/pool.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -42,6 +44,8 @@ const kernelOps = () => [
   customGradientOp,
   // --- activations and scans (issue 12) ---
   erfOp, softplusOp, cumsumOp,
+  // --- pooling (issue 12) ---
+  maxPoolOp, avgPoolOp, maxPoolGradOp, avgPoolGradOp,
 ] as const;
 
 /**

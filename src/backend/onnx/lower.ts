@@ -6,6 +6,8 @@ import { isFullyKnown } from '../../graph/tensor.js';
 import { composition } from '../compose.js';
 import type { Compose, OnnxBuilder, OpKernels } from '../opKernels.js';
 import { type Elem, ELEM, type GraphBuilder, INT_MAX } from './builder.js';
+// --- pooling (issue 12) ---
+import { poolLowerings } from './pool.js';
 
 /** One op's lowering: emit nodes that compute `out` from the input value names. */
 type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
@@ -199,6 +201,8 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
     const { axis, exclusive, reverse } = n.attrs as { axis: number; exclusive: boolean; reverse: boolean };
     b.node('CumSum', [x!, b.scalar('int64', axis)], { exclusive: exclusive ? 1 : 0, reverse: reverse ? 1 : 0 }, out);
   },
+  // --- pooling (issue 12) ---
+  maxPool: poolLowerings.maxPool, avgPool: poolLowerings.avgPool, maxPoolGrad: poolLowerings.maxPoolGrad, avgPoolGrad: poolLowerings.avgPoolGrad,
 };
 
 function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {

@@ -21,3 +21,5 @@ export { logSoftmax, meanSquaredError, relu, softmax, sparseSoftmaxCrossEntropy 
 // --- activations and scans (issue 12) ---
 export { clipByValue, erf, gelu, type GeluOptions, logSumExp, type LogSumExpOptions, silu, softplus } from './activations.js';
 export { cumsum, type CumsumOptions } from './scan.js';
+// --- pooling (issue 12) ---
+export { avgPool, globalAveragePool, maxPool, type PoolOptions, type PoolPadding } from './pool.js';
