@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Session, SymflowError, add, compile, gradients, graph, heun, mean, nameScope, nn, placeholder, sgd, square, sum,
+  Session, SymflowError, adam, add, compile, gradients, graph, heun, mean, nameScope, nn, placeholder, sgd, sparseSoftmaxCrossEntropy, square, sum,
   type HostTensor, type Layer, type Tensor, type Variable,
 } from '../src/index.js';
 import { BACKENDS, expectClose, rng, values } from './helpers.js';
@@ -339,6 +339,36 @@ describe.each(BACKENDS)('layers on %s', (backend) => {
     expectClose(values(await s.run(h, [[x, xv]])), byStats(mm, mv), 1e-4, 1e-5);
   });
 
+  it('batchNorm after a dense layer: the statistics come from the parameters as the step started (heun)', async () => {
+    const x = placeholder([null, 2]);
+    const d = nn.dense(2, { seed: 6 });
+    const bn = nn.batchNorm({ momentum: 0.5 });
+    const loss = mean(square(nn.dense(1, { seed: 7 }).apply(bn.apply(d.apply(x)))));
+    const train = compile(heun({ lr: 0.2 }), s, { loss, inputs: [x], updates: bn.updates });
+    const xv = [[1, 2], [-1, 0.5], [0, 3]];
+    const k0 = values(await s.getValue(d.kernel!));
+    const r = await train.step([xv]);
+    expect(r.runs).toBe(2);
+    const h = xv.map(([a, b]) => [a! * k0[0]! + b! * k0[2]!, a! * k0[1]! + b! * k0[3]!]);
+    const m = [0, 1].map((j) => h.reduce((p, row) => p + row[j]!, 0) / 3);
+    const v = [0, 1].map((j) => h.reduce((p, row) => p + (row[j]! - m[j]!) ** 2, 0) / 3);
+    expect(values(await s.getValue(d.kernel!))).not.toEqual(k0);
+    expectClose(values(await s.getValue(bn.movingMean!)), m.map((a) => 0.5 * a), 1e-5, 1e-6);
+    expectClose(values(await s.getValue(bn.movingVariance!)), v.map((a) => 0.5 + 0.5 * a), 1e-5, 1e-6);
+  });
+
+  it('the README example trains', async () => {
+    const x = placeholder([null, 4]);
+    const y = placeholder([null], { dtype: 'int32' });
+    const model = nn.sequential([nn.dense(16, { activation: 'relu', seed: 1 }), nn.batchNorm(), nn.dropout(0.2), nn.dense(3, { seed: 2 })]);
+    const loss = mean(sparseSoftmaxCrossEntropy(model.apply(x), y));
+    const train = compile(adam({ lr: 0.01 }), s, { loss, inputs: [x, y], updates: model.updates });
+    const xv = feedOf([6, 4], 95);
+    const yv = { shape: [6], data: Int32Array.from([0, 1, 2, 0, 1, 2]) };
+    for (let k = 0; k < 3; k++) await train.step([xv, yv]);
+    expect(Number.isFinite(values(await s.run(loss, [[x, xv], [y, yv]]))[0]!)).toBe(true);
+  });
+
   // --- dropout ---------------------------------------------------------------------------------------------------
 
   it('dropout: the identity in session.run, masked and scaled in training', async () => {
@@ -418,5 +448,9 @@ describe('layers refuse bad input', () => {
     err(() => nn.dropout(1), /dropout 'dropout(_\d+)?': rate must be in \[0, 1\), got 1/);
     err(() => nn.flatten().apply(placeholder([null, null, 2])), /flatten 'flatten(_\d+)?': x needs a known size after the batch axis \(axis 1\)/);
     err(() => nn.sequential([nn.dense(2), {} as Layer]), /sequential 'sequential(_\d+)?': layers\[1\] is not a layer/);
+    err(() => nn.multiHeadAttention({ numHeads: 2, keyDim: 2 }).apply(placeholder([null, 4, 6]), placeholder([null, 4, 3]), placeholder([null, 4, 3], { dtype: 'int32' })), /key must be float32, got int32/);
+    const lstm = nn.lstm(2);
+    lstm.apply(placeholder([null, 3, 4]));
+    err(() => lstm.apply(placeholder([null, 3, 5])), /lstm 'lstm(_\d+)?': x has feature size 5 \(x is \[\?,3,5\]\), but the layer was built for 4/);
   });
 });
