@@ -40,3 +40,4 @@ export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
 export * from './training/index.js';
 export { substitute } from './graph/substitute.js';
+export * from './graph/layers/index.js';

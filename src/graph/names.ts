@@ -122,3 +122,13 @@ export function nameScope<T>(prefix: string, build: () => T): T {
   }
   return within('nameScope', currentSpace, `${currentPrefix}${prefix}/`, build);
 }
+
+/**
+ * Runs `build` with exactly the prefix `name/` in the current name space, whatever the current `nameScope`: a
+ * layer object's scope, so its variables (and the ops of its calls) are named under the layer's own name — which
+ * already holds the prefix it was made under — wherever it is later called.
+ * @param name the layer's full name (from `uniqueName`) @param build makes nodes, synchronously
+ */
+export function layerScope<T>(name: string, build: () => T): T {
+  return within('layer', currentSpace, `${name}/`, build);
+}

@@ -50,7 +50,14 @@ function reshapeTarget(x: Tensor, shape: readonly number[]): Dim[] {
   const bad = () => new SymflowError('reshape', `cannot reshape x ${shapeString(x.shape)} (${x.name}) to [${shape.join(',')}]`);
   if (!shape.every((d) => Number.isInteger(d) && d >= -1) || shape.filter((d) => d === -1).length > 1) throw bad();
   const known = sizeOf(shape.filter((d) => d !== -1));
-  if (!allKnown(x.shape)) return shape.map((d) => (d === -1 ? null : d));
+  if (!allKnown(x.shape)) {
+    // One unknown dimension (a batch) and the known ones of both sides of one size: the -1 is that dimension, so
+    // it keeps its symbol (symbolicShapes), and a random node downstream can take its size from the feed.
+    const unknown = x.shape.filter((d) => !(typeof d === 'number' && d >= 0));
+    const rest = x.shape.filter((d) => typeof d === 'number' && d >= 0) as number[];
+    if (unknown.length === 1 && unknown[0] !== null && shape.includes(-1) && sizeOf(rest) === known) return shape.map((d) => (d === -1 ? unknown[0]! : d));
+    return shape.map((d) => (d === -1 ? null : d));
+  }
   const total = sizeOf(x.shape);
   if (!shape.includes(-1)) {
     if (known !== total) throw bad();

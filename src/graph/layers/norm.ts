@@ -1,0 +1,135 @@
+import { cond } from '../cond.js';
+import { SymflowError } from '../errors.js';
+import { initializers } from '../initializers.js';
+import { add, div, mul } from '../ops/binary.js';
+import { mean, square, sub } from '../ops/math.js';
+import { reshape } from '../ops/reshape.js';
+import { sqrt } from '../ops/unary.js';
+import { learningPhase } from '../random.js';
+import { shapeString, type Tensor, type Variable } from '../tensor.js';
+import { BaseLayer } from './base.js';
+
+export interface BatchNormOptions {
+  /** Keras' default 0.99: moving = moving·momentum + batch·(1 − momentum). */
+  momentum?: number;
+  /** Keras' default 1e-3. */
+  epsilon?: number;
+  /** The feature axis (default −1); statistics are taken over all the others. */
+  axis?: number;
+  name?: string;
+}
+
+function checkEpsilon(who: string, epsilon: unknown): number {
+  if (typeof epsilon !== 'number' || !(epsilon > 0) || !Number.isFinite(epsilon)) throw new SymflowError(who, `epsilon must be a positive number, got ${String(epsilon)}`);
+  return epsilon;
+}
+
+function checkAxisOf(who: string, x: Tensor, axis: number): number {
+  if (!Number.isInteger(axis) || axis < -x.rank || axis >= x.rank) throw new SymflowError(who, `axis ${axis} is out of range for x of rank ${x.rank} (x is ${shapeString(x.shape)})`);
+  return axis < 0 ? axis + x.rank : axis;
+}
+
+/**
+ * Batch normalisation. While training (the learning phase): x normalised with the batch's mean and biased
+ * variance over every axis but `axis`, then `gamma·x̂ + beta`; each call declares the updates
+ * `moving_mean ← moving_mean·momentum + mean·(1 − momentum)` (and the same for `moving_variance`). Otherwise:
+ * normalised with the moving statistics. The switch is a `cond` on `learningPhase()`, folded when a function is
+ * compiled (an inference function computes no batch statistics). Pass `updates` to `compile`.
+ */
+export class BatchNorm extends BaseLayer {
+  gamma?: Variable;
+  beta?: Variable;
+  movingMean?: Variable;
+  movingVariance?: Variable;
+  readonly momentum: number;
+  readonly epsilon: number;
+  readonly axis: number;
+  constructor(opts: BatchNormOptions = {}) {
+    super('batchNorm', opts.name);
+    this.momentum = opts.momentum ?? 0.99;
+    if (typeof this.momentum !== 'number' || !(this.momentum >= 0 && this.momentum <= 1)) throw new SymflowError(this.who, `momentum must be in [0, 1], got ${String(opts.momentum)}`);
+    this.epsilon = checkEpsilon(this.who, opts.epsilon ?? 1e-3);
+    this.axis = opts.axis ?? -1;
+  }
+  protected check([x]: readonly Tensor[]): void {
+    this.checkFloat('x', x!);
+    if (x!.rank < 1) throw new SymflowError(this.who, `x needs rank >= 1, x is ${shapeString(x!.shape)}`);
+    const a = checkAxisOf(this.who, x!, this.axis);
+    this.staticDim('x', x!, a, 'feature dimension');
+    this.checkSame('x', x!, a, this.gamma?.shape[0] as number | undefined, 'feature dimension');
+  }
+  protected build([x]: readonly Tensor[]): void {
+    const c = x!.shape[checkAxisOf(this.who, x!, this.axis)] as number;
+    this.gamma = this.addWeight('gamma', initializers.ones([c]));
+    this.beta = this.addWeight('beta', initializers.zeros([c]));
+    this.movingMean = this.addWeight('moving_mean', initializers.zeros([c]), { trainable: false });
+    this.movingVariance = this.addWeight('moving_variance', initializers.ones([c]), { trainable: false });
+  }
+  protected call([x]: readonly Tensor[]): Tensor {
+    const a = checkAxisOf(this.who, x!, this.axis);
+    const c = x!.shape[a] as number;
+    const axes = x!.shape.map((_, i) => i).filter((i) => i !== a);
+    const bshape = x!.shape.map((_, i) => (i === a ? c : 1));
+    const b = (t: Tensor) => (x!.rank === 1 || a === x!.rank - 1 ? t : reshape(t, bshape));
+    const norm = (m: Tensor, v: Tensor) => add(mul(div(sub(x!, m), sqrt(add(v, this.epsilon))), b(this.gamma!)), b(this.beta!));
+    const batchMean = mean(x!, axes, true);
+    const batchVar = mean(square(sub(x!, batchMean)), axes, true);
+    const m = this.momentum;
+    this.ownUpdates.push(
+      [this.movingMean!, add(mul(this.movingMean!, m), mul(reshape(batchMean, [c]), 1 - m))],
+      [this.movingVariance!, add(mul(this.movingVariance!, m), mul(reshape(batchVar, [c]), 1 - m))],
+    );
+    return cond(learningPhase(), () => norm(batchMean, batchVar), () => norm(b(this.movingMean!), b(this.movingVariance!)));
+  }
+}
+
+export interface LayerNormOptions {
+  /** Keras' default 1e-3. */
+  epsilon?: number;
+  /** The axis or axes normalised over (default −1); `gamma` and `beta` have their sizes. */
+  axis?: number | readonly number[];
+  name?: string;
+}
+
+/** Layer normalisation: x normalised with its mean and biased variance over `axis`, then `gamma·x̂ + beta`. */
+export class LayerNorm extends BaseLayer {
+  gamma?: Variable;
+  beta?: Variable;
+  readonly epsilon: number;
+  constructor(readonly opts: LayerNormOptions = {}) {
+    super('layerNorm', opts.name);
+    this.epsilon = checkEpsilon(this.who, opts.epsilon ?? 1e-3);
+  }
+  private axesOf(x: Tensor): number[] {
+    const list = Array.isArray(this.opts.axis) ? this.opts.axis : [this.opts.axis ?? -1];
+    const axes = [...new Set(list.map((a: number) => checkAxisOf(this.who, x, a)))].sort((p, q) => p - q);
+    if (axes.length === 0) throw new SymflowError(this.who, 'axis must name at least one axis');
+    return axes;
+  }
+  protected check([x]: readonly Tensor[]): void {
+    this.checkFloat('x', x!);
+    if (x!.rank < 1) throw new SymflowError(this.who, `x needs rank >= 1, x is ${shapeString(x!.shape)}`);
+    const axes = this.axesOf(x!);
+    axes.forEach((a) => this.staticDim('x', x!, a, 'size on a normalised axis'));
+    if (this.gamma) {
+      const want = axes.map((a) => x!.shape[a]);
+      if (want.length !== this.gamma.rank || want.some((d, i) => d !== this.gamma!.shape[i])) {
+        throw new SymflowError(this.who, `x's normalised axes have sizes ${shapeString(want)} (x is ${shapeString(x!.shape)}), but the layer was built for ${shapeString(this.gamma.shape)}`);
+      }
+    }
+  }
+  protected build([x]: readonly Tensor[]): void {
+    const shape = this.axesOf(x!).map((a) => x!.shape[a] as number);
+    this.gamma = this.addWeight('gamma', initializers.ones(shape));
+    this.beta = this.addWeight('beta', initializers.zeros(shape));
+  }
+  protected call([x]: readonly Tensor[]): Tensor {
+    const axes = this.axesOf(x!);
+    const trailing = axes.every((a, i) => a === x!.rank - axes.length + i);
+    const bshape = x!.shape.map((d, i) => (axes.includes(i) ? (d as number) : 1));
+    const b = (t: Tensor) => (trailing ? t : reshape(t, bshape));
+    const m = mean(x!, axes, true);
+    const v = mean(square(sub(x!, m)), axes, true);
+    return add(mul(div(sub(x!, m), sqrt(add(v, this.epsilon))), b(this.gamma!)), b(this.beta!));
+  }
+}
