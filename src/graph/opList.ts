@@ -23,6 +23,8 @@ import { absOp, cosOp, expOp, floorOp, logOp, negOp, sigmoidOp, signOp, sinOp, s
 import { whereOp } from './ops/where.js';
 import type { OpDef } from './registry.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
+// --- convolutions (issue 12) ---
+import { conv2dBackpropFilterOp, conv2dBackpropInputOp, conv2dOp, depthwiseConv2dOp } from './ops/conv.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -36,6 +38,8 @@ const kernelOps = () => [
   concatOp, sliceOp, padOp, gatherOp, unsortedSegmentSumOp, sumOp, maxOp, argMaxOp, oneHotOp,
   fillLikeOp, shapeSizeOp, identityOp, stopGradientOp, addNOp, broadcastLikeOp, sumToShapeOp, softmaxCrossEntropyOp,
   customGradientOp,
+  // --- convolutions (issue 12) ---
+  conv2dOp, conv2dBackpropInputOp, conv2dBackpropFilterOp, depthwiseConv2dOp,
 ] as const;
 
 /** The sources: bound before a run (fed, read from the session, embedded), never run by a kernel. */

@@ -6,6 +6,8 @@ import { isFullyKnown } from '../../graph/tensor.js';
 import { composition } from '../compose.js';
 import type { Compose, OnnxBuilder, OpKernels } from '../opKernels.js';
 import { type Elem, ELEM, type GraphBuilder, INT_MAX } from './builder.js';
+// --- convolutions (issue 12) ---
+import * as conv from './lowerConv.js';
 
 /** One op's lowering: emit nodes that compute `out` from the input value names. */
 type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
@@ -182,6 +184,11 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
     const lse = b.node('Log', [b.node('ReduceSum', [b.node('Exp', [z]), b.ints([last])], { keepdims: 1 })]);
     b.node('Neg', [b.node('ReduceSum', [b.node('Mul', [labels!, b.node('Sub', [z, lse])]), b.ints([last])], { keepdims: 0 })], {}, out);
   },
+  // --- convolutions (issue 12) ---
+  conv2d: conv.conv2d,
+  conv2dBackpropInput: conv.conv2dBackpropInput,
+  conv2dBackpropFilter: conv.conv2dBackpropFilter,
+  depthwiseConv2d: conv.depthwiseConv2d,
 };
 
 function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {

@@ -1,0 +1,68 @@
+// ONNX lowerings of the convolution ops (issue 12 §1), entries of the table in lower.ts. ONNX convolves NCHW with
+// OIHW weights: transposes around each Conv. onnxruntime's standard build has no gradient ops: the input backprop
+// is a ConvTranspose, the filter backprop a Conv of x (batch and channels swapped) with dy as its weight.
+import type { NodeIR } from '../../graph/ir.js';
+import { convOutSize, convPads } from '../../graph/ops/conv.js';
+import type { GraphBuilder } from './builder.js';
+
+type Attrs = { strides: [number, number]; padding: 'same' | 'valid'; dilations: [number, number]; inputSize: [number, number]; filterSize: [number, number] };
+const attrsOf = (n: NodeIR) => n.attrs as unknown as Attrs;
+const NCHW = [0, 3, 1, 2], NHWC = [0, 2, 3, 1], OIHW = [3, 2, 0, 1];
+
+/** Conv's padding attributes: explicit pads from static sizes, else SAME_UPPER (TF's 'same': the odd one at the end). */
+function padAttrs(inHW: readonly (number | null)[], k: readonly number[], a: Attrs): Record<string, number[] | string> {
+  if (a.padding === 'valid') return { pads: [0, 0, 0, 0] };
+  if (typeof inHW[0] !== 'number' || typeof inHW[1] !== 'number') return { auto_pad: 'SAME_UPPER' };
+  const [ph, pw] = [0, 1].map((i) => convPads(inHW[i] as number, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
+  return { pads: [ph![0], pw![0], ph![1], pw![1]] };
+}
+
+type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
+
+export const conv2d: Lowering = (b, [x, f], n, ins, out) => {
+  const a = attrsOf(n);
+  const k = ins[1]!.shape.slice(0, 2) as number[];
+  const y = b.node('Conv', [b.node('Transpose', [x!], { perm: NCHW }), b.node('Transpose', [f!], { perm: OIHW })],
+    { strides: a.strides, dilations: a.dilations, ...padAttrs(ins[0]!.shape.slice(1, 3), k, a) });
+  b.node('Transpose', [y], { perm: NHWC }, out);
+};
+
+export const depthwiseConv2d: Lowering = (b, [x, f], n, ins, out) => {
+  const a = attrsOf(n);
+  const [fh, fw, c, m] = ins[1]!.shape as number[];
+  // [h, w, C, M] → [C·M, 1, h, w]: output channel c·M + m of group c, as TF orders them.
+  const w = b.node('Transpose', [b.node('Reshape', [f!, b.ints([fh!, fw!, 1, c! * m!])])], { perm: OIHW });
+  const y = b.node('Conv', [b.node('Transpose', [x!], { perm: NCHW }), w],
+    { group: c!, strides: a.strides, dilations: a.dilations, ...padAttrs(ins[0]!.shape.slice(1, 3), [fh!, fw!], a) });
+  b.node('Transpose', [y], { perm: NHWC }, out);
+};
+
+export const conv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
+  const a = attrsOf(n);
+  const k = ins[1]!.shape.slice(0, 2) as number[];
+  const pads = [0, 1].map((i) => convPads(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
+  // ConvTranspose gives s·(o − 1) + eff − pads; the rest of x's size (the rows a strided forward never read) is
+  // output_padding, < stride.
+  const extra = [0, 1].map((i) => {
+    const o = convOutSize(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding);
+    return a.inputSize[i]! - (a.strides[i]! * (o - 1) + (k[i]! - 1) * a.dilations[i]! + 1 - pads[i]![0] - pads[i]![1]);
+  });
+  // HWIO is ConvTranspose's [C_in = O, C_out = I, h, w] after the same transpose as Conv's.
+  const y = b.node('ConvTranspose', [b.node('Transpose', [dy!], { perm: NCHW }), b.node('Transpose', [f!], { perm: OIHW })], {
+    strides: a.strides, dilations: a.dilations, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]], output_padding: extra,
+  });
+  b.node('Transpose', [y], { perm: NHWC }, out);
+};
+
+export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
+  const a = attrsOf(n);
+  const [fh, fw] = a.filterSize;
+  const hw = ins[0]!.shape.slice(1, 3) as number[];
+  const pads = [0, 1].map((i) => convPads(hw[i]!, a.filterSize[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
+  // x as NCHW [I, N, H, W], dy as the weight [O, N, oh, ow]; strides and dilations swap. Gives [I, O, ≥fh, ≥fw].
+  const xt = b.node('Transpose', [x!], { perm: [3, 0, 1, 2] });
+  const w = b.node('Transpose', [dy!], { perm: [3, 0, 1, 2] });
+  const r = b.node('Conv', [xt, w], { strides: a.dilations, dilations: a.strides, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]] });
+  const cut = b.node('Slice', [r, b.ints([0, 0]), b.ints([fh, fw]), b.ints([2, 3])]);
+  b.node('Transpose', [cut], { perm: [2, 3, 0, 1] }, out);
+};
