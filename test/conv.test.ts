@@ -7,9 +7,9 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   compile, conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, constant, depthwiseConv2d, gradients, mean, mul, placeholder,
-  relu, reshape, Session, sgd, square, sum, SymflowError, type Tensor, variable,
+  relu, reshape, Session, sgd, square, sub, sum, SymflowError, type Tensor, variable,
 } from '../src/index.js';
-import { tfjsCoverage } from '../src/backend/tfjsKernels.js';
+import { composedKernel, tfKernelFor, tfjsCoverage } from '../src/backend/tfjsKernels.js';
 import { onnxCoverage } from '../src/backend/onnx/lower.js';
 import { BACKENDS, expectClose, rng, values } from './helpers.js';
 
@@ -97,4 +97,196 @@ describe.each(BACKENDS)('convolutions on %s', (backend) => {
       expectClose(values(gfv!), ref.gf, RTOL, ATOL);
     });
   }
+});
+
+const CONV1D: { name: string; x: number[]; f: number[]; stride: number; padding: Pad; dilation: number }[] = [
+  { name: 'x [2,9,3] filter [3,3,4] stride 1 same', x: [2, 9, 3], f: [3, 3, 4], stride: 1, padding: 'same', dilation: 1 },
+  { name: 'x [3,10,2] filter [4,2,3] stride 2 valid', x: [3, 10, 2], f: [4, 2, 3], stride: 2, padding: 'valid', dilation: 1 },
+  { name: 'x [2,8,2] filter [2,2,2] stride 3 same', x: [2, 8, 2], f: [2, 2, 2], stride: 3, padding: 'same', dilation: 1 },
+  { name: 'x [2,11,2] filter [3,2,2] dilation 2 same', x: [2, 11, 2], f: [3, 2, 2], stride: 1, padding: 'same', dilation: 2 },
+];
+
+/** Central finite differences of the scalar `z` with respect to every element of one fed input. */
+async function finiteDifferences(s: Session, z: Tensor, feeds: [Tensor, { shape: number[]; data: Float32Array }][], k: number): Promise<number[]> {
+  const base = Array.from(feeds[k]![1].data);
+  const at = async (j: number, h: number) => {
+    const d = Float32Array.from(base);
+    d[j] = Math.fround(base[j]! + h);
+    const fs = feeds.map(([t, v], i) => [t, i === k ? { shape: v.shape, data: d } : v] as [Tensor, typeof v]);
+    return [(await s.run(z, fs)).data[0]!, d[j]!] as const;
+  };
+  const out: number[] = [];
+  for (let j = 0; j < base.length; j++) {
+    const [yp, xp] = await at(j, H), [ym, xm] = await at(j, -H);
+    out.push((yp - ym) / (xp - xm));
+  }
+  return out;
+}
+
+describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
+  let s: Session;
+  beforeAll(async () => {
+    s = await Session.create({ backend });
+  });
+  afterAll(() => s.dispose());
+
+  it.each(CONV1D.map((c) => [c.name, c] as const))('conv1d %s against tf.conv1d (value; gradients where TF.js has them)', async (_n, c) => {
+    const xs = data(c.x), fs = data(c.f);
+    const x = placeholder(c.x), f = placeholder(c.f);
+    const y = conv1d(x, f, { stride: c.stride, padding: c.padding, dilation: c.dilation });
+    const w = data(y.shape as number[]);
+    tf.setBackend('cpu');
+    const ref = tf.tidy(() => {
+      const tx = tf.tensor3d(xs, c.x as [number, number, number]), tfl = tf.tensor3d(fs, c.f as [number, number, number]);
+      const ty = tf.conv1d(tx, tfl, c.stride, c.padding, 'NWC', c.dilation);
+      const grads = c.dilation === 1 ? tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(tf.conv1d(a as tf.Tensor3D, b as tf.Tensor3D, c.stride, c.padding), tf.tensor(w, ty.shape))))([tx, tfl]) : [];
+      return { shape: ty.shape, y: Array.from(ty.dataSync()), g: grads.map((g) => Array.from(g.dataSync())) };
+    });
+    expect(y.shape).toEqual(ref.shape);
+    const [gx, gf] = gradients(sum(mul(y, constant({ shape: y.shape as number[], data: Float32Array.from(w) }))), [x, f]);
+    const got = await s.run([y, gx!, gf!], [[x, feed(c.x, xs)], [f, feed(c.f, fs)]]);
+    expectClose(values(got[0]!), ref.y, RTOL, ATOL);
+    ref.g.forEach((g, i) => expectClose(values(got[1 + i]!), g, RTOL, ATOL));
+  });
+
+  // First derivatives are checked against TF.js above and in test/gradients.test.ts; here the gradients of the
+  // backprop ops themselves: z = Σ c·∂L/∂x and z' = Σ c'·∂L/∂f for a non-linear L = Σ conv(x, f)², differentiated
+  // again with respect to x and f, against finite differences of z and z'.
+  const second: [string, (x: Tensor, f: Tensor) => Tensor, number[], number[]][] = [
+    ['conv2d same, strides 2', (x, f) => conv2d(x, f, { strides: 2, padding: 'same' }), [2, 5, 4, 2], [3, 2, 2, 2]],
+    ['conv2d valid, dilations [2, 1]', (x, f) => conv2d(x, f, { dilations: [2, 1] }), [1, 6, 4, 2], [2, 2, 2, 3]],
+    ['depthwiseConv2d same, strides [1, 2], multiplier 2', (x, f) => depthwiseConv2d(x, f, { strides: [1, 2], padding: 'same' }), [2, 4, 5, 2], [2, 3, 2, 2]],
+    ['conv1d same, stride 2', (x, f) => conv1d(reshape(x, [2, 7, 2]), reshape(f, [3, 2, 2]), { stride: 2, padding: 'same' }), [2, 1, 7, 2], [1, 3, 2, 2]],
+  ];
+  it.each(second)('second derivatives: %s', async (_n, op, xShape, fShape) => {
+    const x = placeholder(xShape), f = placeholder(fShape);
+    const y = op(x, f);
+    const L = sum(square(y));
+    const [gx, gf] = gradients(L, [x, f]);
+    const z = sum(mul(gx!, constant({ shape: xShape, data: Float32Array.from(data(xShape)) })));
+    const z2 = sum(mul(gf!, constant({ shape: fShape, data: Float32Array.from(data(fShape)) })));
+    const feeds: [Tensor, { shape: number[]; data: Float32Array }][] = [[x, feed(xShape, data(xShape))], [f, feed(fShape, data(fShape))]];
+    for (const target of [z, z2]) {
+      const [hx, hf] = gradients(target, [x, f]);
+      const [hxv, hfv] = await s.run([hx!, hf!], feeds);
+      expectClose(values(hxv!), await finiteDifferences(s, target, feeds, 0), FD_RTOL, FD_ATOL);
+      expectClose(values(hfv!), await finiteDifferences(s, target, feeds, 1), FD_RTOL, FD_ATOL);
+    }
+  });
+
+  it('an unknown batch: values, gradients (onnx: the empty-batch guard of the filter gradient) and an empty batch', async () => {
+    const x = placeholder([null, 5, 5, 2]), f = placeholder([3, 3, 2, 3]);
+    const y = conv2d(x, f, { strides: 2, padding: 'same' });
+    expect(y.shape).toEqual([null, 3, 3, 3]);
+    const [gx, gf] = gradients(sum(square(y)), [x, f]);
+    const xs = data([2, 5, 5, 2]), fs = data([3, 3, 2, 3]);
+    const [yv, gxv, gfv] = await s.run([y, gx!, gf!], [[x, feed([2, 5, 5, 2], xs)], [f, feed([3, 3, 2, 3], fs)]]);
+    const ref = tfRef(cfg([2, 5, 5, 2], [3, 3, 2, 3], [2, 2], 'same'), false, xs, fs, values(yv!).map((v) => 2 * v));
+    expectClose(values(yv!), ref.y, RTOL, ATOL);
+    expectClose(values(gxv!), ref.gx, RTOL, ATOL);
+    expectClose(values(gfv!), ref.gf, 1e-3, 1e-4);
+    const [ye, gxe, gfe] = await s.run([y, gx!, gf!], [[x, feed([0, 5, 5, 2], [])], [f, feed([3, 3, 2, 3], fs)]]);
+    expect([ye!.shape, gxe!.shape, gfe!.shape]).toEqual([[0, 3, 3, 3], [0, 5, 5, 2], [3, 3, 2, 3]]);
+    expect(values(gfe!).every((v) => v === 0)).toBe(true);
+  });
+
+  it('TF.js tensor counts stay flat across runs', async () => {
+    const x = placeholder([null, 6, 6, 2]), f = placeholder([3, 3, 2, 2]), d = placeholder([2, 2, 2, 2]);
+    const y = depthwiseConv2d(relu(conv2d(x, f, { padding: 'same', dilations: 2 })), d, { strides: 2 });
+    const grads = gradients(sum(square(y)), [x, f, d]);
+    const second = gradients(sum(square(grads[0]!)), [f, d]);
+    const fn = s.function({ inputs: [x, f, d], outputs: [y, ...grads, ...second] });
+    const feeds = [feed([3, 6, 6, 2], data([3, 6, 6, 2])), feed([3, 3, 2, 2], data([3, 3, 2, 2])), feed([2, 2, 2, 2], data([2, 2, 2, 2]))];
+    await fn(feeds);
+    const live = s.numTensors(), tfLive = tf.memory().numTensors;
+    for (let i = 0; i < 3; i++) await fn(feeds);
+    expect(s.numTensors()).toBe(live);
+    expect(tf.memory().numTensors).toBe(tfLive);
+  });
+
+  it('a tiny conv net: sgd steps lower the loss', async () => {
+    const r = rng(99);
+    const init = (shape: number[], scale: number) => variable({ shape, data: Float32Array.from({ length: shape.reduce((p, v) => p * v, 1) }, () => (r() * 2 - 1) * scale) });
+    const w1 = init([3, 3, 1, 4], 0.5), w2 = init([2, 2, 4, 2], 0.3), w3 = init([3, 3, 8, 1], 0.3);
+    const x = placeholder([null, 6, 6, 1]), t = placeholder([null, 1]);
+    const h1 = relu(conv2d(x, w1, { padding: 'same' }));
+    const h2 = relu(depthwiseConv2d(h1, w2, { strides: 2, padding: 'same' })); // [n, 3, 3, 8]
+    const out = reshape(conv2d(h2, w3), [-1, 1]);
+    const loss = mean(square(sub(out, t)));
+    const train = compile(sgd({ lr: 0.2 }), s, { loss, inputs: [x, t] });
+    const n = 8;
+    const xs = Array.from({ length: n * 36 }, () => r() * 2 - 1);
+    const ts = Array.from({ length: n }, (_, i) => xs.slice(i * 36, i * 36 + 36).reduce((p, v) => p + v, 0) / 6);
+    const batch = [feed([n, 6, 6, 1], xs), feed([n, 1], ts)];
+    const losses: number[] = [];
+    for (let i = 0; i < 10; i++) losses.push((await train.step(batch)).loss);
+    for (let i = 1; i < losses.length; i++) expect(losses[i]!, `losses ${losses.join(', ')}`).toBeLessThan(losses[i - 1]!);
+    expect(losses.at(-1)!, `losses ${losses.join(', ')}`).toBeLessThan(0.8 * losses[0]!);
+  });
+});
+
+describe('convolutions: bad inputs are SymflowErrors naming the op, the argument and the shapes', () => {
+  const x = placeholder([2, 5, 5, 3]), f = placeholder([3, 3, 3, 4]);
+  const cases: [string, () => unknown, RegExp][] = [
+    ['x of rank 3', () => conv2d(placeholder([2, 5, 5]), f), /^conv2d: x must have rank 4, got x is \[2,5,5\]/],
+    ['filter of rank 2', () => conv2d(x, placeholder([3, 3])), /^conv2d: filter must have rank 4, got filter is \[3,3\]/],
+    ['channels that differ', () => conv2d(x, placeholder([3, 3, 2, 4])), /^conv2d: x's channels \(axis 3\) must equal the filter's input channels \(axis 2\): x is \[2,5,5,3\], filter is \[3,3,2,4\]/],
+    ['an int32 x', () => conv2d(placeholder([2, 5, 5, 3], { dtype: 'int32' }), f), /^conv2d: x must be float32, got int32/],
+    ['padding SAME', () => conv2d(x, f, { padding: 'SAME' as 'same' }), /^conv2d: padding must be 'same' or 'valid', got "SAME"/],
+    ['strides 0', () => conv2d(x, f, { strides: 0 }), /^conv2d: strides must be a positive integer or a pair \[h, w\] of positive integers, got \[0,0\]/],
+    ['dilations [1, -2]', () => conv2d(x, f, { dilations: [1, -2] }), /^conv2d: dilations must be .* got \[1,-2\]/],
+    ['strides [1, 2, 3]', () => conv2d(x, f, { strides: [1, 2, 3] as unknown as [number, number] }), /^conv2d: strides must be a number or a pair \[h, w\], got \[1,2,3\]/],
+    ['a fractional stride', () => conv2d(x, f, { strides: 1.5 }), /^conv2d: strides must be a positive integer/],
+    ['strides and dilations both > 1', () => conv2d(x, f, { strides: 2, dilations: 2 }), /^conv2d: strides \[2,2\] and dilations \[2,2\] may not both exceed 1/],
+    ['a filter larger than a valid input', () => conv2d(placeholder([1, 2, 5, 3]), f), /^conv2d: output size 0 < 1 on spatial axis 0: input 2, filter 3 .*padding 'valid'/],
+    ['a dilated filter larger than the input', () => conv2d(x, f, { dilations: [3, 1] }), /^conv2d: output size -1 < 1 on spatial axis 0: input 5, filter 3 dilated by 3 \(7\)/],
+    ['a filter of size 0', () => conv2d(x, placeholder([0, 3, 3, 4])), /^conv2d: the filter's spatial size must be at least 1/],
+    ['depthwise channels that differ', () => depthwiseConv2d(x, placeholder([3, 3, 2, 2])), /^depthwiseConv2d: x's channels .* x is \[2,5,5,3\], filter is \[3,3,2,2\]/],
+    ['conv1d of rank 4', () => conv1d(x, placeholder([3, 3, 4])), /^conv1d: x must have rank 3 \(NWC\), got x is \[2,5,5,3\]/],
+    ['conv1d channels that differ', () => conv1d(placeholder([2, 9, 3]), placeholder([3, 2, 4])), /^conv1d: x's channels .*conv1d runs as conv2d.*x is \[2,9,3\], filter is \[3,2,4\]/],
+    ['conv1d stride [1, 2]', () => conv1d(placeholder([2, 9, 3]), placeholder([3, 3, 4]), { stride: [1, 2] as unknown as number }), /^conv1d: stride must be a number/],
+    ['a backprop input of the wrong size', () => conv2dBackpropInput(placeholder([2, 4, 3, 4]), f, [5, 5], { strides: 2, padding: 'same' }), /^conv2dBackpropInput: dy's spatial axis 1 must be 3 for inputSize \[5,5\]/],
+    ['a backprop input of other channels', () => conv2dBackpropInput(placeholder([2, 3, 3, 5]), f, [5, 5], { strides: 2, padding: 'same' }), /^conv2dBackpropInput: dy's channels .* dy is \[2,3,3,5\], filter is \[3,3,3,4\]/],
+    ['a backprop filter of other batches', () => conv2dBackpropFilter(x, placeholder([3, 3, 3, 4]), [3, 3], { strides: 2, padding: 'same' }), /^conv2dBackpropFilter: x and dy must have the same batch size: x is \[2,5,5,3\], dy is \[3,3,3,4\]/],
+    ['a bad filterSize', () => conv2dBackpropFilter(x, placeholder([2, 3, 3, 4]), [3, -1] as [number, number]), /^conv2dBackpropFilter: filterSize must be \[h, w\] of non-negative integers/],
+    ['an input gradient through unknown spatial sizes', () => { const u = placeholder([null, null, null, 3]); return gradients(sum(conv2d(u, f)), u); },
+      /^gradients: conv2d: the gradient needs the static spatial size of x, got \[\?,\?,\?,3\]/],
+  ];
+  it.each(cases)('%s', (_n, build, re) => {
+    let err: unknown;
+    try {
+      build();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(SymflowError);
+    expect((err as Error).message).toMatch(re);
+  });
+});
+
+describe('convolutions: coverage and the declared fallback', () => {
+  it('kernels on cpu, wasm and onnx; conv2dBackpropFilter on wasm is the declared composition', () => {
+    for (const op of ['conv2d', 'conv2dBackpropInput', 'depthwiseConv2d']) expect([tfjsCoverage(op, 'cpu'), tfjsCoverage(op, 'wasm'), onnxCoverage(op)]).toEqual(['kernel', 'kernel', 'kernel']);
+    expect([tfjsCoverage('conv2dBackpropFilter', 'cpu'), tfjsCoverage('conv2dBackpropFilter', 'wasm'), onnxCoverage('conv2dBackpropFilter')]).toEqual(['kernel', 'compose', 'kernel']);
+  });
+
+  it.each(CONV.map((c) => [c.name, c] as const))('the composition of conv2dBackpropFilter on cpu agrees with the cpu kernel: %s', async (_n, c) => {
+    tf.setBackend('cpu');
+    const node = {
+      op: 'conv2dBackpropFilter', name: 'bpf', dtype: 'float32' as const, shape: c.f,
+      attrs: { filterSize: c.f.slice(0, 2), strides: c.strides, padding: c.padding, dilations: c.dilations },
+      inputs: [{ shape: c.x, dtype: 'float32' as const }, { shape: [] as number[], dtype: 'float32' as const }],
+    };
+    const y = placeholder(c.x);
+    const dyShape = conv2d(y, placeholder(c.f), { strides: c.strides, padding: c.padding, dilations: c.dilations }).shape as number[];
+    node.inputs[1]!.shape = dyShape;
+    const before = tf.memory().numTensors;
+    const xs = tf.tensor(data(c.x), c.x), dys = tf.tensor(data(dyShape), dyShape);
+    const kernel = tfKernelFor(node, { backend: 'cpu' }, 'cpu')([xs, dys]);
+    const composed = composedKernel(node, { backend: 'cpu' }, 'cpu')!([xs, dys]);
+    expect(composed.shape).toEqual(c.f);
+    expectClose(composed.dataSync(), kernel.dataSync(), RTOL, ATOL);
+    tf.dispose([xs, dys, kernel, composed]);
+    expect(tf.memory().numTensors).toBe(before);
+  });
 });

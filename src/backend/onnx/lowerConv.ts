@@ -3,7 +3,7 @@
 // is a ConvTranspose, the filter backprop a Conv of x (batch and channels swapped) with dy as its weight.
 import type { NodeIR } from '../../graph/ir.js';
 import { convOutSize, convPads } from '../../graph/ops/conv.js';
-import type { GraphBuilder } from './builder.js';
+import { ELEM, type GraphBuilder, valueInfo } from './builder.js';
 
 type Attrs = { strides: [number, number]; padding: 'same' | 'valid'; dilations: [number, number]; inputSize: [number, number]; filterSize: [number, number] };
 const attrsOf = (n: NodeIR) => n.attrs as unknown as Attrs;
@@ -59,10 +59,28 @@ export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
   const [fh, fw] = a.filterSize;
   const hw = ins[0]!.shape.slice(1, 3) as number[];
   const pads = [0, 1].map((i) => convPads(hw[i]!, a.filterSize[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
-  // x as NCHW [I, N, H, W], dy as the weight [O, N, oh, ow]; strides and dilations swap. Gives [I, O, ≥fh, ≥fw].
-  const xt = b.node('Transpose', [x!], { perm: [3, 0, 1, 2] });
-  const w = b.node('Transpose', [dy!], { perm: [3, 0, 1, 2] });
-  const r = b.node('Conv', [xt, w], { strides: a.dilations, dilations: a.strides, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]] });
-  const cut = b.node('Slice', [r, b.ints([0, 0]), b.ints([fh, fw]), b.ints([2, 3])]);
-  b.node('Transpose', [cut], { perm: [2, 3, 0, 1] }, out);
+  const direct = (g: GraphBuilder, o?: string) => {
+    // x as NCHW [I, N, H, W], dy as the weight [O, N, oh, ow]; strides and dilations swap. Gives [I, O, ≥fh, ≥fw].
+    const xt = g.node('Transpose', [x!], { perm: [3, 0, 1, 2] });
+    const w = g.node('Transpose', [dy!], { perm: [3, 0, 1, 2] });
+    const r = g.node('Conv', [xt, w], { strides: a.dilations, dilations: a.strides, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]] });
+    const cut = g.node('Slice', [r, g.ints([0, 0]), g.ints([fh, fw]), g.ints([2, 3])]);
+    return g.node('Transpose', [cut], { perm: [2, 3, 0, 1] }, o);
+  };
+  const batch = ins[0]!.shape[0];
+  if (typeof batch === 'number' && batch > 0) { direct(b, out); return; }
+  // NOTE: onnxruntime's Conv with 0 input channels (an empty batch here) never returns: zeros, chosen at run time.
+  const zeros = (g: GraphBuilder, o?: string) => {
+    const dim = (v: string) => g.node('Gather', [g.node('Shape', [v]), g.ints([3])], { axis: 0 });
+    return g.node('ConstantOfShape', [g.node('Concat', [g.ints([fh, fw]), dim(x!), dim(dy!)], { axis: 0 })],
+      { value: { tensor: { dataType: ELEM.float32, dims: [1], rawData: new Uint8Array(4) } } }, o);
+  };
+  if (batch === 0) { zeros(b, out); return; }
+  const empty = b.node('Equal', [b.node('Gather', [b.node('Shape', [x!]), b.scalar('int64', 0)], { axis: 0 }), b.scalar('int64', 0)]);
+  const branch = (name: string, emit: (g: GraphBuilder) => string) => {
+    const g = b.child();
+    const o = g.node('Identity', [emit(g)], {}, g.fresh(name));
+    return { graph: g.graph(name, [], [valueInfo(o, 'float32')]) };
+  };
+  b.node('If', [empty], { then_branch: branch('emptyBatch', (g) => zeros(g)), else_branch: branch('filterGrad', (g) => direct(g)) }, out);
 };
