@@ -273,21 +273,22 @@ function convRef(x: Arr, f: Arr, a: ConvA, depthwise = false): Arr {
   });
   return arr([N, oh, ow, O], y.map(F));
 }
-function backpropInputRef(dy: Arr, f: Arr, size: [number, number], a: ConvA): Arr {
+/** The input gradient; `depthwise`: the filter is [h, w, C, M] and dy's channel c·M + m reads x's channel c. */
+function backpropInputRef(dy: Arr, f: Arr, size: [number, number], a: ConvA, depthwise = false): Arr {
   const N = dy.shape[0]!, [fh, fw, I, O] = f.shape as [number, number, number, number];
   const xs = [N, size[0], size[1], I];
   const dx = new Array<number>(N * size[0] * size[1] * I).fill(0);
   taps(xs, [fh, fw], a, (n, i, j, kh, kw, h, w) => {
-    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) dx[idx(xs, n, h, w, c)]! += dy.data[idx(dy.shape, n, i, j, o)]! * f.data[idx(f.shape, kh, kw, c, o)]!;
+    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) dx[idx(xs, n, h, w, c)]! += dy.data[idx(dy.shape, n, i, j, depthwise ? c * O + o : o)]! * f.data[idx(f.shape, kh, kw, c, o)]!;
   });
   return arr(xs, dx.map(F));
 }
-function backpropFilterRef(x: Arr, dy: Arr, size: [number, number], a: ConvA): Arr {
-  const I = x.shape[3]!, O = dy.shape[3]!;
+function backpropFilterRef(x: Arr, dy: Arr, size: [number, number], a: ConvA, depthwise = false): Arr {
+  const I = x.shape[3]!, O = depthwise ? dy.shape[3]! / I : dy.shape[3]!;
   const fs = [size[0], size[1], I, O];
   const df = new Array<number>(size[0] * size[1] * I * O).fill(0);
   taps(x.shape, size, a, (n, i, j, kh, kw, h, w) => {
-    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) df[idx(fs, kh, kw, c, o)]! += x.data[idx(x.shape, n, h, w, c)]! * dy.data[idx(dy.shape, n, i, j, o)]!;
+    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) df[idx(fs, kh, kw, c, o)]! += x.data[idx(x.shape, n, h, w, c)]! * dy.data[idx(dy.shape, n, i, j, depthwise ? c * O + o : o)]!;
   });
   return arr(fs, df.map(F));
 }
@@ -318,6 +319,13 @@ function convRows(): Row[] {
       build: ([a, b]) => sf.conv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: () => arr([3, 2, 2, 3], new Array(36).fill(0)) },
     { op: 'depthwiseConv2d', what: 'NaN and ±Inf in x, multiplier 2', inputs: [x, ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2d(a!, b!, o(same)), ref: ([a, b]) => convRef(a!, b!, same, true) },
     { op: 'depthwiseConv2d', what: 'empty batch', inputs: [empty([0, 5, 5, 2]), ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2d(a!, b!, o(strided)), ref: () => empty([0, 3, 3, 4]) },
+    { op: 'depthwiseConv2dBackpropInput', what: 'NaN and ±Inf in dy, stride 2', inputs: [ints([2, 3, 3, 4], 1, [[4, N], [30, INF], [31, -INF]]), ints([3, 2, 2, 2], 4)],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropInput(a!, b!, [6, 5], o(strided)), ref: ([a, b]) => backpropInputRef(a!, b!, [6, 5], strided, true) },
+    { op: 'depthwiseConv2dBackpropInput', what: 'empty batch', inputs: [empty([0, 3, 3, 4]), ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2dBackpropInput(a!, b!, [5, 5], o(strided)), ref: () => empty([0, 5, 5, 2]) },
+    { op: 'depthwiseConv2dBackpropFilter', what: 'NaN and ±Inf in x, stride 2', inputs: [x, ints([2, 3, 3, 4], 2)],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: ([a, b]) => backpropFilterRef(a!, b!, [3, 2], strided, true) },
+    { op: 'depthwiseConv2dBackpropFilter', what: 'empty batch: zeros', inputs: [empty([0, 5, 5, 2]), empty([0, 3, 3, 4])],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: () => arr([3, 2, 2, 2], new Array(24).fill(0)) },
     { op: 'conv1d', what: 'NaN and ±Inf in x, stride 2', inputs: [ints([2, 7, 2], 6, [[3, N], [20, INF]]), ints([3, 2, 2], 7)], build: ([a, b]) => sf.conv1d(a!, b!, { stride: 2, padding: 'same' }),
       ref: ([a, b]) => { const y = convRef({ ...a!, shape: [2, 1, 7, 2] }, { ...b!, shape: [1, 3, 2, 2] }, { s: [1, 2], p: 'same', d: [1, 1] }); return { ...y, shape: [2, 4, 2] }; } },
   ];

@@ -265,28 +265,33 @@ describe('convolutions: bad inputs are SymflowErrors naming the op, the argument
 });
 
 describe('convolutions: coverage and the declared fallback', () => {
-  it('kernels on cpu, wasm and onnx; conv2dBackpropFilter on wasm is the declared composition', () => {
+  it('kernels on cpu, wasm and onnx; the filter backprops on wasm (depthwise: and onnx) and the depthwise input backprop on wasm are declared compositions', () => {
     for (const op of ['conv2d', 'conv2dBackpropInput', 'depthwiseConv2d']) expect([tfjsCoverage(op, 'cpu'), tfjsCoverage(op, 'wasm'), onnxCoverage(op)]).toEqual(['kernel', 'kernel', 'kernel']);
-    expect([tfjsCoverage('conv2dBackpropFilter', 'cpu'), tfjsCoverage('conv2dBackpropFilter', 'wasm'), onnxCoverage('conv2dBackpropFilter')]).toEqual(['kernel', 'compose', 'kernel']);
+    const cells = (op: string) => [tfjsCoverage(op, 'cpu'), tfjsCoverage(op, 'wasm'), onnxCoverage(op)];
+    expect(cells('conv2dBackpropFilter')).toEqual(['kernel', 'compose', 'kernel']);
+    expect(cells('depthwiseConv2dBackpropInput')).toEqual(['kernel', 'compose', 'kernel']);
+    expect(cells('depthwiseConv2dBackpropFilter')).toEqual(['kernel', 'compose', 'compose']);
   });
 
-  it.each(CONV.map((c) => [c.name, c] as const))('the composition of conv2dBackpropFilter on cpu agrees with the cpu kernel: %s', async (_n, c) => {
+  const forced = [...CONV.map((c) => ['conv2dBackpropFilter', c] as const), ...DEPTHWISE.flatMap((c) => [['depthwiseConv2dBackpropFilter', c], ['depthwiseConv2dBackpropInput', c]] as const)];
+  it.each(forced.map(([op, c]) => [op, c.name, op, c] as const))('the composition of %s on cpu agrees with the cpu kernel: %s', async (_o, _n, op, c) => {
     tf.setBackend('cpu');
-    const node = {
-      op: 'conv2dBackpropFilter', name: 'bpf', dtype: 'float32' as const, shape: c.f,
-      attrs: { filterSize: c.f.slice(0, 2), strides: c.strides, padding: c.padding, dilations: c.dilations },
-      inputs: [{ shape: c.x, dtype: 'float32' as const }, { shape: [] as number[], dtype: 'float32' as const }],
-    };
+    const dw = op !== 'conv2dBackpropFilter';
     const y = placeholder(c.x);
-    const dyShape = conv2d(y, placeholder(c.f), { strides: c.strides, padding: c.padding, dilations: c.dilations }).shape as number[];
-    node.inputs[1]!.shape = dyShape;
+    const dyShape = (dw ? depthwiseConv2d : conv2d)(y, placeholder(c.f), { strides: c.strides, padding: c.padding, dilations: c.dilations }).shape as number[];
+    const input = op === 'depthwiseConv2dBackpropInput';
+    const node = {
+      op, name: 'bp', dtype: 'float32' as const, shape: input ? c.x : c.f,
+      attrs: { ...(input ? { inputSize: c.x.slice(1, 3) } : { filterSize: c.f.slice(0, 2) }), strides: c.strides, padding: c.padding, dilations: c.dilations },
+      inputs: input ? [{ shape: dyShape, dtype: 'float32' as const }, { shape: c.f, dtype: 'float32' as const }] : [{ shape: c.x, dtype: 'float32' as const }, { shape: dyShape, dtype: 'float32' as const }],
+    };
     const before = tf.memory().numTensors;
-    const xs = tf.tensor(data(c.x), c.x), dys = tf.tensor(data(dyShape), dyShape);
-    const kernel = tfKernelFor(node, { backend: 'cpu' }, 'cpu')([xs, dys]);
-    const composed = composedKernel(node, { backend: 'cpu' }, 'cpu')!([xs, dys]);
-    expect(composed.shape).toEqual(c.f);
+    const ins = node.inputs.map((i) => tf.tensor(data(i.shape), i.shape));
+    const kernel = tfKernelFor(node, { backend: 'cpu' }, 'cpu')(ins);
+    const composed = composedKernel(node, { backend: 'cpu' }, 'cpu')!(ins);
+    expect(composed.shape).toEqual(node.shape);
     expectClose(composed.dataSync(), kernel.dataSync(), RTOL, ATOL);
-    tf.dispose([xs, dys, kernel, composed]);
+    tf.dispose([...ins, kernel, composed]);
     expect(tf.memory().numTensors).toBe(before);
   });
 });

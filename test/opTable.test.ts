@@ -17,6 +17,9 @@ const DECLARED_FALLBACKS: Record<string, Record<'cpu' | 'wasm' | 'onnx', Cell>> 
   // --- convolutions (issue 12) ---
   // tfjs-backend-wasm 4.22 registers no Conv2DBackpropFilter: a conv2d of x with dy as the filter (test/conv.test.ts).
   conv2dBackpropFilter: { cpu: 'kernel', wasm: 'compose', onnx: 'kernel' },
+  // Nor depthwise backprops: conv2d's with the block-diagonal filter. onnx's grouped Conv cannot be the filter's.
+  depthwiseConv2dBackpropInput: { cpu: 'kernel', wasm: 'compose', onnx: 'kernel' },
+  depthwiseConv2dBackpropFilter: { cpu: 'kernel', wasm: 'compose', onnx: 'compose' },
 };
 const coverage = (op: string): Record<'cpu' | 'wasm' | 'onnx', Cell> => ({ cpu: tfjsCoverage(op, 'cpu'), wasm: tfjsCoverage(op, 'wasm'), onnx: onnxCoverage(op) });
 

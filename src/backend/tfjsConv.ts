@@ -73,3 +73,29 @@ export const conv2dBackpropFilter = (n: KernelNode): Kernel => {
     });
   };
 };
+
+export const depthwiseConv2dBackpropInput = (n: KernelNode): Kernel => {
+  const a = attrsOf(n);
+  return ([dy, f]) => {
+    const xShape = [dy!.shape[0]!, a.inputSize[0], a.inputSize[1], f!.shape[2]!];
+    if (dy!.size === 0 || f!.size === 0) return tf.zeros(xShape);
+    // NOTE: TF.js cpu's depthwise backprops get dilations wrong (they read undilated taps): spread the filter instead.
+    if (isOne(a.dilations)) return tf.engine().runKernel('DepthwiseConv2dNativeBackpropInput', { dy, filter: f! }, { strides: a.strides, dilations: 1, pad: a.padding, inputShape: xShape });
+    return tf.tidy(() => tf.engine().runKernel<tf.Tensor>('DepthwiseConv2dNativeBackpropInput', { dy, filter: dilateFilter(f!, a.dilations) }, { strides: 1, dilations: 1, pad: a.padding, inputShape: xShape }));
+  };
+};
+
+export const depthwiseConv2dBackpropFilter = (n: KernelNode): Kernel => {
+  const a = attrsOf(n);
+  return ([x, dy]) => {
+    const c = x!.shape[3]!;
+    const fShape = [a.filterSize[0], a.filterSize[1], c, c === 0 ? 0 : dy!.shape[3]! / c];
+    if (x!.size === 0 || dy!.size === 0) return tf.zeros(fShape);
+    if (isOne(a.dilations)) return tf.engine().runKernel('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides: a.strides, dilations: 1, pad: a.padding, filterShape: fShape });
+    const eh = effectiveSize(fShape[0]!, a.dilations[0]), ew = effectiveSize(fShape[1]!, a.dilations[1]);
+    return tf.tidy(() => {
+      const full = tf.engine().runKernel<tf.Tensor>('DepthwiseConv2dNativeBackpropFilter', { x, dy }, { strides: 1, dilations: 1, pad: a.padding, filterShape: [eh, ew, fShape[2]!, fShape[3]!] });
+      return tf.stridedSlice(full, [0, 0, 0, 0], [eh, ew, fShape[2]!, fShape[3]!], [a.dilations[0], a.dilations[1], 1, 1]);
+    });
+  };
+};

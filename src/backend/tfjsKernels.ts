@@ -140,6 +140,9 @@ const factories: Readonly<Record<KernelOpName, Entry>> = {
   // tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel: the record's composition (a conv2d) runs there.
   conv2dBackpropFilter: { perBackend: { wasm: COMPOSE }, otherwise: conv.conv2dBackpropFilter },
   depthwiseConv2d: conv.depthwiseConv2d,
+  // Nor depthwise backprops: the records' compositions (through conv2d's backprops, block-diagonal filter) run there.
+  depthwiseConv2dBackpropInput: { perBackend: { wasm: COMPOSE }, otherwise: conv.depthwiseConv2dBackpropInput },
+  depthwiseConv2dBackpropFilter: { perBackend: { wasm: COMPOSE }, otherwise: conv.depthwiseConv2dBackpropFilter },
 };
 
 /** The table's entry for an op on one TF.js backend (`undefined`: not a built-in of the table). */

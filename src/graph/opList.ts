@@ -24,7 +24,7 @@ import { whereOp } from './ops/where.js';
 import type { OpDef } from './registry.js';
 import { constantOp, placeholderOp, variableOp } from './sources.js';
 // --- convolutions (issue 12) ---
-import { conv2dBackpropFilterOp, conv2dBackpropInputOp, conv2dOp, depthwiseConv2dOp } from './ops/conv.js';
+import { conv2dBackpropFilterOp, conv2dBackpropInputOp, conv2dOp, depthwiseConv2dBackpropFilterOp, depthwiseConv2dBackpropInputOp, depthwiseConv2dOp } from './ops/conv.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -39,7 +39,7 @@ const kernelOps = () => [
   fillLikeOp, shapeSizeOp, identityOp, stopGradientOp, addNOp, broadcastLikeOp, sumToShapeOp, softmaxCrossEntropyOp,
   customGradientOp,
   // --- convolutions (issue 12) ---
-  conv2dOp, conv2dBackpropInputOp, conv2dBackpropFilterOp, depthwiseConv2dOp,
+  conv2dOp, conv2dBackpropInputOp, conv2dBackpropFilterOp, depthwiseConv2dOp, depthwiseConv2dBackpropInputOp, depthwiseConv2dBackpropFilterOp,
 ] as const;
 
 /** The sources: bound before a run (fed, read from the session, embedded), never run by a kernel. */

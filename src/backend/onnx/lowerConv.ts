@@ -84,3 +84,20 @@ export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
   };
   b.node('If', [empty], { then_branch: branch('emptyBatch', (g) => zeros(g)), else_branch: branch('filterGrad', (g) => direct(g)) }, out);
 };
+
+export const depthwiseConv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
+  const a = attrsOf(n);
+  const [fh, fw, c, m] = ins[1]!.shape as number[];
+  const k = [fh!, fw!];
+  const pads = [0, 1].map((i) => convPads(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
+  const extra = [0, 1].map((i) => {
+    const o = convOutSize(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding);
+    return a.inputSize[i]! - (a.strides[i]! * (o - 1) + (k[i]! - 1) * a.dilations[i]! + 1 - pads[i]![0] - pads[i]![1]);
+  });
+  // The forward's grouped weight [C·M, 1, h, w] is ConvTranspose's [C_in = C·M, C_out / group = 1, h, w].
+  const w = b.node('Transpose', [b.node('Reshape', [f!, b.ints([fh!, fw!, 1, c! * m!])])], { perm: OIHW });
+  const y = b.node('ConvTranspose', [b.node('Transpose', [dy!], { perm: NCHW }), w], {
+    group: c!, strides: a.strides, dilations: a.dilations, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]], output_padding: extra,
+  });
+  b.node('Transpose', [y], { perm: NHWC }, out);
+};

@@ -3,12 +3,10 @@
 import { SymflowError, argShape } from '../errors.js';
 import { defineOp, makeNode } from '../registry.js';
 import type { ShapeCtx } from '../shapeRule.js';
-import { constant } from '../sources.js';
 import { type Dim, shapeString, type Tensor } from '../tensor.js';
-import { mul } from './binary.js';
+import { concat } from './concat.js';
 import { pad, slice } from './slice.js';
-import { sum } from './reduce.js';
-import { expandDims, reshape, squeeze } from './reshape.js';
+import { expandDims, squeeze } from './reshape.js';
 import { transpose } from './transpose.js';
 
 export type Padding = 'same' | 'valid';
@@ -187,38 +185,77 @@ export const depthwiseConv2dOp = defineOp({
     const m = f!.shape[3]!;
     return { shape: [x!.shape[0]!, oh!, ow!, ctx.known(c!) && ctx.known(m) ? c * m : null], dtype: 'float32' };
   },
-  // Through the block-diagonal conv2d filter [h, w, C, C·M]: both backprops are conv2d's (with gradients of their
-  // own, so second derivatives work).
   grad: (dy, _y, [x, f], a) => [
-    () => conv2dBackpropInput(dy, blockDiagonal(f!), staticHW('depthwiseConv2d', x!, [1, 2], 'x'), convAttrs(a)),
-    () => {
-      const [fh, fw] = staticHW('depthwiseConv2d', f!, [0, 1], 'the filter');
-      const [c, m] = channels(f!);
-      const full = conv2dBackpropFilter(x!, dy, [fh, fw], convAttrs(a));
-      return sum(mul(reshape(full, [fh, fw, c, c, m]), eye(c)), 3);
-    },
+    () => depthwiseConv2dBackpropInput(dy, f!, staticHW('depthwiseConv2d', x!, [1, 2], 'x'), convAttrs(a)),
+    () => depthwiseConv2dBackpropFilter(x!, dy, staticHW('depthwiseConv2d', f!, [0, 1], 'the filter'), convAttrs(a)),
   ],
 });
 
-function channels(f: Tensor): [number, number] {
+export const depthwiseConv2dBackpropInputOp = defineOp({
+  name: 'depthwiseConv2dBackpropInput',
+  attrs: { inputSize: 'ints', ...CONV_SCHEMA },
+  infer: ([dy, f], a, ctx) => {
+    const op = 'depthwiseConv2dBackpropInput';
+    checkConvAttrs(op, a);
+    checkSize(op, 'inputSize', a.inputSize);
+    checkRank4Float(op, [['dy', dy!], ['filter', f!]]);
+    const what = both(op, ['dy', 'filter'], dy!, f!);
+    const [c, m] = [f!.shape[2]!, f!.shape[3]!];
+    if (ctx.known(c) && ctx.known(m)) checkEqual(op, ctx, dy!.shape[3]!, c * m, () => `dy's channels (axis 3) must be the filter's channels × multiplier (${c * m}): ${what()}`);
+    const out = spatialOut(op, ctx, a.inputSize, f!.shape.slice(0, 2), a, () => `inputSize ${JSON.stringify(a.inputSize)}, ${what()}`);
+    out.forEach((o, i) => checkEqual(op, ctx, dy!.shape[1 + i]!, o, () => `dy's spatial axis ${1 + i} must be ${o} for inputSize ${JSON.stringify(a.inputSize)}: ${what()}`));
+    return { shape: [dy!.shape[0]!, a.inputSize[0]!, a.inputSize[1]!, c], dtype: 'float32' };
+  },
+  grad: (g, _y, [dy, f], a) => [
+    () => depthwiseConv2d(g, f!, convAttrs(a)),
+    () => depthwiseConv2dBackpropFilter(g, dy!, staticHW('depthwiseConv2dBackpropInput', f!, [0, 1], 'the filter'), convAttrs(a)),
+  ],
+  // The declared fallback (TF.js wasm): conv2d's input backprop, one channel at a time (a block-diagonal filter
+  // would multiply a NaN of one channel's dy by the zeros of the others).
+  compose: ([dy, f], a) => {
+    const [c, m] = channels(f!, 'depthwiseConv2dBackpropInput');
+    return concat(range(c).map((k) => conv2dBackpropInput(slice(dy!, [0, 0, 0, k * m], [-1, -1, -1, m]), slice(f!, [0, 0, k, 0], [-1, -1, 1, -1]),
+      [a.inputSize[0]!, a.inputSize[1]!], convAttrs(a))), 3);
+  },
+});
+
+export const depthwiseConv2dBackpropFilterOp = defineOp({
+  name: 'depthwiseConv2dBackpropFilter',
+  attrs: { filterSize: 'ints', ...CONV_SCHEMA },
+  infer: ([x, dy], a, ctx) => {
+    const op = 'depthwiseConv2dBackpropFilter';
+    checkConvAttrs(op, a);
+    checkSize(op, 'filterSize', a.filterSize);
+    checkRank4Float(op, [['x', x!], ['dy', dy!]]);
+    const what = both(op, ['x', 'dy'], x!, dy!);
+    checkEqual(op, ctx, x!.shape[0]!, dy!.shape[0]!, () => `x and dy must have the same batch size: ${what()}`);
+    const [c, cm] = [x!.shape[3]!, dy!.shape[3]!];
+    if (ctx.known(c) && ctx.known(cm) && (c === 0 ? cm !== 0 : cm % c !== 0)) throw new SymflowError(op, `dy's channels must be a multiple of x's: ${what()}`);
+    const out = spatialOut(op, ctx, x!.shape.slice(1, 3), a.filterSize, a, () => `filterSize ${JSON.stringify(a.filterSize)}, ${what()}`);
+    out.forEach((o, i) => checkEqual(op, ctx, dy!.shape[1 + i]!, o, () => `dy's spatial axis ${1 + i} must be ${o} for filterSize ${JSON.stringify(a.filterSize)}: ${what()}`));
+    return { shape: [a.filterSize[0]!, a.filterSize[1]!, c, ctx.known(c) && ctx.known(cm) && c > 0 ? cm / c : null], dtype: 'float32' };
+  },
+  grad: (g, _y, [x, dy], a) => [
+    () => depthwiseConv2dBackpropInput(dy!, g, staticHW('depthwiseConv2dBackpropFilter', x!, [1, 2], 'x'), convAttrs(a)),
+    () => depthwiseConv2d(x!, g, convAttrs(a)),
+  ],
+  // The declared fallback (TF.js wasm, onnx): conv2d's filter backprop, one channel at a time.
+  compose: ([x, dy], a) => {
+    const [c, cm] = [x!.shape[3], dy!.shape[3]];
+    if (typeof c !== 'number' || typeof cm !== 'number' || c === 0) throw new SymflowError('depthwiseConv2dBackpropFilter', `its composition needs static channels, ${both('', ['x', 'dy'], x!, dy!)()}`);
+    const m = cm / c;
+    return concat(range(c).map((k) => conv2dBackpropFilter(slice(x!, [0, 0, 0, k], [-1, -1, -1, 1]), slice(dy!, [0, 0, 0, k * m], [-1, -1, -1, m]),
+      [a.filterSize[0]!, a.filterSize[1]!], convAttrs(a))), 2);
+  },
+});
+
+function channels(f: Tensor, op: string): [number, number] {
   const [c, m] = [f.shape[2], f.shape[3]];
-  if (typeof c !== 'number' || typeof m !== 'number') throw new SymflowError('gradients', `depthwiseConv2d: the gradient needs the filter's static channels, got ${shapeString(f.shape)}`);
+  if (typeof c !== 'number' || typeof m !== 'number') throw new SymflowError(op, `its composition needs the filter's static channels, got ${shapeString(f.shape)}`);
   return [c, m];
 }
 
-/** The identity [C, C, 1] (broadcasts over the multiplier axis). */
-function eye(c: number): Tensor {
-  const data = new Float32Array(c * c);
-  for (let i = 0; i < c; i++) data[i * c + i] = 1;
-  return constant({ shape: [c, c, 1], data });
-}
-
-/** A depthwise filter [h, w, C, M] as the conv2d filter [h, w, C, C·M] that is zero off the diagonal blocks. */
-function blockDiagonal(f: Tensor): Tensor {
-  const [c, m] = channels(f);
-  const [fh, fw] = staticHW('depthwiseConv2d', f, [0, 1], 'the filter');
-  return reshape(mul(expandDims(f, 3), eye(c)), [fh, fw, c, c * m]);
-}
+const range = (n: number) => Array.from({ length: n }, (_, i) => i);
 
 const pair = (op: string, name: string, v: Pair | undefined): [number, number] => {
   if (v === undefined) return [1, 1];
@@ -264,6 +301,24 @@ export function conv2dBackpropFilter(x: Tensor, dy: Tensor, filterSize: readonly
  */
 export function depthwiseConv2d(x: Tensor, filter: Tensor, opts: Conv2DOptions = {}): Tensor {
   return makeNode(depthwiseConv2dOp, [x, filter], attrsOf('depthwiseConv2d', opts));
+}
+
+/**
+ * The gradient of depthwiseConv2d with respect to its input (TF's `DepthwiseConv2dNativeBackpropInput`).
+ * @param dy [batch, oh, ow, C·multiplier] @param filter [h, w, C, multiplier] @param inputSize x's [height, width]
+ * @returns [batch, height, width, C]
+ */
+export function depthwiseConv2dBackpropInput(dy: Tensor, filter: Tensor, inputSize: readonly [number, number], opts: Conv2DOptions = {}): Tensor {
+  return makeNode(depthwiseConv2dBackpropInputOp, [dy, filter], { inputSize: [...inputSize], ...attrsOf('depthwiseConv2dBackpropInput', opts) });
+}
+
+/**
+ * The gradient of depthwiseConv2d with respect to its filter (TF's `DepthwiseConv2dNativeBackpropFilter`).
+ * @param x [batch, height, width, C] @param dy [batch, oh, ow, C·multiplier] @param filterSize the filter's [h, w]
+ * @returns [h, w, C, multiplier]
+ */
+export function depthwiseConv2dBackpropFilter(x: Tensor, dy: Tensor, filterSize: readonly [number, number], opts: Conv2DOptions = {}): Tensor {
+  return makeNode(depthwiseConv2dBackpropFilterOp, [x, dy], { filterSize: [...filterSize], ...attrsOf('depthwiseConv2dBackpropFilter', opts) });
 }
 
 /**

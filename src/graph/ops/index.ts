@@ -19,4 +19,7 @@ export { broadcastLike, sumToShape, unbroadcast } from './broadcast.js';
 export { mean, min, square, sub } from './math.js';
 export { logSoftmax, meanSquaredError, relu, softmax, sparseSoftmaxCrossEntropy } from './nn.js';
 // --- convolutions (issue 12) ---
-export { conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, depthwiseConv2d, type Conv1DOptions, type Conv2DOptions, type Padding } from './conv.js';
+export {
+  conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, depthwiseConv2d, depthwiseConv2dBackpropFilter, depthwiseConv2dBackpropInput,
+  type Conv1DOptions, type Conv2DOptions, type Padding,
+} from './conv.js';
