@@ -7,11 +7,11 @@ import * as tf from '@tensorflow/tfjs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   compile, conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, constant, depthwiseConv2d, gradients, mean, mul, placeholder,
-  relu, reshape, Session, sgd, square, sub, sum, SymflowError, type Tensor, variable,
+  fromJSON, relu, reshape, Session, sgd, square, sub, sum, symbolicShapes, SymflowError, type Tensor, toIR, toJSON, variable,
 } from '../src/index.js';
 import { composedKernel, tfKernelFor, tfjsCoverage } from '../src/backend/tfjsKernels.js';
 import { onnxCoverage } from '../src/backend/onnx/lower.js';
-import { BACKENDS, expectClose, rng, values } from './helpers.js';
+import { BACKENDS, bits, expectClose, rng, values } from './helpers.js';
 
 const RTOL = 1e-4, ATOL = 1e-5;
 const H = 1e-2, FD_RTOL = 2e-2, FD_ATOL = 2e-3;
@@ -190,6 +190,17 @@ describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
     expect(values(gfe!).every((v) => v === 0)).toBe(true);
   });
 
+  it('a graph of convolutions and their gradients survives the JSON round trip bit for bit', async () => {
+    const x = placeholder([null, 5, 5, 2], { name: 'input' }), f = variable({ shape: [3, 3, 2, 2], data: Float32Array.from(data([3, 3, 2, 2])) }, { name: 'convJsonF' });
+    const y = depthwiseConv2d(conv2d(x, f, { strides: 2, padding: 'same' }), reshape(f, [3, 3, 2, 2]), { padding: 'same' });
+    const [dx, df] = gradients(sum(square(y)), [x, f]);
+    const back = fromJSON(JSON.parse(JSON.stringify(toJSON([y, dx!, df!]))), { variables: [f] });
+    const xs = feed([2, 5, 5, 2], data([2, 5, 5, 2]));
+    const original = await s.run([y, dx!, df!], [[x, xs]]);
+    const rebuilt = await s.run(back.outputs, [[back.nodes.get(x.name)!, xs]]);
+    expect(rebuilt.map((t) => bits(t).join(','))).toEqual(original.map((t) => bits(t).join(',')));
+  });
+
   it('TF.js tensor counts stay flat across runs', async () => {
     const x = placeholder([null, 6, 6, 2]), f = placeholder([3, 3, 2, 2]), d = placeholder([2, 2, 2, 2]);
     const y = depthwiseConv2d(relu(conv2d(x, f, { padding: 'same', dilations: 2 })), d, { strides: 2 });
@@ -261,6 +272,24 @@ describe('convolutions: bad inputs are SymflowErrors naming the op, the argument
     }
     expect(err).toBeInstanceOf(SymflowError);
     expect((err as Error).message).toMatch(re);
+  });
+});
+
+describe('convolutions: symbolic shapes', () => {
+  it('an unknown batch is one symbol from x through every conv and its gradients; spatial dims follow the rule', () => {
+    const f = placeholder([3, 3, 2, 4]), d = placeholder([2, 2, 4, 2]);
+    // An unknown width: the forward shapes (input gradients need static spatial sizes, see the bad-input cases).
+    expect(depthwiseConv2d(conv2d(placeholder([null, 9, null, 2]), f, { strides: 2, padding: 'same' }), d).shape).toEqual([null, 4, null, 8]);
+    const x = placeholder([null, 9, 7, 2]);
+    const y = depthwiseConv2d(conv2d(x, f, { strides: 2, padding: 'same' }), d);
+    expect(y.shape).toEqual([null, 4, 3, 8]);
+    const [df, dd] = gradients(sum(y), [f, d]);
+    const { ir } = toIR([y, df!, dd!], []);
+    const shapes = symbolicShapes(ir);
+    expect(shapes.get(y.id)![0]).toBe(shapes.get(x.id)![0]);
+    expect(shapes.get(y.id)!.slice(1)).toEqual([4, 3, 8]);
+    expect(shapes.get(df!.id)).toEqual([3, 3, 2, 4]);
+    expect(shapes.get(dd!.id)).toEqual([2, 2, 4, 2]);
   });
 });
 
