@@ -174,6 +174,26 @@ describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
     }
   });
 
+  // TF.js differentiates its Conv2DBackpropInput, not its Conv2DBackpropFilter: z = Σ c·∂L/∂x only.
+  it("second derivatives of conv2d against TF.js's own (tf.grads of tf.grads)", async () => {
+    const xShape = [2, 5, 4, 2], fShape = [3, 2, 2, 3];
+    const xs = data(xShape), fs = data(fShape), cx = data(xShape);
+    const x = placeholder(xShape), f = placeholder(fShape);
+    const L = sum(square(conv2d(x, f, { strides: 2, padding: 'same' })));
+    const [gx] = gradients(L, [x]);
+    const z = sum(mul(gx!, constant({ shape: xShape, data: Float32Array.from(cx) })));
+    const got = await s.run(gradients(z, [x, f]), [[x, feed(xShape, xs)], [f, feed(fShape, fs)]]);
+    tf.setBackend('cpu');
+    const want = tf.tidy(() => {
+      const tx = tf.tensor(xs, xShape), tfl = tf.tensor(fs, fShape);
+      const tL = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(tf.conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 'same')));
+      const first = (a: tf.Tensor, b: tf.Tensor) => tf.grads((u: tf.Tensor, v: tf.Tensor) => tL(u, v))([a, b]);
+      const h1 = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(first(a, b)[0]!, tf.tensor(cx, xShape))))([tx, tfl]);
+      return h1.map((t) => Array.from(t.dataSync()));
+    });
+    got.forEach((g, i) => expectClose(values(g), want[i]!, 1e-3, 1e-4));
+  });
+
   it('an unknown batch: values, gradients (onnx: the empty-batch guard of the filter gradient) and an empty batch', async () => {
     const x = placeholder([null, 5, 5, 2]), f = placeholder([3, 3, 2, 3]);
     const y = conv2d(x, f, { strides: 2, padding: 'same' });
