@@ -210,6 +210,19 @@ describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
     expect(values(gfe!).every((v) => v === 0)).toBe(true);
   });
 
+  it.each([...CONV, ...DEPTHWISE].filter((c) => c.padding === 'same').map((c) => [c.name, c] as const))('unknown spatial sizes (onnx: SAME_UPPER padding): %s', async (_n, c) => {
+    const depthwise = DEPTHWISE.includes(c);
+    const xs = data(c.x), fs = data(c.f);
+    const x = placeholder([null, null, null, c.x[3]!]), f = placeholder(c.f);
+    const y = (depthwise ? depthwiseConv2d : conv2d)(x, f, { strides: c.strides, padding: c.padding, dilations: c.dilations });
+    const yShape = (depthwise ? depthwiseConv2d : conv2d)(placeholder(c.x), f, { strides: c.strides, padding: c.padding, dilations: c.dilations }).shape as number[];
+    expect(y.shape).toEqual([null, null, null, yShape[3]]);
+    const ref = tfRef(c, depthwise, xs, fs, data(yShape));
+    const got = await s.run(y, [[x, feed(c.x, xs)], [f, feed(c.f, fs)]]);
+    expect(got.shape).toEqual(ref.shape);
+    expectClose(values(got), ref.y, RTOL, ATOL);
+  });
+
   it('a graph of convolutions and their gradients survives the JSON round trip bit for bit', async () => {
     const x = placeholder([null, 5, 5, 2], { name: 'input' }), f = variable({ shape: [3, 3, 2, 2], data: Float32Array.from(data([3, 3, 2, 2])) }, { name: 'convJsonF' });
     const y = depthwiseConv2d(conv2d(x, f, { strides: 2, padding: 'same' }), reshape(f, [3, 3, 2, 2]), { padding: 'same' });

@@ -9,11 +9,16 @@ type Attrs = { strides: [number, number]; padding: 'same' | 'valid'; dilations: 
 const attrsOf = (n: NodeIR) => n.attrs as unknown as Attrs;
 const NCHW = [0, 3, 1, 2], NHWC = [0, 2, 3, 1], OIHW = [3, 2, 0, 1];
 
-/** Conv's padding attributes: explicit pads from static sizes, else SAME_UPPER (TF's 'same': the odd one at the end). */
+/**
+ * Conv's padding attributes: explicit pads from static sizes (with stride 1 'same' pads eff − 1 whatever the size),
+ * else SAME_UPPER (TF's 'same': the odd one at the end; onnxruntime refuses it with dilations, which then have
+ * stride 1).
+ */
 function padAttrs(inHW: readonly (number | null)[], k: readonly number[], a: Attrs): Record<string, number[] | string> {
   if (a.padding === 'valid') return { pads: [0, 0, 0, 0] };
-  if (typeof inHW[0] !== 'number' || typeof inHW[1] !== 'number') return { auto_pad: 'SAME_UPPER' };
-  const [ph, pw] = [0, 1].map((i) => convPads(inHW[i] as number, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
+  const known = typeof inHW[0] === 'number' && typeof inHW[1] === 'number';
+  if (!known && !(a.strides[0] === 1 && a.strides[1] === 1)) return { auto_pad: 'SAME_UPPER' };
+  const [ph, pw] = [0, 1].map((i) => convPads(inHW[i] ?? 1, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
   return { pads: [ph![0], pw![0], ph![1], pw![1]] };
 }
 
