@@ -223,6 +223,15 @@ describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
     expectClose(values(got), ref.y, RTOL, ATOL);
   });
 
+  it('a filter of unknown size: TF.js kernels run it; onnx refuses it when compiling, naming the op', async () => {
+    const x = placeholder([1, 4, 4, 1]), f = placeholder([null, null, 1, 1]);
+    const y = conv2d(x, f, { padding: 'same' });
+    expect(y.shape).toEqual([1, null, null, 1]);
+    const run = s.run(y, [[x, feed([1, 4, 4, 1], data([16]))], [f, feed([1, 1, 1, 1], [2])]]);
+    if (backend === 'onnx') await expect(run).rejects.toThrow(/^conv2d: the onnx lowering needs the static filter's spatial size \(node 'conv2d(_\d+)?'\), got \[\?,\?,1,1\]/);
+    else expect((await run).shape).toEqual([1, 4, 4, 1]);
+  });
+
   it('a graph of convolutions and their gradients survives the JSON round trip bit for bit', async () => {
     const x = placeholder([null, 5, 5, 2], { name: 'input' }), f = variable({ shape: [3, 3, 2, 2], data: Float32Array.from(data([3, 3, 2, 2])) }, { name: 'convJsonF' });
     const y = depthwiseConv2d(conv2d(x, f, { strides: 2, padding: 'same' }), reshape(f, [3, 3, 2, 2]), { padding: 'same' });

@@ -1,7 +1,9 @@
 // ONNX lowerings of the convolution ops (issue 12 §1), entries of the table in lower.ts. ONNX convolves NCHW with
 // OIHW weights: transposes around each Conv. onnxruntime's standard build has no gradient ops: the input backprop
 // is a ConvTranspose, the filter backprop a Conv of x (batch and channels swapped) with dy as its weight.
+import { SymflowError } from '../../graph/errors.js';
 import type { NodeIR } from '../../graph/ir.js';
+import { shapeString } from '../../graph/tensor.js';
 import { convOutSize, convPads } from '../../graph/ops/conv.js';
 import { ELEM, type GraphBuilder, valueInfo } from './builder.js';
 
@@ -24,9 +26,18 @@ function padAttrs(inHW: readonly (number | null)[], k: readonly number[], a: Att
 
 type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
 
+/** The static dims of an input the lowering needs (a filter's, mostly: variables have them). */
+function staticDims(n: NodeIR, input: NodeIR, what: string, axes: readonly number[]): number[] {
+  const dims = axes.map((i) => input.shape[i]);
+  if (!dims.every((d): d is number => typeof d === 'number')) {
+    throw new SymflowError(n.op, `the onnx lowering needs the static ${what} (node '${n.name}'), got ${shapeString(input.shape)}`);
+  }
+  return dims;
+}
+
 export const conv2d: Lowering = (b, [x, f], n, ins, out) => {
   const a = attrsOf(n);
-  const k = ins[1]!.shape.slice(0, 2) as number[];
+  const k = staticDims(n, ins[1]!, "filter's spatial size", [0, 1]);
   const y = b.node('Conv', [b.node('Transpose', [x!], { perm: NCHW }), b.node('Transpose', [f!], { perm: OIHW })],
     { strides: a.strides, dilations: a.dilations, ...padAttrs(ins[0]!.shape.slice(1, 3), k, a) });
   b.node('Transpose', [y], { perm: NHWC }, out);
@@ -34,7 +45,7 @@ export const conv2d: Lowering = (b, [x, f], n, ins, out) => {
 
 export const depthwiseConv2d: Lowering = (b, [x, f], n, ins, out) => {
   const a = attrsOf(n);
-  const [fh, fw, c, m] = ins[1]!.shape as number[];
+  const [fh, fw, c, m] = staticDims(n, ins[1]!, "filter's shape", [0, 1, 2, 3]);
   // [h, w, C, M] → [C·M, 1, h, w]: output channel c·M + m of group c, as TF orders them.
   const w = b.node('Transpose', [b.node('Reshape', [f!, b.ints([fh!, fw!, 1, c! * m!])])], { perm: OIHW });
   const y = b.node('Conv', [b.node('Transpose', [x!], { perm: NCHW }), w],
@@ -44,7 +55,7 @@ export const depthwiseConv2d: Lowering = (b, [x, f], n, ins, out) => {
 
 export const conv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
   const a = attrsOf(n);
-  const k = ins[1]!.shape.slice(0, 2) as number[];
+  const k = staticDims(n, ins[1]!, "filter's spatial size", [0, 1]);
   const pads = [0, 1].map((i) => convPads(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
   // ConvTranspose gives s·(o − 1) + eff − pads; the rest of x's size (the rows a strided forward never read) is
   // output_padding, < stride.
@@ -62,7 +73,7 @@ export const conv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
 export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
   const a = attrsOf(n);
   const [fh, fw] = a.filterSize;
-  const hw = ins[0]!.shape.slice(1, 3) as number[];
+  const hw = staticDims(n, ins[0]!, "spatial size of x", [1, 2]);
   const pads = [0, 1].map((i) => convPads(hw[i]!, a.filterSize[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
   const direct = (g: GraphBuilder, o?: string) => {
     // x as NCHW [I, N, H, W], dy as the weight [O, N, oh, ow]; strides and dilations swap. Gives [I, O, ≥fh, ≥fw].
@@ -92,7 +103,7 @@ export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
 
 export const depthwiseConv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
   const a = attrsOf(n);
-  const [fh, fw, c, m] = ins[1]!.shape as number[];
+  const [fh, fw, c, m] = staticDims(n, ins[1]!, "filter's shape", [0, 1, 2, 3]);
   const k = [fh!, fw!];
   const pads = [0, 1].map((i) => convPads(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding));
   const extra = [0, 1].map((i) => {
