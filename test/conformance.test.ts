@@ -292,6 +292,8 @@ const ROWS: Row[] = [
     ref: ([x, lo, hi]) => zip([x!, lo!, hi!], 'float32', (v, l, h) => nanMin(nanMax(v, l), h)), fold: true },
   // --- pooling (issue 12) ---
   ...poolRows(),
+  // --- convolutions (issue 12) ---
+  ...convRows(),
 ];
 
 function poolRows(): Row[] {
@@ -329,6 +331,98 @@ function poolRows(): Row[] {
       build: ([x, dy]) => sf.reshape(avgGrad(x!, dy!, { size: 2 }), [0]), ref: () => empty([0]) },
     { op: 'globalAveragePool', what: 'mean over H and W: NaN, Inf − Inf; empty H×W is NaN', inputs: [nhwc([1, 2, 1, 2], [1, INF, 3, -INF]), empty([1, 0, 2, 1])],
       build: ([x, e]) => sf.concat([sf.reshape(sf.globalAveragePool(x!), [2]), sf.reshape(sf.globalAveragePool(e!, { keepDims: true }), [1])]), ref: () => f(2, N, N), static: true },
+
+  ];
+}
+// --- convolutions (issue 12) ---
+// The definitions, summed in doubles (integer data: exact in any order; ±Inf and NaN: order-free). Out-of-range taps
+// (padding) contribute nothing; NaN and ±Inf in x or dy reach exactly the outputs whose windows read them.
+interface ConvA { s: [number, number]; p: 'same' | 'valid'; d: [number, number] }
+const pads1 = (n: number, k: number, s: number, d: number, p: string) => {
+  const eff = (k - 1) * d + 1;
+  const out = p === 'same' ? Math.ceil(n / s) : Math.floor((n - eff) / s) + 1;
+  return { out, before: p === 'same' ? Math.floor(Math.max((out - 1) * s + eff - n, 0) / 2) : 0 };
+};
+/** Calls `visit(n, oh, ow, kh, kw, h, w)` for every in-range tap of a convolution of x's [N, H, W] with [fh, fw]. */
+function taps(x: number[], k: [number, number], a: ConvA, visit: (n: number, oh: number, ow: number, kh: number, kw: number, h: number, w: number) => void) {
+  const [N, Hh, W] = x as [number, number, number];
+  const ph = pads1(Hh, k[0], a.s[0], a.d[0], a.p), pw = pads1(W, k[1], a.s[1], a.d[1], a.p);
+  for (let n = 0; n < N; n++) for (let oh = 0; oh < ph.out; oh++) for (let ow = 0; ow < pw.out; ow++) for (let kh = 0; kh < k[0]; kh++) for (let kw = 0; kw < k[1]; kw++) {
+    const h = oh * a.s[0] + kh * a.d[0] - ph.before, w = ow * a.s[1] + kw * a.d[1] - pw.before;
+    if (h >= 0 && h < Hh && w >= 0 && w < W) visit(n, oh, ow, kh, kw, h, w);
+  }
+  return [ph.out, pw.out] as const;
+}
+const idx = (shape: number[], ...i: number[]) => i.reduce((acc, v, k) => acc * shape[k]! + v, 0);
+function convRef(x: Arr, f: Arr, a: ConvA, depthwise = false): Arr {
+  const [N, , , C] = x.shape as [number, number, number, number];
+  const [fh, fw, , M] = f.shape as [number, number, number, number];
+  const O = depthwise ? C * M : M;
+  const [oh, ow] = taps(x.shape, [fh, fw], a, () => undefined);
+  const y = new Array<number>(N * oh * ow * O).fill(0);
+  taps(x.shape, [fh, fw], a, (n, i, j, kh, kw, h, w) => {
+    for (let c = 0; c < C; c++) for (let m = 0; m < M; m++) {
+      const o = depthwise ? c * M + m : m;
+      y[idx([N, oh, ow, O], n, i, j, o)]! += x.data[idx(x.shape, n, h, w, c)]! * f.data[idx(f.shape, kh, kw, c, m)]!;
+    }
+  });
+  return arr([N, oh, ow, O], y.map(F));
+}
+/** The input gradient; `depthwise`: the filter is [h, w, C, M] and dy's channel c·M + m reads x's channel c. */
+function backpropInputRef(dy: Arr, f: Arr, size: [number, number], a: ConvA, depthwise = false): Arr {
+  const N = dy.shape[0]!, [fh, fw, I, O] = f.shape as [number, number, number, number];
+  const xs = [N, size[0], size[1], I];
+  const dx = new Array<number>(N * size[0] * size[1] * I).fill(0);
+  taps(xs, [fh, fw], a, (n, i, j, kh, kw, h, w) => {
+    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) dx[idx(xs, n, h, w, c)]! += dy.data[idx(dy.shape, n, i, j, depthwise ? c * O + o : o)]! * f.data[idx(f.shape, kh, kw, c, o)]!;
+  });
+  return arr(xs, dx.map(F));
+}
+function backpropFilterRef(x: Arr, dy: Arr, size: [number, number], a: ConvA, depthwise = false): Arr {
+  const I = x.shape[3]!, O = depthwise ? dy.shape[3]! / I : dy.shape[3]!;
+  const fs = [size[0], size[1], I, O];
+  const df = new Array<number>(size[0] * size[1] * I * O).fill(0);
+  taps(x.shape, size, a, (n, i, j, kh, kw, h, w) => {
+    for (let c = 0; c < I; c++) for (let o = 0; o < O; o++) df[idx(fs, kh, kw, c, o)]! += x.data[idx(x.shape, n, h, w, c)]! * dy.data[idx(dy.shape, n, i, j, depthwise ? c * O + o : o)]!;
+  });
+  return arr(fs, df.map(F));
+}
+
+function convRows(): Row[] {
+  const ints = (shape: number[], seed: number, holes: [number, number][] = []) => {
+    const d = rng(size(shape)).map((k) => ((k * 7 + seed) % 9) - 4 || 1);
+    for (const [k, v] of holes) d[k] = v;
+    return arr(shape, d);
+  };
+  const same: ConvA = { s: [1, 1], p: 'same', d: [1, 1] };
+  const strided: ConvA = { s: [2, 2], p: 'same', d: [1, 1] };
+  const dilated: ConvA = { s: [1, 1], p: 'valid', d: [2, 1] };
+  const o = (a: ConvA) => ({ strides: a.s, padding: a.p, dilations: a.d });
+  const x = ints([2, 5, 5, 2], 3, [[0, N], [17, INF], [40, -INF], [41, INF]]);
+  const f = ints([3, 2, 2, 3], 5);
+  return [
+    { op: 'conv2d', what: "NaN and ±Inf in x reach the windows that read them ('same', odd sizes)", inputs: [x, f], build: ([a, b]) => sf.conv2d(a!, b!, o(same)), ref: ([a, b]) => convRef(a!, b!, same) },
+    { op: 'conv2d', what: 'strided and dilated', inputs: [x, f], build: ([a, b]) => sf.concat([sf.reshape(sf.conv2d(a!, b!, o(strided)), [-1]), sf.reshape(sf.conv2d(a!, b!, o(dilated)), [-1])]),
+      ref: ([a, b]) => { const p = convRef(a!, b!, strided), q = convRef(a!, b!, dilated); return arr([p.data.length + q.data.length], [...p.data, ...q.data]); } },
+    { op: 'conv2d', what: 'empty batch', inputs: [empty([0, 5, 5, 2]), f], build: ([a, b]) => sf.conv2d(a!, b!, o(strided)), ref: () => empty([0, 3, 3, 3]) },
+    { op: 'conv2dBackpropInput', what: 'NaN and ±Inf in dy, stride 2 (x rows the forward never read get 0)', inputs: [ints([2, 3, 3, 3], 1, [[4, N], [30, INF], [31, -INF]]), f],
+      build: ([a, b]) => sf.conv2dBackpropInput(a!, b!, [6, 5], o(strided)), ref: ([a, b]) => backpropInputRef(a!, b!, [6, 5], strided) },
+    { op: 'conv2dBackpropInput', what: 'empty batch', inputs: [empty([0, 3, 3, 3]), f], build: ([a, b]) => sf.conv2dBackpropInput(a!, b!, [5, 5], o(strided)), ref: () => empty([0, 5, 5, 2]) },
+    { op: 'conv2dBackpropFilter', what: 'NaN and ±Inf in x, stride 2', inputs: [x, ints([2, 3, 3, 3], 2)],
+      build: ([a, b]) => sf.conv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: ([a, b]) => backpropFilterRef(a!, b!, [3, 2], strided) },
+    { op: 'conv2dBackpropFilter', what: 'empty batch: zeros (a sum over nothing)', inputs: [empty([0, 5, 5, 2]), empty([0, 3, 3, 3])],
+      build: ([a, b]) => sf.conv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: () => arr([3, 2, 2, 3], new Array(36).fill(0)) },
+    { op: 'depthwiseConv2d', what: 'NaN and ±Inf in x, multiplier 2', inputs: [x, ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2d(a!, b!, o(same)), ref: ([a, b]) => convRef(a!, b!, same, true) },
+    { op: 'depthwiseConv2d', what: 'empty batch', inputs: [empty([0, 5, 5, 2]), ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2d(a!, b!, o(strided)), ref: () => empty([0, 3, 3, 4]) },
+    { op: 'depthwiseConv2dBackpropInput', what: 'NaN and ±Inf in dy, stride 2', inputs: [ints([2, 3, 3, 4], 1, [[4, N], [30, INF], [31, -INF]]), ints([3, 2, 2, 2], 4)],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropInput(a!, b!, [6, 5], o(strided)), ref: ([a, b]) => backpropInputRef(a!, b!, [6, 5], strided, true) },
+    { op: 'depthwiseConv2dBackpropInput', what: 'empty batch', inputs: [empty([0, 3, 3, 4]), ints([3, 2, 2, 2], 4)], build: ([a, b]) => sf.depthwiseConv2dBackpropInput(a!, b!, [5, 5], o(strided)), ref: () => empty([0, 5, 5, 2]) },
+    { op: 'depthwiseConv2dBackpropFilter', what: 'NaN and ±Inf in x, stride 2', inputs: [x, ints([2, 3, 3, 4], 2)],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: ([a, b]) => backpropFilterRef(a!, b!, [3, 2], strided, true) },
+    { op: 'depthwiseConv2dBackpropFilter', what: 'empty batch: zeros', inputs: [empty([0, 5, 5, 2]), empty([0, 3, 3, 4])],
+      build: ([a, b]) => sf.depthwiseConv2dBackpropFilter(a!, b!, [3, 2], o(strided)), ref: () => arr([3, 2, 2, 2], new Array(24).fill(0)) },
+    { op: 'conv1d', what: 'NaN and ±Inf in x, stride 2', inputs: [ints([2, 7, 2], 6, [[3, N], [20, INF]]), ints([3, 2, 2], 7)], build: ([a, b]) => sf.conv1d(a!, b!, { stride: 2, padding: 'same' }),
+      ref: ([a, b]) => { const y = convRef({ ...a!, shape: [2, 1, 7, 2] }, { ...b!, shape: [1, 3, 2, 2] }, { s: [1, 2], p: 'same', d: [1, 1] }); return { ...y, shape: [2, 4, 2] }; } },
   ];
 }
 
@@ -348,7 +442,7 @@ function documentedOps(): Set<string> {
   const ops = new Set<string>();
   for (const line of table.split('\n')) {
     const first = /^\|([^|]*)\|/.exec(line)?.[1];
-    for (const m of first?.matchAll(/`([A-Za-z]+)`/g) ?? []) ops.add(m[1]!);
+    for (const m of first?.matchAll(/`([A-Za-z][A-Za-z0-9]*)`/g) ?? []) ops.add(m[1]!); // digits too: `conv2d`
   }
   return ops;
 }

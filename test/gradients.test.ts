@@ -17,6 +17,8 @@ import { seededRandom } from '../src/graph/initializers.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 // --- pooling (issue 12) ---
 import { poolAxis } from '../src/graph/ops/pool.js';
+// --- convolutions (issue 12) ---
+import { conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, depthwiseConv2d } from '../src/index.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // Tolerances.
@@ -301,6 +303,28 @@ const CASES: Case[] = [
   c('avgPool 3×3 stride 1 valid [1,5,4,2]', [U([1, 5, 4, 2])], (x) => avgPool(x!, { size: 3, strides: 1 }), (x) => tf.avgPool(x! as tf.Tensor4D, 3, 1, 'valid')),
   c('avgPool 2×2 stride 2 same, uncut [1,4,4,3]', [U([1, 4, 4, 3])], (x) => avgPool(x!, { size: 2, padding: 'same' }), (x) => tf.avgPool(x! as tf.Tensor4D, 2, 2, 'same')),
   c('globalAveragePool [2,3,4,2]', [U([2, 3, 4, 2])], (x) => globalAveragePool(x!), (x) => tf.mean(x!, [1, 2])),
+  // --- convolutions (issue 12) ---
+  // (Dilations, more shapes and second derivatives: test/conv.test.ts; TF.js's gradients take no dilations.)
+  c('conv2d same, strides 2 [2,5,4,2]⊛[3,2,2,3]', [U([2, 5, 4, 2]), U([3, 2, 2, 3])],
+    (x, f) => conv2d(x!, f!, { strides: 2, padding: 'same' }), (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'same')),
+  c('conv2d valid, strides [1,2] [1,5,6,2]⊛[2,3,2,2]', [U([1, 5, 6, 2]), U([2, 3, 2, 2])],
+    (x, f) => conv2d(x!, f!, { strides: [1, 2] }), (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, [1, 2], 'valid')),
+  c('conv2d same of [null,4,4,2]', [withStatic(U([2, 4, 4, 2]), [null, 4, 4, 2]), U([2, 2, 2, 2])],
+    (x, f) => conv2d(x!, f!, { padding: 'same' }), (x, f) => tf.conv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same')),
+  c('depthwiseConv2d same, multiplier 2 [2,4,4,2]⊛[2,2,2,2]', [U([2, 4, 4, 2]), U([2, 2, 2, 2])],
+    (x, f) => depthwiseConv2d(x!, f!, { padding: 'same' }), (x, f) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 1, 'same')),
+  c('depthwiseConv2d valid, strides 2 [1,5,5,3]⊛[3,3,3,1]', [U([1, 5, 5, 3]), U([3, 3, 3, 1])],
+    (x, f) => depthwiseConv2d(x!, f!, { strides: 2 }), (x, f) => tf.depthwiseConv2d(x as tf.Tensor4D, f as tf.Tensor4D, 2, 'valid')),
+  c('conv1d same, stride 2 [2,7,2]⊛[3,2,2]', [U([2, 7, 2]), U([3, 2, 2])],
+    (x, f) => conv1d(x!, f!, { stride: 2, padding: 'same' }), (x, f) => tf.conv1d(x as tf.Tensor3D, f as tf.Tensor3D, 2, 'same')),
+  c('conv2dBackpropInput same, strides 2 (w.r.t. dy and the filter)', [U([2, 3, 3, 3]), U([3, 3, 2, 3])],
+    (dy, f) => conv2dBackpropInput(dy!, f!, [5, 5], { strides: 2, padding: 'same' }),
+    (dy, f) => tf.conv2dTranspose(dy as tf.Tensor4D, f as tf.Tensor4D, [2, 5, 5, 2], 2, 'same')),
+  // TF.js has no public filter backprop: the reference is the same gradient as a convolution of x with dy.
+  c('conv2dBackpropFilter same (w.r.t. x and dy)', [U([2, 4, 5, 2]), U([2, 4, 5, 3])],
+    (x, dy) => conv2dBackpropFilter(x!, dy!, [3, 3], { padding: 'same' }),
+    (x, dy) => tf.transpose(tf.slice(tf.conv2d(tf.pad(tf.transpose(x!, [3, 1, 2, 0]), [[0, 0], [1, 1], [1, 1], [0, 0]]) as tf.Tensor4D,
+      tf.transpose(dy!, [1, 2, 0, 3]) as tf.Tensor4D, 1, 'valid'), [0, 0, 0, 0], [-1, 3, 3, -1]), [1, 2, 0, 3])),
 ];
 
 // --- pooling (issue 12) ---

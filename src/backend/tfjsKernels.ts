@@ -3,8 +3,10 @@ import { SymflowError } from '../graph/errors.js';
 import type { KernelOpName } from '../graph/opList.js';
 import { getOp, isBuiltinOp } from '../graph/registry.js';
 import { composition } from './compose.js';
-import type { Compose, OpKernels } from './opKernels.js';
+import { COMPOSE, type Compose, type OpKernels } from './opKernels.js';
 import * as edge from './tfjsSemantics.js';
+// --- convolutions (issue 12) ---
+import * as conv from './tfjsConv.js';
 import type { KernelNode } from './types.js';
 // --- pooling (issue 12) ---
 import * as pool from './tfjsPool.js';
@@ -41,11 +43,18 @@ function reductionAxes(from: readonly number[], to: readonly number[]): number[]
   return axes;
 }
 
+/** An entry that differs between TF.js backends: `otherwise` where `perBackend` names none. */
+interface PerBackend {
+  readonly perBackend: Readonly<Partial<Record<edge.TfBackendName, Factory | Compose>>>;
+  readonly otherwise: Factory | Compose;
+}
+type Entry = Factory | Compose | PerBackend;
+
 /**
  * A kernel factory for every op a backend runs (TypeScript refuses a table without one), or `COMPOSE`: the op's
- * composition from other ops (its record's `compose`) runs in its place.
+ * composition from other ops (its record's `compose`) runs in its place; or both, per backend (`PerBackend`).
  */
-const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
+const factories: Readonly<Record<KernelOpName, Entry>> = {
   add: bin(tf.add), subtract: bin(tf.sub), mul: binOn(edge.mul), div: binOn(edge.div), pow: binOn(edge.pow),
   maximum: binOn((b) => edge.extremum(tf.maximum, b)), minimum: binOn((b) => edge.extremum(tf.minimum, b)),
   greater: bin(tf.greater), less: bin(tf.less), equal: bin(tf.equal), notEqual: bin(tf.notEqual),
@@ -140,11 +149,27 @@ const factories: Readonly<Record<KernelOpName, Factory | Compose>> = {
   avgPool: (n, opts) => pool.avgPool(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
   maxPoolGrad: (n, opts) => pool.maxPoolGrad(n.attrs as PoolAttrs, opts.backend ?? 'cpu'),
   avgPoolGrad: (n) => pool.avgPoolGrad(n.attrs as PoolAttrs),
+  // --- convolutions (issue 12) ---
+  conv2d: conv.conv2d,
+  conv2dBackpropInput: conv.conv2dBackpropInput,
+  // tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel: the record's composition (a conv2d) runs there.
+  conv2dBackpropFilter: { perBackend: { wasm: COMPOSE }, otherwise: conv.conv2dBackpropFilter },
+  depthwiseConv2d: conv.depthwiseConv2d,
+  // Nor depthwise backprops: the records' compositions (through conv2d's backprops, block-diagonal filter) run there.
+  depthwiseConv2dBackpropInput: { perBackend: { wasm: COMPOSE }, otherwise: conv.depthwiseConv2dBackpropInput },
+  depthwiseConv2dBackpropFilter: { perBackend: { wasm: COMPOSE }, otherwise: conv.depthwiseConv2dBackpropFilter },
 };
+
+/** The table's entry for an op on one TF.js backend (`undefined`: not a built-in of the table). */
+function entryFor(op: string, backend: string): Factory | Compose | undefined {
+  const e = (factories as Readonly<Record<string, Entry | undefined>>)[op];
+  if (e !== undefined && typeof e !== 'function' && 'perBackend' in e) return e.perBackend[backend as edge.TfBackendName] ?? e.otherwise;
+  return e;
+}
 
 /** How a TF.js backend runs an op: its own kernel, a declared composition, or not at all. */
 export function tfjsCoverage(op: string, backend: edge.TfBackendName): 'kernel' | 'compose' | undefined {
-  const entry = (factories as Readonly<Record<string, Factory | Compose | undefined>>)[op];
+  const entry = entryFor(op, backend);
   if (entry !== undefined) return typeof entry === 'function' ? 'kernel' : 'compose';
   const def = getOp(op);
   const user = def?.kernels as OpKernels | undefined;
@@ -157,7 +182,7 @@ export function tfjsCoverage(op: string, backend: edge.TfBackendName): 'kernel' 
  * the op's composition; an op with none is an error naming the op and the backend.
  */
 export function tfKernelFor(node: KernelNode, opts: KernelOptions, backend: string): TfKernel {
-  const entry = (factories as Readonly<Record<string, Factory | Compose | undefined>>)[node.op];
+  const entry = entryFor(node.op, backend);
   if (typeof entry === 'function') return entry(node, opts);
   const user = getOp(node.op)?.kernels as OpKernels | undefined;
   const own = entry === undefined ? user?.[backend as edge.TfBackendName] ?? user?.tfjs : undefined;

@@ -29,6 +29,8 @@ import { erfOp, softplusOp } from './ops/activations.js';
 import { cumsumOp } from './ops/scan.js';
 // --- pooling (issue 12) ---
 import { avgPoolGradOp, avgPoolOp, maxPoolGradOp, maxPoolOp } from './ops/pool.js';
+// --- convolutions (issue 12) ---
+import { conv2dBackpropFilterOp, conv2dBackpropInputOp, conv2dOp, depthwiseConv2dBackpropFilterOp, depthwiseConv2dBackpropInputOp, depthwiseConv2dOp } from './ops/conv.js';
 
 // Functions, not constants: op modules import the registry, which reads this list, so the list is made on first
 // use, when every module of the cycle has been evaluated.
@@ -46,6 +48,8 @@ const kernelOps = () => [
   erfOp, softplusOp, cumsumOp,
   // --- pooling (issue 12) ---
   maxPoolOp, avgPoolOp, maxPoolGradOp, avgPoolGradOp,
+  // --- convolutions (issue 12) ---
+  conv2dOp, conv2dBackpropInputOp, conv2dBackpropFilterOp, depthwiseConv2dOp, depthwiseConv2dBackpropInputOp, depthwiseConv2dBackpropFilterOp,
 ] as const;
 
 /**

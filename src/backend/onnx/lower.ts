@@ -4,10 +4,12 @@ import type { KernelOpName } from '../../graph/opList.js';
 import { getOp, isBuiltinOp } from '../../graph/registry.js';
 import { isFullyKnown } from '../../graph/tensor.js';
 import { composition } from '../compose.js';
-import type { Compose, OnnxBuilder, OpKernels } from '../opKernels.js';
+import { COMPOSE, type Compose, type OnnxBuilder, type OpKernels } from '../opKernels.js';
 import { type Elem, ELEM, type GraphBuilder, INT_MAX } from './builder.js';
 // --- pooling (issue 12) ---
 import { poolLowerings } from './pool.js';
+// --- convolutions (issue 12) ---
+import * as conv from './lowerConv.js';
 
 /** One op's lowering: emit nodes that compute `out` from the input value names. */
 type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
@@ -203,6 +205,14 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
   },
   // --- pooling (issue 12) ---
   maxPool: poolLowerings.maxPool, avgPool: poolLowerings.avgPool, maxPoolGrad: poolLowerings.maxPoolGrad, avgPoolGrad: poolLowerings.avgPoolGrad,
+  // --- convolutions (issue 12) ---
+  conv2d: conv.conv2d,
+  conv2dBackpropInput: conv.conv2dBackpropInput,
+  conv2dBackpropFilter: conv.conv2dBackpropFilter,
+  depthwiseConv2d: conv.depthwiseConv2d,
+  depthwiseConv2dBackpropInput: conv.depthwiseConv2dBackpropInput,
+  // A grouped Conv cannot swap batch and channels as conv2dBackpropFilter's does: the record's composition.
+  depthwiseConv2dBackpropFilter: COMPOSE,
 };
 
 function valueOf(dtype: Elem, v: number): { rawData: Uint8Array } {

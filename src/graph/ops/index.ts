@@ -23,3 +23,8 @@ export { clipByValue, erf, gelu, type GeluOptions, logSumExp, type LogSumExpOpti
 export { cumsum, type CumsumOptions } from './scan.js';
 // --- pooling (issue 12) ---
 export { avgPool, globalAveragePool, maxPool, type PoolOptions, type PoolPadding } from './pool.js';
+// --- convolutions (issue 12) ---
+export {
+  conv1d, conv2d, conv2dBackpropFilter, conv2dBackpropInput, depthwiseConv2d, depthwiseConv2dBackpropFilter, depthwiseConv2dBackpropInput,
+  type Conv1DOptions, type Conv2DOptions, type Padding,
+} from './conv.js';
