@@ -3,7 +3,7 @@
 // refused step.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Session, accumulate, add, compile, heun, movingMoments, matMul, mean, mul, placeholder, rungeKutta, sam, sgd, square, sub, sum, tableaux, variable,
+  Session, accumulate, add, compile, heun, movingMoments, nn, matMul, mean, mul, placeholder, rungeKutta, sam, sgd, square, sub, sum, tableaux, variable,
   type AnyOptimizer,
 } from '../src/index.js';
 import { BACKENDS, values } from './helpers.js';
@@ -136,6 +136,30 @@ describe.each(BACKENDS)('moving moments on %s', (backend) => {
         const [pv, qv] = [values(await s.getValue(p)), values(await s.getValue(q))];
         pv.forEach((v, i) => expect(Math.abs(v - qv[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(qv[i]!))));
       }
+    }
+    await s.dispose();
+  });
+});
+
+describe('a batch norm layer under accumulate', () => {
+  it('moves its moving statistics once per outer step, as one batch of all the mini-batches (≤ 1e-5)', async () => {
+    const s = await Session.create({ backend: 'onnx' });
+    const rows = Array.from({ length: 16 }, (_, i) => [Math.sin(i) * 2 + 3, Math.cos(i * 1.3) - 7, i / 4]);
+    const build = (name: string) => {
+      const x = placeholder([null, 3], { name: `bx${name}` });
+      const bn = nn.batchNorm({ momentum: 0.7, name: `bn${name}` });
+      const loss = mean(square(bn.apply(x)));
+      return { x, bn, loss };
+    };
+    const a = build('a'), b = build('b');
+    const pooled = compile(accumulate(sgd({ lr: 0.1 }), { steps: 4 }), s, { loss: a.loss, inputs: [a.x], updates: a.bn.updates });
+    const whole = compile(sgd({ lr: 0.1 }), s, { loss: b.loss, inputs: [b.x], updates: b.bn.updates });
+    for (let k = 0; k < 4; k++) await pooled.step([rows.slice(k * 4, k * 4 + 4)]);
+    await whole.step([rows]);
+    for (const [p, q] of [[a.bn.movingMean!, b.bn.movingMean!], [a.bn.movingVariance!, b.bn.movingVariance!]] as const) {
+      const [pv, qv] = [values(await s.getValue(p)), values(await s.getValue(q))];
+      expect(pv).not.toEqual([0, 0, 0]);
+      pv.forEach((v, i) => expect(Math.abs(v - qv[i]!)).toBeLessThanOrEqual(1e-5 * Math.max(1, Math.abs(qv[i]!))));
     }
     await s.dispose();
   });

@@ -8,7 +8,7 @@
  * `nonTrainableVariables` the rest (a batch norm's moving statistics), `updates` the `[variable, newValue]` model
  * state updates of its calls, for `compile(…, {updates: model.updates})`.
  */
-import type { UpdatePair } from '../cond.js';
+import type { Update } from '../cond.js';
 import { SymflowError } from '../errors.js';
 import type { Value } from '../hostValue.js';
 import { layerScope, uniqueName } from '../names.js';
@@ -24,7 +24,7 @@ export interface Layer {
   /** Its other variables (a batch norm's moving statistics). */
   readonly nonTrainableVariables: readonly Variable[];
   /** The model state updates of its calls so far, for `compile(…, {updates})`. */
-  readonly updates: readonly UpdatePair[];
+  readonly updates: readonly Update[];
   /** Calls the layer: the first call makes its variables. */
   apply(x: Tensor, ...rest: Tensor[]): Tensor;
 }
@@ -36,7 +36,7 @@ export abstract class BaseLayer implements Layer {
   protected readonly who: string;
   private readonly trainable: Variable[] = [];
   private readonly frozen: Variable[] = [];
-  protected readonly ownUpdates: UpdatePair[] = [];
+  protected readonly ownUpdates: Update[] = [];
   private built = false;
 
   constructor(readonly kind: string, name: string | undefined) {
@@ -53,7 +53,7 @@ export abstract class BaseLayer implements Layer {
     return [...this.frozen];
   }
 
-  get updates(): readonly UpdatePair[] {
+  get updates(): readonly Update[] {
     return [...this.ownUpdates];
   }
 

@@ -1,4 +1,4 @@
-import type { UpdatePair } from '../cond.js';
+import type { Update } from '../cond.js';
 import { SymflowError } from '../errors.js';
 import { initializers } from '../initializers.js';
 import { add } from '../ops/binary.js';
@@ -141,7 +141,7 @@ export class Sequential implements Layer {
   get nonTrainableVariables(): readonly Variable[] {
     return this.collect((l) => l.nonTrainableVariables);
   }
-  get updates(): readonly UpdatePair[] {
+  get updates(): readonly Update[] {
     return this.collect((l) => l.updates);
   }
   apply(x: Tensor): Tensor {

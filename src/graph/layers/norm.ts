@@ -5,6 +5,7 @@ import { add, div, mul } from '../ops/binary.js';
 import { mean, square, sub } from '../ops/math.js';
 import { reshape } from '../ops/reshape.js';
 import { sqrt } from '../ops/unary.js';
+import { movingMoments } from '../moments.js';
 import { learningPhase } from '../random.js';
 import { shapeString, type Tensor, type Variable } from '../tensor.js';
 import { BaseLayer } from './base.js';
@@ -32,7 +33,8 @@ function checkAxisOf(who: string, x: Tensor, axis: number): number {
 /**
  * Batch normalisation. While training (the learning phase): x normalised with the batch's mean and biased
  * variance over every axis but `axis`, then `gamma·x̂ + beta`; each call declares the updates
- * `moving_mean ← moving_mean·momentum + mean·(1 − momentum)` (and the same for `moving_variance`). Otherwise:
+ * `moving_mean ← moving_mean·momentum + mean·(1 − momentum)` (and the same for `moving_variance`), as
+ * `movingMoments` (pooled over the mini-batches under `accumulate`). Otherwise:
  * normalised with the moving statistics. The switch is a `cond` on `learningPhase()`, folded when a function is
  * compiled (an inference function computes no batch statistics). Pass `updates` to `compile`.
  */
@@ -74,11 +76,8 @@ export class BatchNorm extends BaseLayer {
     const norm = (m: Tensor, v: Tensor) => add(mul(div(sub(x!, m), sqrt(add(v, this.epsilon))), b(this.gamma!)), b(this.beta!));
     const batchMean = mean(x!, axes, true);
     const batchVar = mean(square(sub(x!, batchMean)), axes, true);
-    const m = this.momentum;
-    this.ownUpdates.push(
-      [this.movingMean!, add(mul(this.movingMean!, m), mul(reshape(batchMean, [c]), 1 - m))],
-      [this.movingVariance!, add(mul(this.movingVariance!, m), mul(reshape(batchVar, [c]), 1 - m))],
-    );
+    // Declared as moments, so that under accumulate(…) the mini-batches' statistics are pooled (see movingMoments).
+    this.ownUpdates.push(movingMoments(this.movingMean!, this.movingVariance!, x!, axes, { momentum: this.momentum }));
     return cond(learningPhase(), () => norm(batchMean, batchVar), () => norm(b(this.movingMean!), b(this.movingVariance!)));
   }
 }
