@@ -66,6 +66,44 @@ describe.each(BACKENDS)('layers on %s', (backend) => {
     }
   });
 
+  it('conv2d, depthwiseConv2d, maxPool2d and avgPool2d match tf.layers (same weights; strides, padding, dilations)', async () => {
+    const xs = [2, 7, 6, 3];
+    const xv = feedOf(xs, 11);
+    const xt = tf.tensor(Array.from(xv.data), xs);
+    const x = placeholder([null, 7, 6, 3]);
+    const cases: [Layer & { variables: readonly Variable[] }, tf.layers.Layer][] = [
+      [nn.conv2d(4, 3, { activation: 'relu', seed: 1 }), tf.layers.conv2d({ filters: 4, kernelSize: 3, activation: 'relu' })],
+      [nn.conv2d(5, [2, 3], { strides: 2, padding: 'same', seed: 2 }), tf.layers.conv2d({ filters: 5, kernelSize: [2, 3], strides: 2, padding: 'same' })],
+      [nn.conv2d(2, 3, { dilations: 2, padding: 'same', useBias: false, seed: 3 }), tf.layers.conv2d({ filters: 2, kernelSize: 3, dilationRate: 2, padding: 'same', useBias: false })],
+      [nn.depthwiseConv2d(3, { depthMultiplier: 2, activation: 'tanh', seed: 4 }), tf.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, activation: 'tanh' })],
+      [nn.maxPool2d({ size: 2 }), tf.layers.maxPooling2d({ poolSize: 2 })],
+      [nn.maxPool2d({ size: 3, strides: 2, padding: 'same' }), tf.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' })],
+      [nn.avgPool2d({ size: [2, 3], strides: [2, 1] }), tf.layers.averagePooling2d({ poolSize: [2, 3], strides: [2, 1] })],
+    ];
+    for (const [layer, ref] of cases) {
+      const y = layer.apply(x);
+      await randomise(s, layer.variables, 5);
+      const got = await s.run(y, [[x, xv]]);
+      ref.apply(xt);
+      if (layer.variables.length > 0) ref.setWeights(await weightsOf(s, layer.variables));
+      const want = ref.apply(xt) as tf.Tensor;
+      expect(got.shape).toEqual(want.shape);
+      expectClose(values(got), want.dataSync(), 1e-4, 1e-5);
+    }
+  });
+
+  it('a conv2d layer called twice shares its kernel; its gradients add up', async () => {
+    const x = placeholder([1, 4, 4, 2]);
+    const c = nn.conv2d(3, 2, { seed: 9 });
+    const a = c.apply(x), b = c.apply(x);
+    expect(c.variables.length).toBe(2);
+    const [g1] = gradients(sum(a), [c.kernel!]);
+    const [g2] = gradients(add(sum(a), sum(b)), [c.kernel!]);
+    const xv = feedOf([1, 4, 4, 2], 2);
+    const [v1, v2] = await s.run([g1!, g2!], [[x, xv]]);
+    expectClose(values(v2!), values(v1!).map((v) => 2 * v), 1e-5, 1e-6);
+  });
+
   it('flatten keeps the batch axis', async () => {
     const x = placeholder([null, 3, 4]);
     const y = nn.flatten().apply(x);

@@ -1,20 +1,20 @@
 /**
  * `nn`: layer objects (issue 12 §3). Made once, called with `apply`; see base.ts.
- *
- * NOT here yet: conv2d, depthwiseConv2d, maxPool2d, avgPool2d — their ops are being written elsewhere; when they
- * land, each is a `BaseLayer` subclass (check / build / call) and goes into `sequential` like any other `Layer`.
  */
 import { Dense, type DenseLayerOptions, Dropout, Embedding, type EmbeddingOptions, Flatten, Sequential } from './core.js';
 import { BatchNorm, type BatchNormOptions, LayerNorm, type LayerNormOptions } from './norm.js';
 import { MultiHeadAttention, type MultiHeadAttentionOptions } from './attention.js';
 import { Gru, type GruOptions, Lstm, type RecurrentOptions } from './recurrent.js';
 import type { Layer } from './base.js';
+import { Conv2D, type Conv2DLayerOptions, DepthwiseConv2D, type DepthwiseConv2DLayerOptions, Pool2D } from './conv.js';
+import type { PoolOptions } from '../ops/pool.js';
 
 export { BaseLayer, type Layer } from './base.js';
 export { Dense, Dropout, Embedding, Flatten, Sequential, type DenseLayerOptions, type EmbeddingOptions, type LayerActivation } from './core.js';
 export { BatchNorm, LayerNorm, type BatchNormOptions, type LayerNormOptions } from './norm.js';
 export { MultiHeadAttention, type MultiHeadAttentionOptions } from './attention.js';
 export { Gru, Lstm, type GruOptions, type RecurrentOptions } from './recurrent.js';
+export { Conv2D, DepthwiseConv2D, Pool2D, type Conv2DLayerOptions, type DepthwiseConv2DLayerOptions } from './conv.js';
 
 /**
  * Layer objects:
@@ -35,4 +35,8 @@ export const nn = {
   lstm: (units: number, opts?: RecurrentOptions): Lstm => new Lstm(units, opts),
   gru: (units: number, opts?: GruOptions): Gru => new Gru(units, opts),
   sequential: (layers: readonly Layer[], opts?: { name?: string }): Sequential => new Sequential(layers, opts),
+  conv2d: (filters: number, kernelSize: number | readonly [number, number], opts?: Conv2DLayerOptions): Conv2D => new Conv2D(filters, kernelSize, opts),
+  depthwiseConv2d: (kernelSize: number | readonly [number, number], opts?: DepthwiseConv2DLayerOptions): DepthwiseConv2D => new DepthwiseConv2D(kernelSize, opts),
+  maxPool2d: (opts: PoolOptions & { name?: string }): Pool2D => new Pool2D('max', opts),
+  avgPool2d: (opts: PoolOptions & { name?: string }): Pool2D => new Pool2D('avg', opts),
 };

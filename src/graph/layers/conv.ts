@@ -1,0 +1,111 @@
+import { SymflowError } from '../errors.js';
+import { initializers } from '../initializers.js';
+import { add } from '../ops/binary.js';
+import { type Conv2DOptions, conv2d, depthwiseConv2d } from '../ops/conv.js';
+import { avgPool, maxPool, type PoolOptions } from '../ops/pool.js';
+import { shapeString, type Tensor, type Variable } from '../tensor.js';
+import { BaseLayer, checkPositiveInt, seedFor } from './base.js';
+import { activationFn, type LayerActivation } from './core.js';
+
+export interface Conv2DLayerOptions extends Conv2DOptions {
+  activation?: LayerActivation;
+  useBias?: boolean;
+  name?: string;
+  seed?: number;
+}
+
+type Size = number | readonly [number, number];
+const pair = (who: string, arg: string, s: Size): [number, number] => {
+  const p = typeof s === 'number' ? [s, s] : s;
+  if (!Array.isArray(p) || p.length !== 2) throw new SymflowError(who, `${arg} must be a number or [h, w], got ${JSON.stringify(s)}`);
+  return [checkPositiveInt(who, arg, p[0]), checkPositiveInt(who, arg, p[1])];
+};
+
+/** Shared input checks of the NHWC layers: float32, rank 4, known channels (and the channels built for). */
+function checkNhwc(who: string, x: Tensor, built: number | undefined): void {
+  if (x.dtype !== 'float32') throw new SymflowError(who, `x must be float32, got ${x.dtype} (x is ${shapeString(x.shape)})`);
+  if (x.rank !== 4) throw new SymflowError(who, `x must be NHWC (rank 4), x is ${shapeString(x.shape)}`);
+  if (x.shape[3] === null) throw new SymflowError(who, `x needs a known channel dimension (axis 3), x is ${shapeString(x.shape)}`);
+  if (built !== undefined && x.shape[3] !== built) throw new SymflowError(who, `x has ${String(x.shape[3])} channels (x is ${shapeString(x.shape)}), but the layer was built for ${built}`);
+}
+
+/**
+ * Keras' `Conv2D`: `activation(conv2d(x, kernel) + bias)`, NHWC, kernel [kh, kw, in, filters] (Glorot uniform with
+ * Keras' fans), bias [filters].
+ */
+export class Conv2D extends BaseLayer {
+  kernel?: Variable;
+  bias?: Variable;
+  readonly kernelSize: [number, number];
+  private readonly act: (x: Tensor) => Tensor;
+  constructor(readonly filters: number, kernelSize: Size, readonly opts: Conv2DLayerOptions = {}) {
+    super('conv2d', opts.name);
+    checkPositiveInt(this.who, 'filters', filters);
+    this.kernelSize = pair(this.who, 'kernelSize', kernelSize);
+    this.act = activationFn(this.who, opts.activation);
+  }
+  protected check([x]: readonly Tensor[]): void {
+    checkNhwc(this.who, x!, this.kernel?.shape[2] as number | undefined);
+  }
+  protected build([x]: readonly Tensor[]): void {
+    const c = x!.shape[3] as number;
+    this.kernel = this.addWeight('kernel', initializers.glorotUniform([...this.kernelSize, c, this.filters], { seed: seedFor(this.opts.seed, 0) }));
+    if (this.opts.useBias !== false) this.bias = this.addWeight('bias', initializers.zeros([this.filters]));
+  }
+  protected call([x]: readonly Tensor[]): Tensor {
+    const { strides, padding, dilations } = this.opts;
+    const z = conv2d(x!, this.kernel!, { ...(strides === undefined ? {} : { strides }), ...(padding === undefined ? {} : { padding }), ...(dilations === undefined ? {} : { dilations }) });
+    return this.act(this.bias ? add(z, this.bias) : z);
+  }
+}
+
+export interface DepthwiseConv2DLayerOptions extends Conv2DLayerOptions {
+  /** Output channels per input channel (Keras' `depth_multiplier`, default 1). */
+  depthMultiplier?: number;
+}
+
+/** Keras' `DepthwiseConv2D`: kernel [kh, kw, in, multiplier], bias [in · multiplier]. */
+export class DepthwiseConv2D extends BaseLayer {
+  kernel?: Variable;
+  bias?: Variable;
+  readonly kernelSize: [number, number];
+  readonly depthMultiplier: number;
+  private readonly act: (x: Tensor) => Tensor;
+  constructor(kernelSize: Size, readonly opts: DepthwiseConv2DLayerOptions = {}) {
+    super('depthwiseConv2d', opts.name);
+    this.kernelSize = pair(this.who, 'kernelSize', kernelSize);
+    this.depthMultiplier = checkPositiveInt(this.who, 'depthMultiplier', opts.depthMultiplier ?? 1);
+    this.act = activationFn(this.who, opts.activation);
+  }
+  protected check([x]: readonly Tensor[]): void {
+    checkNhwc(this.who, x!, this.kernel?.shape[2] as number | undefined);
+  }
+  protected build([x]: readonly Tensor[]): void {
+    const c = x!.shape[3] as number;
+    this.kernel = this.addWeight('kernel', initializers.glorotUniform([...this.kernelSize, c, this.depthMultiplier], { seed: seedFor(this.opts.seed, 0) }));
+    if (this.opts.useBias !== false) this.bias = this.addWeight('bias', initializers.zeros([c * this.depthMultiplier]));
+  }
+  protected call([x]: readonly Tensor[]): Tensor {
+    const { strides, padding, dilations } = this.opts;
+    const z = depthwiseConv2d(x!, this.kernel!, { ...(strides === undefined ? {} : { strides }), ...(padding === undefined ? {} : { padding }), ...(dilations === undefined ? {} : { dilations }) });
+    return this.act(this.bias ? add(z, this.bias) : z);
+  }
+}
+
+/** Keras' `MaxPooling2D` / `AveragePooling2D` (NHWC; strides default to the window, padding to 'valid'). */
+export class Pool2D extends BaseLayer {
+  constructor(readonly mode: 'max' | 'avg', readonly opts: PoolOptions & { name?: string }) {
+    super(mode === 'max' ? 'maxPool2d' : 'avgPool2d', opts?.name);
+    if (opts?.size === undefined) throw new SymflowError(this.who, 'needs a window size ({size: 2} or {size: [h, w]})');
+    pair(this.who, 'size', opts.size);
+    if (opts.strides !== undefined) pair(this.who, 'strides', opts.strides);
+  }
+  protected check([x]: readonly Tensor[]): void {
+    checkNhwc(this.who, x!, undefined);
+  }
+  protected build(): void {}
+  protected call([x]: readonly Tensor[]): Tensor {
+    const { name: _name, ...pool } = this.opts;
+    return this.mode === 'max' ? maxPool(x!, pool) : avgPool(x!, pool);
+  }
+}
