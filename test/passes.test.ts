@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   add, compile, maximum, reluKernel, constant, constantFold, cse, exp, explicitTranspose, fuseMatMul, fuseSub, neg, gradients, layers, matMul, mean, mul, optimize, placeholder,
-  prune, relu, Session, sgd, simplifyShapes, sparseSoftmaxCrossEntropy, sub, sum, symbolicShapes, toIR, variable, variablesOf,
+  prune, relu, reshape, Session, sgd, simplifyShapes, sparseSoftmaxCrossEntropy, sub, sum, symbolicShapes, toIR, variable, variablesOf,
   type GraphIR, type Tensor,
 } from '../src/index.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
@@ -102,6 +102,17 @@ describe('fuseMatMul', () => {
     expect(fused.map((n) => n.attrs['activation']).sort()).toEqual(['linear', 'relu']);
     expect(count(after, 'maximum')).toBe(0);
     expect(count(after, 'add')).toBe(0);
+  });
+
+  it.each(BACKENDS)('leaves a reshaped bias unfused, which TF.js wasm’s fused kernel refused (%s)', async (backend) => {
+    const x = placeholder([null, 2]);
+    const w = variable([[1, 2, 3], [4, 5, 6]]);
+    const v = variable([[10, 20, 30]]);
+    const y = add(matMul(x, w), reshape(v, [3]));
+    expect(count(prune(fuseMatMul(prune(toIR([y], []).ir))), 'fusedMatMul')).toBe(0);
+    const s = await Session.create({ backend });
+    expect(values(await s.run(y, [[x, [[1, 1], [0, 2]]]]))).toEqual([15, 27, 39, 18, 30, 42]);
+    await s.dispose();
   });
 });
 

@@ -14,6 +14,8 @@ import { isZeroScalar } from './reluKernel.js';
  * ```
  * @param ir the graph @returns the graph with fused nodes (each keeps the id of the node it replaces)
  */
+const RESHAPING = new Set(['reshape', 'reshapeLike', 'squeeze', 'expandDims']);
+
 export function fuseMatMul(ir: GraphIR): GraphIR {
   const uses = consumers(ir);
   const fed = new Set(ir.feeds);
@@ -26,6 +28,9 @@ export function fuseMatMul(ir: GraphIR): GraphIR {
     if (mm === undefined || bias === undefined || fed.has(mm.id) || uses.get(mm.id) !== 1) continue;
     const last = mm.shape[mm.shape.length - 1];
     if (mm.shape.length !== 2 || bias.shape.length !== 1 || last === null || bias.shape[0] !== last) continue;
+    // NOTE: a bias that is a reshaped view stays unfused: TF.js wasm's fused kernel reads the shape the data was
+    // made with ([1, n] for reshape(v, [n]) of a [1, n] v) and refuses it as "rank-2 bias".
+    if (RESHAPING.has(bias.op)) continue;
     fused.set(n.id, { ...n, op: 'fusedMatMul', inputs: [mm.inputs[0]!, mm.inputs[1]!, bias.id], attrs: { ...mm.attrs, activation: 'linear' } });
   }
   // A relu (maximum with a zero scalar) joins when it is the pre-activation's only reader.
