@@ -1,18 +1,31 @@
-// The bench's PyTorch peer: the same MLP SGD step in a Python process that stays alive and times blocks of steps
+// The bench's PyTorch peer: the same SGD step (the MLP, or the mnist_cnn model) in a Python process that stays alive and times blocks of steps
 // on request, so the bench can alternate blocks of PyTorch and symflow steps and a slow spell of a shared VM hits
 // both alike (a separate run each measured 2 ms and 93 ms for the same PyTorch setting minutes apart).
 import { type ChildProcessWithoutNullStreams, spawn, spawnSync } from 'node:child_process';
 import { createInterface } from 'node:readline';
 
-const script = (threads: number, batch: number) => `
-import json, sys, time, torch
-torch.manual_seed(0)
-torch.set_num_threads(${threads})
+/** The peer's model: the bench MLP, or Keras' mnist_cnn (NCHW, PyTorch's own layout). */
+export type PeerModel = 'mlp' | 'cnn';
+
+const MODELS: Record<PeerModel, (batch: number) => string> = {
+  mlp: (batch) => `
 sizes=[784,256,256,10]
 layers=[torch.nn.Linear(sizes[i],sizes[i+1]) for i in range(3)]
 model=torch.nn.Sequential(layers[0],torch.nn.ReLU(),layers[1],torch.nn.ReLU(),layers[2])
+x=torch.rand(${batch},784); y=torch.arange(${batch})%10`,
+  cnn: (batch) => `
+N=torch.nn
+model=N.Sequential(N.Conv2d(1,32,3),N.ReLU(),N.Conv2d(32,64,3),N.ReLU(),N.MaxPool2d(2),N.Dropout(0.25),N.Flatten(),N.Linear(9216,128),N.ReLU(),N.Dropout(0.5),N.Linear(128,10))
+model.train()
+x=torch.rand(${batch},1,28,28); y=torch.arange(${batch})%10`,
+};
+
+const script = (threads: number, batch: number, kind: PeerModel) => `
+import json, sys, time, torch
+torch.manual_seed(0)
+torch.set_num_threads(${threads})
+${MODELS[kind](batch)}
 opt=torch.optim.SGD(model.parameters(),lr=0.01)
-x=torch.rand(${batch},784); y=torch.arange(${batch})%10
 loss_fn=torch.nn.CrossEntropyLoss()
 def step():
     opt.zero_grad(); l=loss_fn(model(x),y); l.backward(); opt.step(); return l.item()
@@ -45,14 +58,14 @@ function python(): string | undefined {
  * Starts the peer with `threads` intra-op threads (OpenMP and OpenBLAS pinned to the same count), warmed up.
  * @returns the peer, or why there is none (no `import torch` here)
  */
-export async function startPytorch(threads: number, batch: number): Promise<PytorchPeer | { why: string }> {
+export async function startPytorch(threads: number, batch: number, kind: PeerModel = 'mlp'): Promise<PytorchPeer | { why: string }> {
   const exe = python();
   if (exe === undefined) return { why: "skipped: `python3 -c 'import torch'` fails here (install python3-torch to include it)" };
   // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE pin old OpenBLAS kernels on some machines here; unset both for the peer.
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   delete env['OPENBLAS_CORETYPE'];
   delete env['OPENBLAS_L2_SIZE'];
-  const child: ChildProcessWithoutNullStreams = spawn(exe, ['-c', script(threads, batch)], { env });
+  const child: ChildProcessWithoutNullStreams = spawn(exe, ['-c', script(threads, batch, kind)], { env });
   child.stderr.pipe(process.stderr);
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => {
