@@ -10,8 +10,8 @@
  * module's code, the same for every backend, so they are bit-identical on cpu, wasm and onnx, across processes, and
  * after a checkpoint restore (checkpoints carry the counter).
  *
- * The hash is Chris Wellons' `lowbias32` integer hash, applied twice to the element index mixed with the key
- * (JAX uses threefry; this is cheaper and passes the statistics tests in test/random.test.ts). It is not a
+ * The hash is Chris Wellons' `lowbias32` integer hash of i·k0 + k1 for element i and the key's two words (k0 odd)
+ * (JAX uses threefry; this is far cheaper and passes the statistics tests in test/random.test.ts). It is not a
  * cryptographic generator.
  */
 import { asTensor, type TensorLike } from './convert.js';
@@ -179,17 +179,25 @@ function mix(x: number): number {
   return x ^ (x >>> 16);
 }
 
-/** The 24 high bits of element i's hash under (k0, k1), as a float in [0, 1). */
+/**
+ * Element i's 24 hash bits under the key (k0 odd, k1): one lowbias32 of i·k0 + k1. The key multiplies, so the
+ * streams of two keys are not shifts of one another (as i ⊕ k would make them), and one round suffices.
+ */
+function bits24(i: number, k0: number, k1: number): number {
+  return mix((Math.imul(i, k0) + k1) | 0) >>> 8;
+}
+
+/** Element i's hash as a float in [0, 1). */
 function unit(i: number, k0: number, k1: number): number {
-  return (mix((mix(i ^ k0) + k1) | 0) >>> 8) * 5.9604644775390625e-8; // 2⁻²⁴
+  return bits24(i, k0, k1) * 5.9604644775390625e-8; // 2⁻²⁴
 }
 
 /** The key of one node at one step: two 32-bit words. */
 export function randomKey(attrs: { seed: number; salt: number }, sessionSeed: number, step: number): [number, number] {
   const lo = step | 0, hi = Math.floor(step / 2 ** 32) | 0;
   const base = attrs.seed >= 0 ? mix(attrs.seed ^ 0x9e3779b9) : mix(mix(sessionSeed ^ 0x632be59b) ^ attrs.salt);
-  const k0 = mix((base + mix(lo ^ 0x85ebca6b) + Math.imul(hi, 0x27d4eb2f)) | 0);
-  return [k0, mix(k0 ^ 0xc2b2ae35)];
+  const k = mix((base + mix(lo ^ 0x85ebca6b) + Math.imul(hi, 0x27d4eb2f)) | 0);
+  return [k | 1, mix(k ^ 0xc2b2ae35)];
 }
 
 const TWO_PI = 2 * Math.PI;
@@ -199,32 +207,44 @@ const TWO_PI = 2 * Math.PI;
  * leading dimension draws the same leading rows.
  */
 export function drawRandom(attrs: { dist: string; a: number; b: number }, key: readonly [number, number], shape: readonly number[]): Float32Array {
-  const n = shape.reduce((p, d) => p * d, 1);
+  let n = 1;
+  for (const d of shape) n *= d;
   const out = new Float32Array(n);
-  const [k0, k1] = key;
-  const { a, b } = attrs;
-  if (attrs.dist === 'mask') {
-    // The same uniform draw bernoulli compares, so dropout(x, r) keeps where bernoulli(1 − r, x) is true.
-    const keep = Math.fround(a), scale = Math.fround(b);
-    for (let i = 0; i < n; i++) out[i] = unit(i, k0, k1) < keep ? scale : 0;
-    return out;
+  // One small function per distribution: each loop compiles on its own (one function holding all three ran the
+  // mask loop 2.5× slower).
+  if (attrs.dist === 'mask') drawMask(out, key[0], key[1], attrs.a, attrs.b);
+  else if (attrs.dist === 'uniform') drawUniform(out, key[0], key[1], attrs.a, attrs.b);
+  else drawNormal(out, key[0], key[1], attrs.a, attrs.b);
+  return out;
+}
+
+/**
+ * b where unit(i) < a, else 0: the same uniform draw bernoulli compares, so dropout(x, r) keeps where
+ * bernoulli(1 − r, x) is true. h·2⁻²⁴ < keep for the 24-bit h is h < ceil(keep·2²⁴), tested by the sign of the
+ * difference, without a branch (a 50 % branch, mispredicted half the time, cost 3× the hashing).
+ */
+function drawMask(out: Float32Array, k0: number, k1: number, keep: number, value: number): void {
+  // NOTE: a lookup of the sign bit, not `value * bit`: V8 ran the product of a double and the bit 3× slower.
+  const table = Float32Array.of(0, value), threshold = Math.ceil(Math.fround(keep) * 16777216) | 0;
+  for (let i = 0; i < out.length; i++) out[i] = table[(bits24(i, k0, k1) - threshold) >>> 31]!;
+}
+
+function drawUniform(out: Float32Array, k0: number, k1: number, a: number, b: number): void {
+  const span = b - a;
+  const top = prevFloat(b);
+  for (let i = 0; i < out.length; i++) {
+    const v = Math.fround(a + span * unit(i, k0, k1));
+    // Rounded to float32, a + span·u can reach b: the interval stays half-open.
+    out[i] = v >= b ? top : v;
   }
-  if (attrs.dist === 'uniform') {
-    const span = b - a;
-    const top = prevFloat(b);
-    for (let i = 0; i < n; i++) {
-      const v = Math.fround(a + span * unit(i, k0, k1));
-      // Rounded to float32, a + span·u can reach b: the interval stays half-open.
-      out[i] = v >= b ? top : v;
-    }
-    return out;
-  }
-  for (let i = 0; i < n; i++) {
+}
+
+function drawNormal(out: Float32Array, k0: number, k1: number, mean: number, stddev: number): void {
+  for (let i = 0; i < out.length; i++) {
     const u1 = unit(2 * i, k0, k1) + 5.9604644775390625e-8; // (0, 1]
     const u2 = unit(2 * i + 1, k0, k1);
-    out[i] = a + b * Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
+    out[i] = mean + stddev * Math.sqrt(-2 * Math.log(u1)) * Math.cos(TWO_PI * u2);
   }
-  return out;
 }
 
 /** The largest float32 below b. */

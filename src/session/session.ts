@@ -64,6 +64,12 @@ export interface FunctionSpec {
 }
 
 
+/** One random source's value at one step, with what drew it. */
+interface Draw {
+  readonly attrs: { dist: string; seed: number; salt: number; a: number; b: number };
+  readonly value: HostTensor;
+}
+
 /** Options of `Session.run`. */
 export interface RunOptions {
   /** Evaluate in the learning phase (dropout drops, at the session's current step); default false. */
@@ -128,7 +134,7 @@ export class Session {
   /** Training steps taken: part of every random node's key (one value per step, the same for all its runs). */
   private randomStep = 0;
   /** This step's draws, by node key and shape: a step's runs share them. */
-  private draws = new Map<string, HostTensor>();
+  private draws = new Map<string, Draw>();
 
   private constructor(backend: Backend, optimize: boolean, seed: number) {
     this.backendImpl = backend;
@@ -155,13 +161,13 @@ export class Session {
     const shape = src.dims.map((d) => (typeof d === 'number' ? d : feeds[d.input]!.shape[d.axis]!));
     const a = src.node.attrs as { dist: string; seed: number; salt: number; a: number; b: number };
     const key = `${a.dist}|${a.seed}|${a.salt}|${a.a}|${a.b}|${shape.join(',')}`;
-    let value = this.draws.get(key);
-    if (value === undefined) {
+    let d = this.draws.get(key);
+    if (d === undefined) {
       if (this.draws.size >= 256) this.draws.clear(); // many shapes at one step (runs outside training): bounded
-      value = { shape, dtype: 'float32', data: drawRandom(a, randomKey(a, this.seed, this.randomStep), shape) };
-      this.draws.set(key, value);
+      d = { attrs: a, value: { shape, dtype: 'float32', data: drawRandom(a, randomKey(a, this.seed, this.randomStep), shape) } };
+      this.draws.set(key, d);
     }
-    return value;
+    return d.value;
   }
 
   /**
