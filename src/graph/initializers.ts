@@ -39,6 +39,19 @@ export const initializers = {
   glorotUniform: (shape: readonly number[], opts: { seed?: number } = {}): InitSpec => ({
     kind: 'glorotUniform', shape: checkShape('glorotUniform', shape), seed: seedOrRandom(opts.seed),
   }),
+  /**
+   * Orthogonal, as Keras' `Orthogonal` (its default for recurrent kernels): the shape read as a matrix of
+   * prod(shape[:-1]) rows and shape[-1] columns, with orthonormal columns (or rows, when wider than tall), times
+   * `gain`: the Q of a seeded normal matrix's QR, signs fixed so R's diagonal is positive.
+   * @param shape the variable's shape (rank ≥ 2) @returns an initializer
+   */
+  orthogonal: (shape: readonly number[], opts: { gain?: number; seed?: number } = {}): InitSpec => {
+    const s = checkShape('orthogonal', shape);
+    if (s.length < 2) throw new SymflowError('orthogonal', `needs a shape of rank >= 2, got [${s.join(',')}]`);
+    const gain = opts.gain ?? 1;
+    if (typeof gain !== 'number' || !Number.isFinite(gain)) throw new SymflowError('orthogonal', `gain must be a finite number, got ${String(gain)}`);
+    return { kind: 'orthogonal', shape: s, gain, seed: seedOrRandom(opts.seed) };
+  },
 };
 
 /** mulberry32: a small, fast, seeded 32-bit generator; returns floats in [0, 1). */
@@ -87,6 +100,9 @@ export function initialValue(spec: InitSpec): TypedArray {
       for (let i = 0; i < n; i++) out[i] = lo + (hi - lo) * rand();
       return out;
     }
+    case 'orthogonal':
+      out.set(orthogonal(spec.shape, spec.gain, spec.seed));
+      return out;
     case 'randomNormal': {
       const rand = seededRandom(spec.seed);
       for (let i = 0; i < n; i += 2) {
@@ -98,6 +114,39 @@ export function initialValue(spec: InitSpec): TypedArray {
       return out;
     }
   }
+}
+
+/**
+ * Keras' Orthogonal: a normal (m × k) matrix, m = max(rows, cols), k = min(…), orthonormalised column by column
+ * (modified Gram–Schmidt in doubles, which leaves R's diagonal positive); transposed when rows < cols.
+ */
+function orthogonal(shape: readonly number[], gain: number, seed: number): Float64Array {
+  const cols = shape[shape.length - 1]!, rows = sizeOf(shape) / cols;
+  const m = Math.max(rows, cols), k = Math.min(rows, cols);
+  const rand = seededRandom(seed);
+  const a = new Float64Array(m * k); // column-major: column j is a[j·m … j·m + m)
+  for (let i = 0; i < a.length; i += 2) {
+    const r = Math.sqrt(-2 * Math.log(1 - rand())), th = 2 * Math.PI * rand();
+    a[i] = r * Math.cos(th);
+    if (i + 1 < a.length) a[i + 1] = r * Math.sin(th);
+  }
+  for (let j = 0; j < k; j++) {
+    const cj = a.subarray(j * m, j * m + m);
+    for (let p = 0; p < j; p++) {
+      const cp = a.subarray(p * m, p * m + m);
+      let dot = 0;
+      for (let i = 0; i < m; i++) dot += cp[i]! * cj[i]!;
+      for (let i = 0; i < m; i++) cj[i] = cj[i]! - dot * cp[i]!;
+    }
+    let norm = 0;
+    for (let i = 0; i < m; i++) norm += cj[i]! * cj[i]!;
+    norm = Math.sqrt(norm);
+    for (let i = 0; i < m; i++) cj[i] = cj[i]! / norm;
+  }
+  // Q is m × k (column-major); the variable is rows × cols, row-major: Q itself when rows ≥ cols, else Qᵀ.
+  const out = new Float64Array(rows * cols);
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[r * cols + c] = gain * (rows >= cols ? a[c * m + r]! : a[r * m + c]!);
+  return out;
 }
 
 function glorotRange(shape: readonly number[]): [number, number] {

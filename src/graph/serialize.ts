@@ -217,7 +217,7 @@ function buildVariable(n: NodeJSON, bound: Map<string, Variable>, where: string)
 function checkInitSpec(init: unknown, where: string): void {
   const spec = init as Record<string, unknown>;
   const nums: Record<string, string[]> = {
-    zeros: [], ones: [], fill: ['value'], randomNormal: ['mean', 'stddev', 'seed'], randomUniform: ['min', 'max', 'seed'], glorotUniform: ['seed'],
+    zeros: [], ones: [], fill: ['value'], randomNormal: ['mean', 'stddev', 'seed'], randomUniform: ['min', 'max', 'seed'], glorotUniform: ['seed'], orthogonal: ['gain', 'seed'],
   };
   const need = typeof spec?.['kind'] === 'string' ? nums[spec['kind'] as string] : undefined;
   if (need === undefined || !Object.hasOwn(nums, spec['kind'] as string)) throw new SymflowError('fromJSON', `${where}: unknown initializer ${JSON.stringify(spec?.['kind'])}`);

@@ -95,6 +95,7 @@ export type InitSpec =
   | { kind: 'randomNormal'; shape: readonly number[]; mean: number; stddev: number; seed: number }
   | { kind: 'randomUniform'; shape: readonly number[]; min: number; max: number; seed: number }
   | { kind: 'glorotUniform'; shape: readonly number[]; seed: number }
+  | { kind: 'orthogonal'; shape: readonly number[]; gain: number; seed: number }
   | { kind: 'value'; shape: readonly number[]; data: Float32Array | Int32Array | Uint8Array };
 
 /** A variable: a source whose value lives in a session and changes only through updates. */

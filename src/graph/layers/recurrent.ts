@@ -13,7 +13,7 @@ import { BaseLayer, checkPositiveInt, seedFor } from './base.js';
 export interface RecurrentOptions {
   /** Return the whole sequence of outputs [batch, T, units] (default: the last, [batch, units]). */
   returnSequences?: boolean;
-  /** Seeds the Glorot-uniform kernels. */
+  /** Seeds the kernels (Glorot uniform; the recurrent kernel orthogonal, as Keras). */
   seed?: number;
   name?: string;
 }
@@ -70,7 +70,7 @@ abstract class Recurrent extends BaseLayer {
  * Keras' LSTM, unrolled: gates in Keras' order i, f, c, o — `z = x·kernel + h·recurrent_kernel + bias`,
  * `c ← σ(f)·c + σ(i)·tanh(c̃)`, `h = σ(o)·tanh(c)`, from zero states. Variables `kernel` [features, 4u],
  * `recurrent_kernel` [u, 4u], `bias` [4u] (the forget gate's part starts at 1, Keras' `unit_forget_bias`).
- * The recurrent kernel starts Glorot-uniform (Keras: orthogonal).
+ * The recurrent kernel starts orthogonal, as in Keras.
  */
 export class Lstm extends Recurrent {
   constructor(units: number, opts: RecurrentOptions = {}) {
@@ -79,7 +79,7 @@ export class Lstm extends Recurrent {
   protected build([x]: readonly Tensor[]): void {
     const u = this.units, f = x!.shape[2] as number;
     this.kernel = this.addWeight('kernel', initializers.glorotUniform([f, 4 * u], { seed: seedFor(this.opts.seed, 0) }));
-    this.recurrentKernel = this.addWeight('recurrent_kernel', initializers.glorotUniform([u, 4 * u], { seed: seedFor(this.opts.seed, 1) }));
+    this.recurrentKernel = this.addWeight('recurrent_kernel', initializers.orthogonal([u, 4 * u], { seed: seedFor(this.opts.seed, 1) }));
     const b = new Float32Array(4 * u);
     b.fill(1, u, 2 * u);
     this.bias = this.addWeight('bias', { shape: [4 * u], data: b });
@@ -107,7 +107,7 @@ export class Gru extends Recurrent {
   protected build([x]: readonly Tensor[]): void {
     const u = this.units, f = x!.shape[2] as number;
     this.kernel = this.addWeight('kernel', initializers.glorotUniform([f, 3 * u], { seed: seedFor(this.opts.seed, 0) }));
-    this.recurrentKernel = this.addWeight('recurrent_kernel', initializers.glorotUniform([u, 3 * u], { seed: seedFor(this.opts.seed, 1) }));
+    this.recurrentKernel = this.addWeight('recurrent_kernel', initializers.orthogonal([u, 3 * u], { seed: seedFor(this.opts.seed, 1) }));
     this.bias = this.addWeight('bias', initializers.zeros(this.resetAfter ? [2, 3 * u] : [3 * u]));
   }
   /**
