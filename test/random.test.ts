@@ -117,6 +117,17 @@ describe.each(BACKENDS)('the step counter on %s', (backend) => {
     }
   });
 
+  it('moves once for an adaptive RK45 step that rejects and retries (all its runs draw at one counter value)', async () => {
+    const x = placeholder([1, 16], { name: 'x' });
+    const w = variable(new Float32Array(16).fill(1), { shape: [16], name: 'w' });
+    const train = compile(rungeKutta({ lr: 50, tableau: tableaux.dormandPrince, adaptive: { tol: 1e-6 } }), s,
+      { loss: sum(square(mul(dropout(x, 0.5, { seed: 5 }), w))), inputs: [x], params: [w] });
+    const before = s.step;
+    const r = await train.step([[Array.from({ length: 16 }, (_, i) => 1 + i / 8)]]);
+    expect(r.runs).toBeGreaterThan(7); // one accepted attempt takes 7 runs (measured at lr 1e-4): this one was rejected
+    expect(s.step).toBe(before + 1);
+  });
+
   it('is saved and restored with the variables: a restored session draws what the saved one drew next', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'symflow-random-'));
     const w = variable([1, 2], { name: 'wr' });
