@@ -161,6 +161,21 @@ describe.each(BACKENDS)('the step counter on %s', (backend) => {
     expect(values(d!).map((v) => v !== 0)).toEqual(values(b!).map((v) => v === 1));
   });
 
+  it('an empty batch gives an empty result; NaN and ±Inf are kept (scaled) where the mask keeps, NaN where it drops (x · 0, as TF)', async () => {
+    const x = placeholder([null, 4], { name: 'x' });
+    const d = dropout(x, 0.5, { seed: 9 });
+    const empty = await s.run(d, [[x, { shape: [0, 4], data: new Float32Array(0) }]], { training: true });
+    expect(empty.shape).toEqual([0, 4]);
+    const feed = [Array.from({ length: 4 }, () => NaN), [Infinity, -Infinity, Infinity, -Infinity]];
+    const mask = values(await s.run(d, [[x, [[1, 1, 1, 1], [1, 1, 1, 1]]]], { training: true })); // 0 or 2
+    expect(new Set(mask)).toEqual(new Set([0, 2]));
+    const got = values(await s.run(d, [[x, feed]], { training: true }));
+    got.forEach((v, i) => {
+      const expected = mask[i]! * feed.flat()[i]!;
+      expect(Object.is(v, expected) || (Number.isNaN(v) && Number.isNaN(expected))).toBe(true);
+    });
+  });
+
   it('round-trips through JSON: the same draws', async () => {
     const x = placeholder([null, 4], { name: 'x' });
     const y = mul(dropout(x, 0.5), randomNormal(x));

@@ -5,7 +5,8 @@ import { graph } from '../graph/names.js';
 import { getOp } from '../graph/registry.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { placeholder } from '../graph/sources.js';
-import { type Attrs, isTensor, type Shape, shapeString, type DType } from '../graph/tensor.js';
+import type { KernelNode } from './types.js';
+import { isTensor, shapeString } from '../graph/tensor.js';
 
 /** A node's composition from other ops, ready to run or lower node by node. */
 export interface Composition {
@@ -17,21 +18,12 @@ export interface Composition {
   readonly output: number;
 }
 
-interface NodeLike {
-  readonly op: string;
-  readonly name: string;
-  readonly attrs: Attrs;
-  readonly shape: Shape;
-  readonly dtype: DType;
-  readonly inputs: readonly { readonly shape: Shape; readonly dtype: DType }[];
-}
-
 /**
  * Builds the `compose` fallback of a node's op on placeholders of its inputs' shapes, in a name space of its own
  * (so nothing else's names change). `undefined` when the op has no composition. A composition is a function of
  * its inputs: variables and conds in it are refused, naming the op.
  */
-export function composition(node: NodeLike): Composition | undefined {
+export function composition(node: KernelNode): Composition | undefined {
   const def = getOp(node.op);
   if (def?.compose === undefined) return undefined;
   return graph(() => {

@@ -23,7 +23,11 @@ export type Source =
   | { readonly kind: 'feed'; readonly reg: number; readonly index: number }
   | { readonly kind: 'variable'; readonly reg: number; readonly tensor: Variable }
   | { readonly kind: 'constant'; readonly reg: number; readonly node: NodeIR }
-  | { readonly kind: 'random'; readonly reg: number; readonly node: NodeIR; readonly dims: readonly RandomDim[] };
+  | {
+    readonly kind: 'random'; readonly reg: number; readonly node: NodeIR; readonly dims: readonly RandomDim[];
+    /** What its values depend on besides the step and the shape (distribution, parameters, seed, salt), made once. */
+    readonly key: string;
+  };
 
 /** A dimension of a random source: known, or the size of a fed value's axis (read when the call is made). */
 export type RandomDim = number | { readonly input: number; readonly axis: number };
@@ -103,7 +107,10 @@ export function compileFunction(spec: FunctionSpec, backend: Backend, who: strin
     if (index !== undefined) sources.push({ kind: 'feed', reg: regOf(id), index });
     else if (node.op === 'variable') sources.push({ kind: 'variable', reg: regOf(id), tensor: tensors.get(id) as Variable });
     else if (node.op === 'constant') sources.push({ kind: 'constant', reg: regOf(id), node });
-    else if (node.op === 'random') sources.push({ kind: 'random', reg: regOf(id), node, dims: node.attrs['dims'] as unknown as RandomDim[] });
+    else if (node.op === 'random') {
+      const a = node.attrs as { dist: string; seed: number; salt: number; a: number; b: number };
+      sources.push({ kind: 'random', reg: regOf(id), node, dims: node.attrs['dims'] as unknown as RandomDim[], key: `${a.dist}|${a.seed}|${a.salt}|${a.a}|${a.b}` });
+    }
     else if (node.op === 'placeholder') {
       throw new SymflowError(who, `missing feed for placeholder '${node.name}' ${shapeString(node.shape)} ${node.dtype}`);
     }

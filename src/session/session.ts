@@ -160,7 +160,7 @@ export class Session {
   randomValue(src: Extract<Source, { kind: 'random' }>, feeds: readonly { readonly shape: readonly number[] }[]): HostTensor {
     const shape = src.dims.map((d) => (typeof d === 'number' ? d : feeds[d.input]!.shape[d.axis]!));
     const a = src.node.attrs as { dist: string; seed: number; salt: number; a: number; b: number };
-    const key = `${a.dist}|${a.seed}|${a.salt}|${a.a}|${a.b}|${shape.join(',')}`;
+    const key = `${src.key}|${shape.join(',')}`;
     let d = this.draws.get(key);
     if (d === undefined) {
       if (this.draws.size >= 256) this.draws.clear(); // many shapes at one step (runs outside training): bounded

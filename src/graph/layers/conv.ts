@@ -30,32 +30,48 @@ function checkNhwc(who: string, x: Tensor, built: number | undefined): void {
 }
 
 /**
- * Keras' `Conv2D`: `activation(conv2d(x, kernel) + bias)`, NHWC, kernel [kh, kw, in, filters] (Glorot uniform with
- * Keras' fans), bias [filters].
+ * What Conv2D and DepthwiseConv2D share: the kernel [kh, kw, in, `kernelOut`] (Glorot uniform with Keras' fans), the
+ * bias [in·… output channels], the input checks, and `activation(op(x, kernel) + bias)`.
  */
-export class Conv2D extends BaseLayer {
+abstract class ConvLayer extends BaseLayer {
   kernel?: Variable;
   bias?: Variable;
   readonly kernelSize: [number, number];
   private readonly act: (x: Tensor) => Tensor;
-  constructor(readonly filters: number, kernelSize: Size, readonly opts: Conv2DLayerOptions = {}) {
-    super('conv2d', opts.name);
-    checkPositiveInt(this.who, 'filters', filters);
+  constructor(kind: string, kernelSize: Size, readonly opts: Conv2DLayerOptions) {
+    super(kind, opts.name);
     this.kernelSize = pair(this.who, 'kernelSize', kernelSize);
     this.act = activationFn(this.who, opts.activation);
   }
+  /** The kernel's last dimension and the output channels, for `c` input channels. */
+  protected abstract sizes(c: number): { kernelOut: number; channels: number };
+  protected abstract op(x: Tensor, kernel: Tensor, opts: Conv2DOptions): Tensor;
   protected check([x]: readonly Tensor[]): void {
     checkNhwc(this.who, x!, this.kernel?.shape[2] as number | undefined);
   }
   protected build([x]: readonly Tensor[]): void {
-    const c = x!.shape[3] as number;
-    this.kernel = this.addWeight('kernel', initializers.glorotUniform([...this.kernelSize, c, this.filters], { seed: seedFor(this.opts.seed, 0) }));
-    if (this.opts.useBias !== false) this.bias = this.addWeight('bias', initializers.zeros([this.filters]));
+    const { kernelOut, channels } = this.sizes(x!.shape[3] as number);
+    this.kernel = this.addWeight('kernel', initializers.glorotUniform([...this.kernelSize, x!.shape[3] as number, kernelOut], { seed: seedFor(this.opts.seed, 0) }));
+    if (this.opts.useBias !== false) this.bias = this.addWeight('bias', initializers.zeros([channels]));
   }
   protected call([x]: readonly Tensor[]): Tensor {
     const { strides, padding, dilations } = this.opts;
-    const z = conv2d(x!, this.kernel!, { ...(strides === undefined ? {} : { strides }), ...(padding === undefined ? {} : { padding }), ...(dilations === undefined ? {} : { dilations }) });
+    const z = this.op(x!, this.kernel!, { ...(strides === undefined ? {} : { strides }), ...(padding === undefined ? {} : { padding }), ...(dilations === undefined ? {} : { dilations }) });
     return this.act(this.bias ? add(z, this.bias) : z);
+  }
+}
+
+/** Keras' `Conv2D`: `activation(conv2d(x, kernel) + bias)`, NHWC, kernel [kh, kw, in, filters], bias [filters]. */
+export class Conv2D extends ConvLayer {
+  constructor(readonly filters: number, kernelSize: Size, opts: Conv2DLayerOptions = {}) {
+    super('conv2d', kernelSize, opts);
+    checkPositiveInt(this.who, 'filters', filters);
+  }
+  protected sizes(): { kernelOut: number; channels: number } {
+    return { kernelOut: this.filters, channels: this.filters };
+  }
+  protected op(x: Tensor, kernel: Tensor, opts: Conv2DOptions): Tensor {
+    return conv2d(x, kernel, opts);
   }
 }
 
@@ -65,30 +81,17 @@ export interface DepthwiseConv2DLayerOptions extends Conv2DLayerOptions {
 }
 
 /** Keras' `DepthwiseConv2D`: kernel [kh, kw, in, multiplier], bias [in · multiplier]. */
-export class DepthwiseConv2D extends BaseLayer {
-  kernel?: Variable;
-  bias?: Variable;
-  readonly kernelSize: [number, number];
+export class DepthwiseConv2D extends ConvLayer {
   readonly depthMultiplier: number;
-  private readonly act: (x: Tensor) => Tensor;
-  constructor(kernelSize: Size, readonly opts: DepthwiseConv2DLayerOptions = {}) {
-    super('depthwiseConv2d', opts.name);
-    this.kernelSize = pair(this.who, 'kernelSize', kernelSize);
+  constructor(kernelSize: Size, opts: DepthwiseConv2DLayerOptions = {}) {
+    super('depthwiseConv2d', kernelSize, opts);
     this.depthMultiplier = checkPositiveInt(this.who, 'depthMultiplier', opts.depthMultiplier ?? 1);
-    this.act = activationFn(this.who, opts.activation);
   }
-  protected check([x]: readonly Tensor[]): void {
-    checkNhwc(this.who, x!, this.kernel?.shape[2] as number | undefined);
+  protected sizes(c: number): { kernelOut: number; channels: number } {
+    return { kernelOut: this.depthMultiplier, channels: c * this.depthMultiplier };
   }
-  protected build([x]: readonly Tensor[]): void {
-    const c = x!.shape[3] as number;
-    this.kernel = this.addWeight('kernel', initializers.glorotUniform([...this.kernelSize, c, this.depthMultiplier], { seed: seedFor(this.opts.seed, 0) }));
-    if (this.opts.useBias !== false) this.bias = this.addWeight('bias', initializers.zeros([c * this.depthMultiplier]));
-  }
-  protected call([x]: readonly Tensor[]): Tensor {
-    const { strides, padding, dilations } = this.opts;
-    const z = depthwiseConv2d(x!, this.kernel!, { ...(strides === undefined ? {} : { strides }), ...(padding === undefined ? {} : { padding }), ...(dilations === undefined ? {} : { dilations }) });
-    return this.act(this.bias ? add(z, this.bias) : z);
+  protected op(x: Tensor, kernel: Tensor, opts: Conv2DOptions): Tensor {
+    return depthwiseConv2d(x, kernel, opts);
   }
 }
 
