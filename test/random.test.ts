@@ -185,6 +185,32 @@ describe.each(BACKENDS)('the step counter on %s', (backend) => {
   });
 });
 
+describe('concurrent steps', () => {
+  it.each(BACKENDS)('two models stepping at once on one session (%s): the counter moves once per step, and the result is the serial replay', async (backend) => {
+    const build = () => graph(() => [1, 2].map((k) => {
+      const x = placeholder([null, 8], { name: `x${k}` });
+      const w = variable(new Float32Array(8).fill(0.5 * k), { shape: [8], name: `w${k}` });
+      return { x, w, loss: sum(square(mul(dropout(x, 0.5, { seed: k }), w))) };
+    }));
+    const feed = [Array.from({ length: 8 }, (_, i) => 1 + i / 4)];
+    const run = async (concurrent: boolean) => {
+      const s = await Session.create({ backend });
+      const models = build();
+      const steps = models.map((m) => compile(heun({ lr: 0.01 }), s, { loss: m.loss, inputs: [m.x], params: [m.w] }));
+      // Issued a, b, a, b, …: the session runs each whole step as one transaction, in issue order.
+      const calls = Array.from({ length: 10 }, (_, i) => () => steps[i % 2]!.step([feed]));
+      if (concurrent) await Promise.all(calls.map((c) => c()));
+      else for (const c of calls) await c();
+      const out = { step: s.step, w: await Promise.all(models.map(async (m) => bits(await s.getValue(m.w)))) };
+      await s.dispose();
+      return out;
+    };
+    const [together, serial] = [await run(true), await run(false)];
+    expect(together.step).toBe(10);
+    expect(together).toEqual(serial);
+  });
+});
+
 describe('refusals', () => {
   it('name the op and the argument', async () => {
     const x = placeholder([null, 4], { name: 'x' });
