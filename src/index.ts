@@ -38,6 +38,8 @@ export { symbolicShapes, type SymDim } from './graph/passes/symbolicShapes.js';
 export { optimize } from './session/compileFunction.js';
 export { toIR, type GraphIR, type NodeIR } from './graph/ir.js';
 export * from './optimizers/index.js';
+// `clipByValue(x, lo, hi)` is the op, `clipByValue(maxDelta)` the gradient transformation: one function for both.
+export { clipByValue } from './optimizers/transforms.js';
 export * from './training/index.js';
 export { substitute } from './graph/substitute.js';
 export * from './graph/layers/index.js';

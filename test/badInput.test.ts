@@ -596,9 +596,9 @@ describe.each(BACKENDS)('bad input on %s', (backend) => {
   });
   afterAll(() => c?.s.dispose());
 
-  it('the protected state is non-trivial: trained parameters, Adam moments and counter', async () => {
+  it('the protected state is non-trivial: trained parameters, Adam moments, counter and lr', async () => {
     const st = await state(c.s);
-    expect(Object.keys(st).length).toBe(4 + 4 + 4 + 1);
+    expect(Object.keys(st).length).toBe(4 + 4 + 4 + 1 + 1); // params, m, v, the counter and the lr hyperparameter
     expect(Array.from((await c.s.getValue(c.iterations)).data)).toEqual([3]);
     for (const v of c.train.stateVariables.filter((w) => /^adam\/[mv]\//.test(w.name))) {
       expect(Array.from((await c.s.getValue(v)).data).some((e) => e !== 0), v.name).toBe(true);

@@ -17,7 +17,7 @@ import { BACKENDS } from './helpers.js';
 const run = promisify(execFile);
 const dir = mkdtempSync(join(tmpdir(), 'symflow-names-'));
 const MODEL_NAMES = [
-  'adam/iterations', 'adam/m/encoder/dense/bias', 'adam/m/encoder/dense/kernel', 'adam/m/out/bias', 'adam/m/out/kernel',
+  'adam/iterations', 'adam/lr', 'adam/m/encoder/dense/bias', 'adam/m/encoder/dense/kernel', 'adam/m/out/bias', 'adam/m/out/kernel',
   'adam/v/encoder/dense/bias', 'adam/v/encoder/dense/kernel', 'adam/v/out/bias', 'adam/v/out/kernel',
   'encoder/dense/bias', 'encoder/dense/kernel', 'out/bias', 'out/kernel',
 ];
@@ -65,7 +65,7 @@ describe('graph(…)', () => {
       return train.stateVariables.map((v) => v.name);
     };
     const first = await names();
-    expect([...first].sort()).toEqual(['adam/iterations', 'adam/m/out/bias', 'adam/m/out/kernel', 'adam/v/out/bias', 'adam/v/out/kernel']);
+    expect([...first].sort()).toEqual(['adam/iterations', 'adam/lr', 'adam/m/out/bias', 'adam/m/out/kernel', 'adam/v/out/bias', 'adam/v/out/kernel']);
     expect(await names()).toEqual(first);
   });
 

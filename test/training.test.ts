@@ -141,8 +141,9 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
         if (isStep(e)) {
           expect(e.runs).toBe(1);
           expect(e.ms).toBeGreaterThanOrEqual(0);
-          // A single-run optimizer reports no lr / adaptive fields.
-          expect(Object.keys(e).sort()).toEqual(['batch', 'epoch', 'loss', 'ms', 'runs', 'step', 'type']);
+          // A single-run optimizer reports the lr it used (float32 0.1), and no adaptive fields.
+          expect(Object.keys(e).sort()).toEqual(['batch', 'epoch', 'loss', 'lr', 'ms', 'runs', 'step', 'type']);
+          expect(e.lr).toBe(Math.fround(0.1));
         }
       }
       const steps = events.filter(isStep);

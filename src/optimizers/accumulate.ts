@@ -6,8 +6,9 @@ import { SymflowError } from '../graph/errors.js';
 import { add, div, mul } from '../graph/ops/binary.js';
 import { cast } from '../graph/ops/cast.js';
 import { equal, greater } from '../graph/ops/compare.js';
-import type { Tensor, Variable } from '../graph/tensor.js';
+import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
 import { checkGrads, counter, makeOptimizer, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
+import { fromTransform, type GradientTransformation } from './transform.js';
 
 /** One moments update's pool: rows, mean and sum of squared deviations of the mini-batches since the last apply. */
 interface Pool {
@@ -25,6 +26,12 @@ export interface AccumulateOptions {
    * inner optimizer to their mean gradient (weighted by the k mini-batches they really hold); `'drop'` discards it.
    */
   remainder?: 'apply' | 'drop';
+  /**
+   * Each mini-batch's weight, a float32 scalar tensor computed from its batch (e.g. its count of non-padding tokens):
+   * the update uses Σ wᵢ·gᵢ / Σ wᵢ instead of the plain mean, so mini-batches whose losses are means over wᵢ items
+   * give exactly the gradient of one big batch whose loss is the sum over all items divided by their total.
+   */
+  weight?: Tensor;
 }
 
 export interface AccumulateState<S extends OptimizerState = OptimizerState> extends OptimizerState {
@@ -33,6 +40,8 @@ export interface AccumulateState<S extends OptimizerState = OptimizerState> exte
   readonly acc: readonly Variable[];
   /** Mini-batches summed into `acc` (0 … steps − 1 between calls). */
   readonly count: Variable;
+  /** With `weight`: the weights summed since the last apply. */
+  readonly weightSum?: Variable;
 }
 
 /**
@@ -49,37 +58,48 @@ export interface AccumulateState<S extends OptimizerState = OptimizerState> exte
  * @param opts steps, remainder
  * @returns a single-run optimizer
  */
-export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: AccumulateOptions): Optimizer<AccumulateState<S>> {
+export function accumulate<S extends OptimizerState>(given: Optimizer<S> | GradientTransformation<S>, opts: AccumulateOptions): Optimizer<AccumulateState<S>> {
+  const inner = (given?.kind === 'transform' ? fromTransform(given) : given) as Optimizer<S>;
   const steps = opts?.steps;
   if (typeof steps !== 'number' || !Number.isInteger(steps) || steps < 1) {
     throw new SymflowError('accumulate', `steps must be an integer >= 1, got ${String(steps)}`);
   }
   if (inner?.kind !== 'single') throw new SymflowError('accumulate', 'inner must be a single-run optimizer (sgd, adam, …)');
   const remainder = opts.remainder ?? 'apply';
+  const weight = opts.weight;
+  if (weight !== undefined && (!isTensor(weight) || weight.dtype !== 'float32' || weight.rank !== 0)) {
+    throw new SymflowError('accumulate', `weight must be a float32 scalar tensor (one weight per mini-batch), got ${isTensor(weight) ? `${weight.dtype} [${weight.shape.join(',')}] ('${weight.name}')` : typeof weight}`);
+  }
   if (remainder !== 'apply' && remainder !== 'drop') throw new SymflowError('accumulate', `remainder must be 'apply' or 'drop', got ${String(remainder)}`);
   const name = `accumulate(${inner.name})`;
   // Each moments update of the model, pooled: rows, mean and M2 of the mini-batches since the last apply.
   const pools = new WeakMap<AccumulateState<S>, readonly Pool[]>();
   const resetPools = (state: AccumulateState<S>): Update[] => (pools.get(state) ?? []).flatMap((p): Update[] => [[p.n, 0], [p.mean, 0], [p.m2, 0]]);
-  const reset = (state: AccumulateState<S>): Update[] => [...state.acc.map((a): Update => [a, 0]), [state.count, 0]];
+  const reset = (state: AccumulateState<S>): Update[] => [...state.acc.map((a): Update => [a, 0]), [state.count, 0], ...(state.weightSum ? [[state.weightSum, 0] as Update] : [])];
+  const weighted = (g: Tensor): Tensor => (weight === undefined ? g : mul(weight, g));
   return makeOptimizer<AccumulateState<S>>({
     name,
     init(params) {
       const innerState = inner.init(params);
       const acc = params.map((p) => slotLike('accumulate', 'acc', p));
       const count = counter('accumulate', 'count');
-      return { inner: innerState, acc, count, variables: [...innerState.variables, ...acc, count] };
+      const weightSum = weight === undefined ? undefined : variable(0, { name: 'accumulate/weightSum', dtype: 'float32', trainable: false });
+      return { inner: innerState, acc, count, ...(weightSum ? { weightSum } : {}), variables: [...innerState.variables, ...acc, count, ...(weightSum ? [weightSum] : [])] };
     },
     update(grads, state, params, values) {
       checkGrads(name, grads, params);
       const next = add(state.count, 1);
-      const sums = (): Tensor[] => state.acc.map((a, i) => add(a, grads[i]!));
+      const sums = (): Tensor[] => state.acc.map((a, i) => add(a, weighted(grads[i]!)));
       return [cond(
         equal(next, steps),
-        () => [...inner.update(sums().map((s) => div(s, steps)), state.inner, params, values), ...reset(state)],
+        () => {
+          const total = state.weightSum ? add(state.weightSum, weight!) : undefined;
+          return [...inner.update(sums().map((s) => div(s, total ?? steps)), state.inner, params, values), ...reset(state)];
+        },
         () => [
-          ...state.acc.map((a, i): Update => [a, add(a, grads[i]!)]),
+          ...state.acc.map((a, i): Update => [a, add(a, weighted(grads[i]!))]),
           [state.count, next],
+          ...(state.weightSum ? [[state.weightSum, add(state.weightSum, weight!)] as Update] : []),
           // Read at other values (a multi-run method such as sam): the parameters go back to them unchanged.
           ...(values === undefined || values === params ? [] : params.map((p, i): Update => [p, values[i]!])),
         ],
@@ -88,10 +108,12 @@ export function accumulate<S extends OptimizerState>(inner: Optimizer<S>, opts: 
     flush(state, params) {
       const pending = greater(state.count, 0);
       if (remainder === 'drop') return { pending, updates: [cond(pending, () => [...reset(state), ...resetPools(state)], () => [])] };
-      const k = cast(state.count, 'float32');
+      const k = state.weightSum ?? cast(state.count, 'float32');
       const moments = (): Update[] => (pools.get(state) ?? []).flatMap((p) => movingPairs(p.update, p.mean, div(p.m2, p.n)));
       return { pending, updates: [cond(pending, () => [...inner.update(state.acc.map((a) => div(a, k)), state.inner, params), ...moments(), ...reset(state), ...resetPools(state)], () => [])] };
     },
+    learningRate: (state) => inner.learningRate?.(state.inner),
+    ...(inner.averages ? { averages: (state: AccumulateState<S>) => inner.averages!(state.inner) } : {}),
     modelUpdates(updates, state) {
       // Chan et al.'s pairwise combination of (rows, mean, M2): exact pooling, without E[x²] − E[x]²'s cancellation.
       const list: Pool[] = [];

@@ -8,6 +8,7 @@ import { variablesOf } from '../graph/traverse.js';
 import { DeviceValue, type FeedValue, type Session } from '../session/session.js';
 import { checkPolicy, guardedRun, NonFiniteError, type NonFinitePolicy, type NonFiniteReport, Refused, stepDiagnosis } from './nonFinite.js';
 import { checkLoss, checkParams, type Optimizer, type OptimizerState, paramGradients, slotLike } from './optimizer.js';
+import { fromTransform, type GradientTransformation, isHyperparameter } from './transform.js';
 
 /** What one training step reports. */
 export interface StepResult {
@@ -112,7 +113,7 @@ export function defineMultiRun(name: string, build: (ctx: RunContext) => MultiRu
   return Object.freeze({ kind: 'multiRun' as const, name, build });
 }
 
-export type AnyOptimizer = Optimizer | MultiRunOptimizer;
+export type AnyOptimizer = Optimizer | MultiRunOptimizer | GradientTransformation<any>;
 
 export interface CompileOptions {
   /** The scalar float32 loss to minimise. */
@@ -165,6 +166,17 @@ export interface TrainStep {
   step(values: readonly FeedValue[], opts?: StepOptions): Promise<StepResult>;
   /** Finishes a pending partial step (soft batch's ragged last group); resolves to false when there was none. */
   flush(): Promise<boolean>;
+  /** The optimizer's hyperparameters (a numeric lr, `hyperparameter(…)`s it was given): what `setHyperparameter` sets. */
+  readonly hyperparameters: readonly Variable[];
+  /**
+   * Sets a hyperparameter between steps, without recompiling: `'lr'`, or the variable's full name when several
+   * share a last part (`'kernels/sgd/lr'`). Queued like any session call: a step in progress finishes first.
+   */
+  setHyperparameter(name: string, value: number): Promise<void>;
+  /** A hyperparameter's current value. */
+  getHyperparameter(name: string): Promise<number>;
+  /** The averaged copy of each parameter (`emaParams`), in the order of `params`; undefined without one. */
+  readonly averages: readonly Variable[] | undefined;
 }
 
 /**
@@ -180,8 +192,10 @@ export interface TrainStep {
  * @param opts loss, params, inputs, outputs
  * @returns the train step
  */
-export function compile(optimizer: AnyOptimizer, session: Session, opts: CompileOptions): TrainStep {
-  if (optimizer?.kind !== 'single' && optimizer?.kind !== 'multiRun') throw new SymflowError('compile', 'optimizer must be made by sgd, adam, rungeKutta, defineMultiRun, …');
+export function compile(given: AnyOptimizer, session: Session, opts: CompileOptions): TrainStep {
+  if (given?.kind !== 'single' && given?.kind !== 'multiRun' && given?.kind !== 'transform') throw new SymflowError('compile', 'optimizer must be made by sgd, adam, chain, rungeKutta, defineMultiRun, …');
+  // A bare transformation (scaleByAdam(), …) is an optimizer once its updates are applied.
+  const optimizer: Optimizer | MultiRunOptimizer = given.kind === 'transform' ? fromTransform(given) : given;
   checkLoss('compile', opts?.loss);
   const params = opts.params ?? variablesOf(opts.loss);
   checkParams('compile', params);
@@ -303,9 +317,31 @@ export function compile(optimizer: AnyOptimizer, session: Session, opts: Compile
     });
   }
 
+  const hyperparameters = stateVariables.filter(isHyperparameter);
+  const hyperNamed = (who: string, name: string): Variable => {
+    if (typeof name !== 'string') throw new SymflowError(who, `name must be a string, got ${typeof name}`);
+    const exact = hyperparameters.filter((v) => v.name === name);
+    const found = exact.length > 0 ? exact : hyperparameters.filter((v) => v.name.split('/').at(-1)!.replace(/_\d+$/, '') === name);
+    if (found.length === 1) return found[0]!;
+    const known = hyperparameters.map((v) => `'${v.name}'`).join(', ') || 'none';
+    throw new SymflowError(who, found.length === 0
+      ? `no hyperparameter '${name}' in ${optimizer.name} (it has ${known}; a schedule or a constant tensor is not settable)`
+      : `'${name}' is ambiguous in ${optimizer.name}: ${found.map((v) => `'${v.name}'`).join(', ')}; pass the full name`);
+  };
+  const averages = built?.state && optimizer.kind === 'single' ? optimizer.averages?.(built.state) : undefined;
   return Object.freeze({
-    session, optimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
+    session, optimizer: given as AnyOptimizer as Optimizer | MultiRunOptimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
     flush: async () => (flushRun ? flushRun() : false),
+    hyperparameters,
+    averages,
+    async setHyperparameter(name: string, value: number) {
+      const v = hyperNamed('TrainStep.setHyperparameter', name);
+      if (typeof value !== 'number' || !Number.isFinite(value)) throw new SymflowError('TrainStep.setHyperparameter', `value of '${v.name}' must be a finite number, got ${String(value)}`);
+      await session.setValue(v, value);
+    },
+    async getHyperparameter(name: string) {
+      return (await session.getValue(hyperNamed('TrainStep.getHyperparameter', name))).data[0]!;
+    },
   });
 }
 
@@ -313,13 +349,15 @@ function singleRun(opt: Optimizer, ctx: RunContext, modelUpdates: readonly Updat
   const state = opt.init(ctx.params);
   // An optimizer may take over the model's updates (accumulate pools moments over its mini-batches).
   const model = opt.modelUpdates && modelUpdates.length > 0 ? opt.modelUpdates(modelUpdates, state) : { updates: [...modelUpdates], variables: [] };
-  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs }, updates: [...opt.update(ctx.grads, state, ctx.params), ...model.updates] });
+  // The learning rate the step uses, read where the step reads everything: before it applies anything.
+  const lr = opt.learningRate?.(state);
+  const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs, lr: lr === undefined ? [] : [lr] }, updates: [...opt.update(ctx.grads, state, ctx.params), ...model.updates] });
   const program: MultiRunProgram = {
     runsPerStep: 1,
     variables: model.variables,
     async step(batch) {
-      const { loss, outputs } = await run(batch);
-      return { loss: loss.data[0]!, outputs, runs: 1 };
+      const { loss, outputs, lr: rate } = await run(batch);
+      return { loss: loss.data[0]!, outputs, runs: 1, ...(rate.length > 0 ? { lr: rate[0]!.data[0]! } : {}) };
     },
   };
   if (opt.flush === undefined) return { program, state };

@@ -12,3 +12,17 @@ export {
   type NamedResults, type NamedRun, type Run, type RunContext, type RunOutputs, type RunSpec, type StepOptions, type StepResult, type TrainStep,
 } from './compile.js';
 export { NonFiniteError, type NonFinitePolicy, type NonFiniteReport } from './nonFinite.js';
+// gradient transformations and their composition
+export {
+  applyUpdates, chain, fromTransform, hyperparameter, isHyperparameter, transformOf, type ChainState, type GradientTransformation,
+  type Scalar, type TransformLike, type TransformOptimizer, type TransformOptimizerState, type UpdateContext,
+} from './transform.js';
+export {
+  adaptiveGradClip, addDecayedWeights, clipByGlobalNorm, clipByNorm, clipByValue, clipUpdatesByValue, globalNorm, kernelsOnly,
+  scale, scaleByAdagrad, scaleByAdam, scaleByLearningRate, scaleByRms, trace, type LearningRateLike, type LearningRateState, type Mask,
+  type ScaleByAdamOptions, type SlotsState,
+} from './transforms.js';
+export {
+  applyIfFinite, emaParams, lookahead, masked, partition, type ApplyIfFiniteState, type EmaParamsState, type LookaheadState,
+  type MaskedState, type PartitionState,
+} from './wrappers.js';

@@ -42,6 +42,10 @@ export interface Optimizer<S extends OptimizerState = OptimizerState> {
    * takes. Absent for most optimizers (the updates then go into each step's run as they are).
    */
   modelUpdates?(updates: readonly Update[], state: S): { updates: Update[]; variables: Variable[] };
+  /** The learning rate a step uses, read from the state the step starts at (what `StepResult.lr` reports). */
+  learningRate?(state: S): Tensor | undefined;
+  /** The averaged copy of each parameter the optimizer keeps (`emaParams`), in the order of `params`. */
+  averages?(state: S): readonly Variable[] | undefined;
   /** The seed's `get_updates`: init + gradients + update in one call. */
   getUpdates(loss: Tensor, params: readonly Variable[]): Update[];
 }
@@ -53,6 +57,8 @@ export function makeOptimizer<S extends OptimizerState>(def: {
   update: (grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]) => Update[];
   flush?: (state: S, params: readonly Variable[]) => Flush;
   modelUpdates?: (updates: readonly Update[], state: S) => { updates: Update[]; variables: Variable[] };
+  learningRate?: (state: S) => Tensor | undefined;
+  averages?: (state: S) => readonly Variable[] | undefined;
 }): Optimizer<S> {
   return Object.freeze({
     kind: 'single' as const,

@@ -1,44 +1,28 @@
-import { add, div, mul } from '../graph/ops/binary.js';
-import { square, sub } from '../graph/ops/math.js';
-import { sqrt } from '../graph/ops/unary.js';
-import { hyper, type LearningRate, type Optimizer } from './optimizer.js';
-import { perParameter, type SlotState } from './perParameter.js';
+import { hyper } from './optimizer.js';
+import { type ChainState, chainAs, type TransformOptimizer } from './transform.js';
+import { type LearningRateLike, lrArg, scaleByAdagrad, scaleByLearningRate, scaleByRms } from './transforms.js';
 
 /**
- * RMSprop with Keras 2.2.4 numerics: a ← ρ·a + (1 − ρ)·g²; p ← p − lr·g / (√a + ε).
+ * RMSprop with Keras 2.2.4 numerics: a ← ρ·a + (1 − ρ)·g²; p ← p − lr·g / (√a + ε) — the chain
+ * `scaleByRms({epsInSqrt: false})`, `scaleByLearningRate(lr)`.
  * @param opts lr (0.001), rho (0.9), epsilon (1e-7), decay (0)
- * @returns a single-run optimizer
+ * @returns an optimizer (and a gradient transformation)
  */
-export function rmsprop(opts: { lr?: LearningRate; rho?: number; epsilon?: number; decay?: number } = {}): Optimizer<SlotState> {
+export function rmsprop(opts: { lr?: LearningRateLike; rho?: number; epsilon?: number; decay?: number } = {}): TransformOptimizer<ChainState> {
   const rho = hyper('rmsprop', 'rho', opts.rho ?? 0.9, { min: 0, max: 1 });
   const epsilon = hyper('rmsprop', 'epsilon', opts.epsilon ?? 1e-7, { min: 0 });
-  return perParameter({
-    name: 'rmsprop',
-    slots: ['accumulator'],
-    lr: opts.lr ?? 0.001,
-    decay: opts.decay,
-    rule: ({ g, p, slots, lr }) => {
-      const a = add(mul(rho, slots['accumulator']!), mul(sub(1, rho), square(g)));
-      return { p: sub(p, div(mul(lr, g), add(sqrt(a), epsilon))), slots: { accumulator: a } };
-    },
-  });
+  const decay = hyper('rmsprop', 'decay', opts.decay ?? 0, { min: 0 });
+  return chainAs('rmsprop', [scaleByRms({ decay: rho, eps: epsilon, epsInSqrt: false, name: 'rmsprop' }), scaleByLearningRate(lrArg('rmsprop', opts.lr ?? 0.001), { decay, name: 'rmsprop' })]);
 }
 
 /**
- * Adagrad with Keras 2.2.4 numerics: a ← a + g²; p ← p − lr·g / (√a + ε), accumulators starting at 0.
+ * Adagrad with Keras 2.2.4 numerics: a ← a + g²; p ← p − lr·g / (√a + ε), accumulators starting at 0 — the chain
+ * `scaleByAdagrad`, `scaleByLearningRate(lr)`.
  * @param opts lr (0.01), epsilon (1e-7), decay (0)
- * @returns a single-run optimizer
+ * @returns an optimizer (and a gradient transformation)
  */
-export function adagrad(opts: { lr?: LearningRate; epsilon?: number; decay?: number } = {}): Optimizer<SlotState> {
+export function adagrad(opts: { lr?: LearningRateLike; epsilon?: number; decay?: number } = {}): TransformOptimizer<ChainState> {
   const epsilon = hyper('adagrad', 'epsilon', opts.epsilon ?? 1e-7, { min: 0 });
-  return perParameter({
-    name: 'adagrad',
-    slots: ['accumulator'],
-    lr: opts.lr ?? 0.01,
-    decay: opts.decay,
-    rule: ({ g, p, slots, lr }) => {
-      const a = add(slots['accumulator']!, square(g));
-      return { p: sub(p, div(mul(lr, g), add(sqrt(a), epsilon))), slots: { accumulator: a } };
-    },
-  });
+  const decay = hyper('adagrad', 'decay', opts.decay ?? 0, { min: 0 });
+  return chainAs('adagrad', [scaleByAdagrad({ eps: epsilon, name: 'adagrad' }), scaleByLearningRate(lrArg('adagrad', opts.lr ?? 0.01), { decay, name: 'adagrad' })]);
 }

@@ -1,10 +1,9 @@
-import { add, mul } from '../graph/ops/binary.js';
-import { sub } from '../graph/ops/math.js';
-import { hyper, type LearningRate, type Optimizer } from './optimizer.js';
-import { perParameter, type SlotState } from './perParameter.js';
+import { hyper } from './optimizer.js';
+import { type ChainState, chainAs, type TransformOptimizer } from './transform.js';
+import { type LearningRateLike, lrArg, scaleByLearningRate, trace } from './transforms.js';
 
 export interface SgdOptions {
-  lr?: LearningRate;
+  lr?: LearningRateLike;
   momentum?: number;
   nesterov?: boolean;
   decay?: number;
@@ -12,30 +11,20 @@ export interface SgdOptions {
 
 /**
  * Stochastic gradient descent with momentum and Nesterov momentum, with Keras 2.2.4 numerics:
- * v = momentum·m − lr·g; p ← p + v (Nesterov: p + momentum·v − lr·g); m ← v.
+ * v = momentum·m − lr·g; p ← p + v (Nesterov: p + momentum·v − lr·g); m ← v. As a chain:
+ * `scaleByLearningRate(lr)` then `trace({decay: momentum})` — the rate inside the momentum, as Keras has it
+ * (PyTorch's SGD is the other order: `trace` then `scaleByLearningRate`).
  *
  * ```ts
  * const opt = sgd({ lr: 0.01, momentum: 0.9, nesterov: true });
  * ```
  * @param opts lr (default 0.01), momentum (0), nesterov (false), decay (0)
- * @returns a single-run optimizer
+ * @returns an optimizer (and a gradient transformation)
  */
-export function sgd(opts: SgdOptions = {}): Optimizer<SlotState> {
+export function sgd(opts: SgdOptions = {}): TransformOptimizer<ChainState> {
   const momentum = hyper('sgd', 'momentum', opts.momentum ?? 0, { min: 0 });
   const nesterov = opts.nesterov ?? false;
-  // Without momentum the Keras update p + (0·m − lr·g) is exactly p − lr·g: skip the slot and its work.
-  if (momentum === 0) {
-    return perParameter({ name: 'sgd', slots: [], lr: opts.lr ?? 0.01, decay: opts.decay, rule: ({ g, p, lr }) => ({ p: sub(p, mul(lr, g)) }) });
-  }
-  return perParameter({
-    name: 'sgd',
-    slots: ['momentum'],
-    lr: opts.lr ?? 0.01,
-    decay: opts.decay,
-    rule: ({ g, p, slots, lr }) => {
-      const v = sub(mul(momentum, slots['momentum']!), mul(lr, g));
-      const next = nesterov ? sub(add(p, mul(momentum, v)), mul(lr, g)) : add(p, v);
-      return { p: next, slots: { momentum: v } };
-    },
-  });
+  const rate = scaleByLearningRate(lrArg('sgd', opts.lr ?? 0.01), { decay: hyper('sgd', 'decay', opts.decay ?? 0, { min: 0 }), name: 'sgd' });
+  // Without momentum the Keras update p + (0·m − lr·g) is exactly p − lr·g: no slot and no work for it.
+  return chainAs('sgd', momentum === 0 ? [rate] : [rate, trace({ decay: momentum, nesterov, name: 'sgd', slot: 'momentum' })]);
 }
