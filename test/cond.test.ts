@@ -3,7 +3,7 @@
 // fresh copies of the branches (NaN-safe at every order); substitute and JSON that keep the captures right.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  Session, SymflowError, add, cond, constant, exp, fromJSON, gather, gradients, greater, log, mul, placeholder, sqrt, square, substitute, sum,
+  Session, SymflowError, add, cond, constant, equal, exp, fromJSON, gather, gradients, greater, log, mul, placeholder, sqrt, square, substitute, sum,
   toJSON, variable, type Tensor,
 } from '../src/index.js';
 import { BACKENDS, values } from './helpers.js';
@@ -132,6 +132,32 @@ describe.each(BACKENDS)('cond on %s', (backend) => {
       const a = await s.run([y, g!], [[x, feed]]);
       const b = await s.run(read.outputs, [[xr, feed]]);
       expect(b.map(values)).toEqual(a.map(values));
+    }
+  });
+});
+
+describe.each(BACKENDS)('a branch result used twice on %s', (backend) => {
+  it('a value a taken branch makes and hands out twice (two updates of one new value) reaches both', async () => {
+    const s = await Session.create({ backend });
+    try {
+      const p = variable([1, 2], { name: 'p' });
+      const slow = variable([5, 6], { name: 'slow' });
+      const q = placeholder([], { dtype: 'int32', name: 'q' });
+      // The outer branch's results are [t, t]: one register, moved out once and aliased once.
+      const f = s.function({
+        inputs: [q],
+        updates: [cond(equal(q, 1), () => {
+          const [sp] = cond(equal(q, 0), () => [p], () => [slow]);
+          const t = add(sp!, 1);
+          return [[slow, t], [p, t]];
+        }, () => [])],
+      });
+      await f([1]);
+      expect([values(await s.getValue(p)), values(await s.getValue(slow))]).toEqual([[6, 7], [6, 7]]);
+      await f([2]);
+      expect([values(await s.getValue(p)), values(await s.getValue(slow))]).toEqual([[6, 7], [6, 7]]);
+    } finally {
+      await s.dispose();
     }
   });
 });

@@ -126,14 +126,13 @@ function runBlock(block: Block<KernelStep>, regs: Registers, backend: KernelBack
     } else {
       const taken = step.blocks[backend.readBool(regs[step.pred]!) ? 0 : 1];
       runBlock(taken, regs, backend);
+      // Read every result before any is moved: one register can be a result twice (moved once, aliased after).
+      const results = taken.results.map((r) => regs[r]!);
       step.outs.forEach((out, i) => {
-        const r = taken.results[i]!;
-        if (taken.transfer[i]) {
-          regs[out] = regs[r];
-          regs[r] = undefined;
-        } else {
-          regs[out] = backend.alias(regs[r]!);
-        }
+        regs[out] = taken.transfer[i] ? results[i] : backend.alias(results[i]!);
+      });
+      taken.results.forEach((r, i) => {
+        if (taken.transfer[i]) regs[r] = undefined;
       });
     }
     for (const r of step.free) {
