@@ -26,3 +26,4 @@ export {
   applyIfFinite, emaParams, lookahead, masked, partition, type ApplyIfFiniteState, type EmaParamsState, type LookaheadState,
   type MaskedState, type PartitionState,
 } from './wrappers.js';
+export { atAverages, swapAverages } from './averages.js';

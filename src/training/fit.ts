@@ -1,3 +1,4 @@
+import { atAverages } from '../optimizers/averages.js';
 import { Observable } from 'rxjs';
 import { SymflowError } from '../graph/errors.js';
 import type { Tensor } from '../graph/tensor.js';
@@ -68,6 +69,11 @@ export interface ValidationOptions {
   metrics?: Readonly<Record<string, Tensor>>;
   /** Rows per evaluation run (default: all at once). Results are weighted by rows. */
   batchSize?: number;
+  /**
+   * Which weights to evaluate at: the parameters (default), or the averages an `emaParams` keeps ('averages':
+   * the graph is evaluated reading them, nothing is swapped).
+   */
+  weights?: 'params' | 'averages';
 }
 
 export interface FitOptions {
@@ -198,7 +204,10 @@ function stepEvent(epoch: number, step: number, batch: number, r: Timed): StepEv
 function validator(trainStep: TrainStep, v: ValidationOptions): () => Promise<Record<string, number>> {
   if (v.metrics && Object.hasOwn(v.metrics, 'loss')) throw new SymflowError('fit', "validation metric name 'loss' is taken by the validation loss; rename it");
   const names = ['loss', ...Object.keys(v.metrics ?? {})];
-  const f: SessionFunction = trainStep.session.function({ inputs: trainStep.inputs, outputs: [trainStep.loss, ...Object.values(v.metrics ?? {})] });
+  const weights = v.weights ?? 'params';
+  if (weights !== 'params' && weights !== 'averages') throw new SymflowError('fit', `validation.weights must be 'params' or 'averages', got ${String(weights)}`);
+  const measured = [trainStep.loss, ...Object.values(v.metrics ?? {})];
+  const f: SessionFunction = trainStep.session.function({ inputs: trainStep.inputs, outputs: weights === 'averages' ? atAverages(trainStep, measured) : measured });
   for (const [name, t] of Object.entries(v.metrics ?? {})) {
     if (t.rank !== 0) throw new SymflowError('fit', `validation metric '${name}' must be a scalar, got rank ${t.rank}`);
   }
