@@ -12,3 +12,6 @@ export {
   type NamedResults, type NamedRun, type Run, type RunContext, type RunOutputs, type RunSpec, type StepOptions, type StepResult, type TrainStep,
 } from './compile.js';
 export { NonFiniteError, type NonFinitePolicy, type NonFiniteReport } from './nonFinite.js';
+// schedules
+export * as schedules from './schedules.js';
+export type { Schedule } from './schedules.js';
