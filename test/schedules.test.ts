@@ -3,10 +3,9 @@ import {
   compile, constant as constantTensor, mul, placeholder, type Schedule, schedules, Session, sgd, square, sum, SymflowError,
   type Tensor, variable,
 } from '../src/index.js';
-import { defineSchedule } from '../src/optimizers/schedules.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 
-const { constant, linear, polynomial, exponentialDecay, cosineDecay, warmupCosineDecay, piecewiseConstant, piecewiseValues, join } = schedules;
+const { constant, defineSchedule, linear, polynomial, exponentialDecay, cosineDecay, warmupCosineDecay, piecewiseConstant, piecewiseValues, join } = schedules;
 
 /** ½(1 + cos(π·x)): the cosine factor, written out here independently of the code under test. */
 const half = (x: number) => 0.5 * (1 + Math.cos(Math.PI * x));

@@ -1,7 +1,8 @@
 // Learning-rate schedules in the manner of optax (optax/schedules/_schedule.py, _join.py): a schedule maps the step
 // counter to a value. Here each one is two things at once: a graph function (a valid `LearningRate`, computed by
 // the session in float32) and a host function `at` (computed in JS in float64), so the same schedule can be
-// trained with, plotted and checked.
+// trained with, plotted and checked. Where optax quietly falls back (transition_steps ≤ 0 or decay_rate 0 give a
+// constant, a negative transition_begin becomes 0), these refuse the argument instead: a constant is `constant`.
 import { SymflowError } from '../graph/errors.js';
 import { add, div, maximum, minimum, mul, pow } from '../graph/ops/binary.js';
 import { broadcastLike } from '../graph/ops/broadcast.js';
