@@ -27,3 +27,6 @@ export {
   type MaskedState, type PartitionState,
 } from './wrappers.js';
 export { atAverages, swapAverages } from './averages.js';
+// schedules
+export * as schedules from './schedules.js';
+export type { Schedule } from './schedules.js';

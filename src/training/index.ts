@@ -6,3 +6,7 @@ export { ema } from './operators/ema.js';
 export { earlyStopping, type EarlyStoppingOptions } from './operators/earlyStopping.js';
 export { trainingState, reduceTrainingState, initialTrainingState, type TrainingState, type EpochRecord } from './operators/trainingState.js';
 export { checkpointEvery } from './operators/checkpointEvery.js';
+// reduceOnPlateau
+export {
+  reduceOnPlateau, type HyperparameterTarget, type PlateauMonitor, type PlateauReduction, type ReduceOnPlateauOptions,
+} from './operators/reduceOnPlateau.js';
