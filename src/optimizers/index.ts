@@ -30,3 +30,7 @@ export { atAverages, swapAverages } from './averages.js';
 // schedules
 export * as schedules from './schedules.js';
 export type { Schedule } from './schedules.js';
+// …and by name, but `constant` (the graph's constant; the schedule is `schedules.constant`)
+export {
+  cosineDecay, defineSchedule, exponentialDecay, join, linear, piecewiseConstant, piecewiseValues, polynomial, warmupCosineDecay,
+} from './schedules.js';
