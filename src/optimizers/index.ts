@@ -12,3 +12,6 @@ export {
   type NamedResults, type NamedRun, type Run, type RunContext, type RunOutputs, type RunSpec, type StepOptions, type StepResult, type TrainStep,
 } from './compile.js';
 export { NonFiniteError, type NonFinitePolicy, type NonFiniteReport } from './nonFinite.js';
+// lbfgs, extragradient
+export { lbfgs, type LbfgsOptions } from './lbfgs.js';
+export { extragradient } from './extragradient.js';
