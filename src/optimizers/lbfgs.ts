@@ -149,20 +149,21 @@ export function lbfgs(opts: LbfgsOptions = {}): MultiRunOptimizer {
         });
         let loss = loss0;
         let taken = 0;
-        let d: Float64Array = new Float64Array(0);
-        let t = lr;
         for (let iter = 1; iter <= maxIter; iter++) {
           h.nIter++;
-          d = direction(h, g, historySize);
+          const d = direction(h, g, historySize);
           h.prevGrad = g;
           h.prevLoss = loss;
-          t = h.nIter === 1 ? Math.min(1, 1 / sumAbs(g)) * lr : lr;
+          let t = h.nIter === 1 ? Math.min(1, 1 / sumAbs(g)) * lr : lr;
+          h.d = d;
+          h.t = t;
           const gtd = dot(g, d);
           if (gtd > -toleranceChange) break; // not a descent direction (any more)
           let optimal = false;
           if (lineSearch === 'strongWolfe') {
             const found = await strongWolfe((s) => evaluate(s, d), d, t, { f: loss, g }, gtd, toleranceChange);
             ({ f: loss, g, t } = found);
+            h.t = t;
             x = moved(x, t, d);
             optimal = maxAbs(g) <= tolerance;
           } else {
@@ -177,8 +178,6 @@ export function lbfgs(opts: LbfgsOptions = {}): MultiRunOptimizer {
           if (iter === maxIter || evals >= maxEval || optimal) break;
           if (maxAbs(d) * Math.abs(t) <= toleranceChange || Math.abs(loss - h.prevLoss) < toleranceChange) break;
         }
-        h.d = d;
-        h.t = t;
         await feed(x, targets, (vals) => write([...batch, ...vals]));
         pending = h;
         return { loss: loss0, outputs: r0.outputs, runs: evals + 1, lr: taken };
