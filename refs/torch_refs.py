@@ -101,6 +101,9 @@ def lbfgs_refs():
         # resolution of the optimum (changes of ~1e-8 on 0.157), where a float32 graph's Armijo test compares
         # rounding noise and no float32 implementation follows the float64 path.
         ('strongWolfeInner', 4, {**base, 'historySize': 4, 'maxIter': 3, 'maxEval': 5, 'lineSearch': 'strongWolfe'}),
+        # Trial steps too short for the curvature condition: the line search extrapolates (cubic steps within
+        # [t + 0.01·(t − t_prev), 10·t]) before it brackets.
+        ('strongWolfeExtrapolate', 12, {**base, 'lr': 0.1, 'historySize': 5, 'maxIter': 1, 'maxEval': 2, 'lineSearch': 'strongWolfe'}),
         # Fixed steps: evaluate, move, evaluate, move (the last iteration moves without evaluating).
         ('none', 12, {**base, 'historySize': 4, 'maxIter': 2, 'maxEval': 3, 'lineSearch': 'none'}),
     ]

@@ -44,12 +44,12 @@ describe('lbfgs reference data', () => {
   it('is the problem and cases the tests expect', () => {
     expect(refs.problem.kind).toBe('logisticRegression');
     expect(refs.problem.x.length).toBe(refs.problem.y.length);
-    expect(refs.cases.map((c) => c.name)).toEqual(['strongWolfe', 'strongWolfeInner', 'none']);
+    expect(refs.cases.map((c) => c.name)).toEqual(['strongWolfe', 'strongWolfeInner', 'strongWolfeExtrapolate', 'none']);
     for (const c of refs.cases) {
       expect(c.steps.length).toBeGreaterThanOrEqual(c.name === 'strongWolfeInner' ? 4 : 10);
       expect(c.init.w.length).toBe(refs.problem.x[0]!.length);
       // torch's own float32 run stays within the tolerance of this float64 reference.
-      expect(c.torchFloat32MaxRelDeviation).toBeLessThan(1e-5);
+      expect(c.torchFloat32MaxRelDeviation).toBeLessThan(2e-5);
     }
   });
 });
