@@ -55,8 +55,10 @@ const OPTION_NAMES = new Set(['lr', 'historySize', 'maxIter', 'maxEval', 'tolera
  * iterations on the step's batch, each loss/gradient evaluation one session run. The two-loop recursion, the
  * history and the strong-Wolfe line search run on the host in float64; the evaluations run on the backend, fed the
  * trial points x + t·d (rounded to float32, as the parameters are). The step is atomic, and `StepResult.runs`
- * counts the evaluations plus the run that writes the new point (none when the step starts at a stationary point);
- * `StepResult.lr` is the last step length t taken (0 when none was).
+ * counts the evaluations (torch's `func_evals`) plus the run that writes the new point (none when the step starts at
+ * a stationary point); `StepResult.lr` is the last step length t taken (0 when none was). The history lives on the
+ * host, tagged with a step counter that is a variable of the session: a step undone, or a checkpoint restored, at
+ * another counter value makes the next step start a fresh history (a gradient step, as torch's first iteration).
  *
  * ```ts
  * const train = compile(lbfgs({ lineSearch: 'strongWolfe', maxIter: 5 }), session, { loss, inputs: [x, y] });
@@ -128,6 +130,7 @@ export function lbfgs(opts: LbfgsOptions = {}): MultiRunOptimizer {
     };
 
     return {
+      // At least: the starting evaluation and the write (a step at a stationary point takes one run).
       runsPerStep: 2,
       variables: [steps],
       async step(batch) {
@@ -138,8 +141,7 @@ export function lbfgs(opts: LbfgsOptions = {}): MultiRunOptimizer {
         let g = flat(r0.grads);
         if (maxAbs(g) <= tolerance) return { loss: loss0, outputs: r0.outputs, runs: 1, lr: 0 };
         const h: History = { ...base, version: base.version + 1, dirs: [...base.dirs], stps: [...base.stps], ro: [...base.ro] };
-        const x0 = flat(r0.params);
-        let x = x0;
+        let x = flat(r0.params);
         const evaluate = (t: number, d: Float64Array): Promise<Eval> => feed(moved(x, t, d), params, async (vals) => {
           evals++;
           const r = await trial([...batch, ...vals]);
