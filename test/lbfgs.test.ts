@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
-  NonFiniteError, Session, SymflowError, add, compile, constant, exp, lbfgs, mean, mul, neg, placeholder, softplus, square, sub, sum, variable,
+  NonFiniteError, Session, SymflowError, add, compile, constant, defineMultiRun, exp, lbfgs, mean, mul, neg, placeholder, softplus, square, sub, sum, variable,
   type LbfgsOptions, type Tensor, type Variable,
 } from '../src/index.js';
 import { BACKENDS, bits, values } from './helpers.js';
@@ -192,6 +192,45 @@ function coshProblem(): { loss: Tensor; w: Variable; x: Tensor } {
   const xw = mul(x, w);
   return { loss: mean(add(exp(xw), exp(neg(xw)))), w, x };
 }
+
+describe.each(BACKENDS)('RunSpec.feeds on %s', (backend) => {
+  it('a run takes its feeds\' values after the batch: a fed variable is read at the fed value, a placeholder carries a point', async () => {
+    const s = await Session.create({ backend });
+    const x = placeholder([null], { name: 'x' });
+    const w = variable([1, 2], { name: 'w' });
+    const target = placeholder([2], { name: 'target' });
+    const loss = sum(square(mul(w, x)));
+    const seen: number[][] = [];
+    const probe = defineMultiRun('probe', (ctx) => {
+      const at = ctx.run({ feeds: [w], outputs: { loss: ctx.loss, g: ctx.grads[0]! }, guard: false });
+      const write = ctx.run({ feeds: [target], updates: [[w, target]] });
+      return {
+        runsPerStep: 2,
+        variables: [],
+        async step(batch) {
+          const fed = s.upload(w, [3, -1]);
+          const r = await at([...batch, fed]);
+          fed.dispose();
+          seen.push([...values(r.loss), ...values(r.g)]);
+          const point = s.upload(target, [5, 6]);
+          await write([...batch, point]);
+          point.dispose();
+          return { loss: r.loss.data[0]!, outputs: [], runs: 2 };
+        },
+      };
+    });
+    const train = compile(probe, s, { loss, inputs: [x] });
+    await train.step([[2]]);
+    // At w = (3, −1), x = 2: L = 36 + 4 = 40, ∂L/∂w = 2·w·x² = (24, −8) — not at the variable's value (1, 2).
+    expect(seen).toEqual([[40, 24, -8]]);
+    expect(values(await s.getValue(w))).toEqual([5, 6]);
+    expect(() => compile(defineMultiRun('bad', (ctx) => {
+      ctx.run({ feeds: [42 as unknown as Tensor] });
+      return { runsPerStep: 1, variables: [], step: async () => ({ loss: 0, outputs: [], runs: 1 }) };
+    }), s, { loss, inputs: [x] })).toThrow(/RunContext.run: feeds\[0\] is not a Tensor/);
+    await s.dispose();
+  });
+});
 
 describe('lbfgs refuses bad arguments', () => {
   it.each([
