@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   NonFiniteError, Session, SymflowError, add, compile, constant, defineMultiRun, exp, lbfgs, mean, mul, neg, placeholder, softplus, square, sub, sum, variable,
-  type LbfgsOptions, type Tensor, type Variable,
+  type LbfgsOptions, type SessionFunction, type Tensor, type Variable,
 } from '../src/index.js';
 import { BACKENDS, bits, values } from './helpers.js';
 
@@ -162,6 +162,43 @@ describe.each(BACKENDS)('lbfgs on %s', (backend) => {
     await applied.s.dispose();
   });
 
+  it.each(['strongWolfe', 'none'] as const)('%s: a failure injected into any run of a step (start, trial, write) restores everything, and the next step is the uninterrupted one', async (lineSearch) => {
+    const c = refs.cases[0]!;
+    const opts = { lineSearch, maxIter: 3, maxEval: 6, historySize: 3 };
+    const batch = [refs.problem.x, refs.problem.y];
+    // Reference: three steps without failures.
+    const ref = await Session.create({ backend });
+    const p1 = logistic(c);
+    const t1 = compile(lbfgs(opts), ref, { loss: p1.loss, inputs: [p1.xs, p1.ys] });
+    for (let i = 0; i < 3; i++) await t1.step(batch);
+    const expected = [bits(await ref.getValue(p1.w)), bits(await ref.getValue(p1.b))];
+    await ref.dispose();
+
+    const { s, calls, failAt } = await failingSession(backend);
+    const p2 = logistic(c);
+    const train = compile(lbfgs(opts), s, { loss: p2.loss, inputs: [p2.xs, p2.ys] });
+    await train.step(batch);
+    const start = calls();
+    await train.step(batch);
+    const perStep = calls() - start;
+    expect(perStep).toBeGreaterThan(3);
+    const state = async () => Promise.all(s.variables.map(async (v) => bits(await s.getValue(v))));
+    for (let k = 0; k < perStep; k++) {
+      const before = await state();
+      const tensors = s.numTensors();
+      const n = calls() + k;
+      failAt(n);
+      await expect(train.step(batch)).rejects.toThrow(`injected failure in call ${n}`);
+      failAt(-1);
+      expect(await state(), `after a failure in run ${k + 1} of ${perStep}`).toEqual(before);
+      // The trial points and the written point were uploaded for the step, and released with it.
+      expect(s.numTensors()).toBe(tensors);
+    }
+    await train.step(batch);
+    expect([bits(await s.getValue(p2.w)), bits(await s.getValue(p2.b))]).toEqual(expected);
+    await s.dispose();
+  });
+
   it('reports the extra outputs at the starting point, and trains only the params it is given', async () => {
     const s = await Session.create({ backend });
     const c = placeholder([], { name: 'c' });
@@ -176,6 +213,23 @@ describe.each(BACKENDS)('lbfgs on %s', (backend) => {
     await s.dispose();
   });
 });
+
+/** A session whose functions count their calls; `failAt(n)` makes call n throw instead of running (−1: none). */
+async function failingSession(backend: (typeof BACKENDS)[number]) {
+  const s = await Session.create({ backend });
+  let count = 0;
+  let failing = -1;
+  const original = s.function.bind(s);
+  s.function = ((spec) => {
+    const f = original(spec);
+    const wrapped = (async (vals) => {
+      if (count++ === failing) throw new Error(`injected failure in call ${failing}`);
+      return f(vals);
+    }) as SessionFunction;
+    return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount, dispose: f.dispose });
+  }) as Session['function'];
+  return { s, calls: () => count, failAt: (n: number) => { failing = n; } };
+}
 
 /** L = k/2·‖w − (3, −1)‖² + ‖w‖⁴₄/4 from w = 0: not quadratic, so the curvature history shapes every step. */
 function quarticProblem(): { loss: Tensor; w: Variable; k: Tensor } {
