@@ -29,7 +29,7 @@ export interface StepResult {
   skipped?: NonFiniteReport;
 }
 
-/** One compiled run of a multi-run step: a session function fed with the step's batch. */
+/** One compiled run of a multi-run step: a session function fed with the step's batch, then its `feeds`' values. */
 export type Run = (batch: readonly DeviceValue[]) => Promise<HostTensor[]>;
 
 /** Named outputs of a run: each a tensor, or a list of tensors (such as the user's extra outputs). */
@@ -44,6 +44,12 @@ export interface RunSpec {
   updates?: readonly Update[];
   guard?: boolean;
   finite?: readonly Tensor[];
+  /**
+   * More tensors the run feeds, after the step's inputs: the run then takes their values after the batch (uploaded
+   * with `session.upload`). A method that computes points on the host feeds them so — L-BFGS's trial points feed the
+   * parameters themselves, and a placeholder per parameter carries the point it writes.
+   */
+  feeds?: readonly Tensor[];
 }
 
 /**
@@ -211,8 +217,12 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
       const named = spec.outputs !== undefined && !Array.isArray(spec.outputs) ? Object.entries(spec.outputs as RunOutputs) : undefined;
       const flat = named ? named.flatMap(([, t]) => (Array.isArray(t) ? t : [t as Tensor])) : (spec.outputs as readonly Tensor[] | undefined) ?? [];
       const spec2 = { outputs: flat, updates: spec.updates ?? [] };
+      const feeds = spec.feeds ?? [];
+      if (!Array.isArray(feeds)) throw new SymflowError('RunContext.run', 'feeds must be an array of tensors');
+      feeds.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('RunContext.run', `feeds[${i}] is not a Tensor`); });
+      const fed = feeds.length > 0 ? [...inputs, ...feeds] : inputs;
       // A step's runs are compiled for training: the learning phase is true in them (dropout drops).
-      const f: Run = policy === 'apply' ? session.function({ inputs, ...spec2, training: true }) : guardedRun(session, inputs, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+      const f: Run = policy === 'apply' ? session.function({ inputs: fed, ...spec2, training: true }) : guardedRun(session, fed, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
       const run: Run = (batch) => {
         runsThisStep++;
         return f(batch);

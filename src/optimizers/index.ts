@@ -34,3 +34,6 @@ export type { Schedule } from './schedules.js';
 export {
   cosineDecay, defineSchedule, exponentialDecay, join, linear, piecewiseConstant, piecewiseValues, polynomial, warmupCosineDecay,
 } from './schedules.js';
+// lbfgs, extragradient
+export { lbfgs, type LbfgsOptions } from './lbfgs.js';
+export { extragradient } from './extragradient.js';
