@@ -3,8 +3,8 @@
 // reduceOnPlateau drives a real TrainStep's lr through fit.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accumulate, add, addDecayedWeights, chain, clipByGlobalNorm, compile, div, fit, kernelsOnly, matMul, mean, mul, placeholder,
-  reduceOnPlateau, scaleByAdam, scaleByLearningRate, Session, sgd, square, sub, sum, type TrainEvent, type TransformLike, variable,
+  accumulate, add, addDecayedWeights, chain, clipByGlobalNorm, compile, constant, div, fit, kernelsOnly, matMul, mean, mul, placeholder,
+  reduceOnPlateau, sam, scaleByAdam, scaleByLearningRate, Session, sgd, square, sub, sum, type TrainEvent, type TransformLike, variable,
 } from '../src/index.js';
 import { BACKENDS, expectClose, rng, values } from './helpers.js';
 
@@ -81,6 +81,35 @@ describe.each(BACKENDS)('composition under accumulate, on %s', (backend) => {
     const e = values(await s.getValue(big.w));
     expect(Math.max(...a.map((v, i) => Math.abs(v - e[i]!)))).toBeGreaterThan(1e-3);
     expect(() => accumulate(sgd(), { steps: 2, weight: soft.x })).toThrow(/accumulate: weight must be a float32 scalar tensor \(one weight per mini-batch\), got float32 \[\?,3\]|accumulate: weight must be a float32 scalar tensor/);
+  });
+});
+
+describe.each(BACKENDS)('a chain inside multi-run optimizers, on %s', (backend) => {
+  it('sam({inner: chain(clipByGlobalNorm, lr)}): the chain acts on the gradient at the perturbed point; lr reported', async () => {
+    const s = await Session.create({ backend });
+    try {
+      // L = ½Σ a·p², a = [1, 4]: g = a·p.
+      const a = [1, 4];
+      const p = variable([1, -2], { name: 'p' });
+      const loss = mul(0.5, sum(mul(constant(a), square(p))));
+      const train = compile(sam({ inner: chain(clipByGlobalNorm(0.5), scaleByLearningRate(0.1)), rho: 0.05 }), s, { loss, inputs: [] });
+      let q = [1, -2];
+      for (let k = 0; k < 3; k++) {
+        const r = await train.step([]);
+        expect(r.runs).toBe(2);
+        expect(r.lr).toBe(Math.fround(0.1));
+        const g = q.map((v, i) => a[i]! * v);
+        const n = Math.hypot(...g);
+        const at = q.map((v, i) => v + (0.05 * g[i]!) / (n + 1e-12));
+        const g2 = at.map((v, i) => a[i]! * v);
+        const n2 = Math.hypot(...g2);
+        const f = n2 < 0.5 ? 1 : 0.5 / n2;
+        q = q.map((v, i) => v - 0.1 * f * g2[i]!);
+        expectClose(values(await s.getValue(p)), q);
+      }
+    } finally {
+      await s.dispose();
+    }
   });
 });
 

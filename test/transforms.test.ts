@@ -328,6 +328,25 @@ describe.each(BACKENDS)('applyIfFinite, lookahead and emaParams on %s', (backend
     expect(bits(await s.getValue(g.w))).toEqual(w0);
   });
 
+  it('no tensor leaks: 60 steps of applyIfFinite(chain(clip, adam, lr, ema)) and applyIfFinite(lookahead(…)) with skipped steps, swaps and substituted runs', async () => {
+    const g = guarded();
+    const train = compile(applyIfFinite(chain(clipByGlobalNorm(1), scaleByAdam(), scaleByLearningRate(0.1), emaParams())), s, { loss: g.loss, inputs: [g.k, g.probe] });
+    const g2 = guarded();
+    const slowFast = compile(applyIfFinite(lookahead(chain(clipByGlobalNorm(1), scaleByAdam(), scaleByLearningRate(0.1)), { k: 3 })), s, { loss: g2.loss, inputs: [g2.k, g2.probe] });
+    const atAvg = atAverages(train, [g.loss]);
+    const round = async (i: number) => {
+      await train.step([i % 4 === 3 ? 0 : 1, [0, 0]]);
+      await slowFast.step([i % 4 === 3 ? 0 : 1, [0, 0]]);
+      if (i % 10 === 0) await swapAverages(train);
+      await s.run(atAvg, [[g.k, 1], [g.probe, [0, 0]]]);
+    };
+    for (let i = 0; i < 6; i++) await round(i);
+    const live = s.numTensors();
+    for (let i = 6; i < 66; i++) await round(i);
+    expect(s.numTensors()).toBe(live);
+    expect(values(await s.getValue(train.stateVariables.find((v) => v.name.startsWith('applyIfFinite/totalNotFinite'))!))).toEqual([16]);
+  });
+
   it('lookahead: fast weights by the inner rule, slow weights synchronised every k steps (float64 model)', async () => {
     const { out } = await trajectory(s, lookahead(chain(scaleByLearningRate(0.2)), { k: 3, alpha: 0.5 }), 7);
     let p: Vecs = [[...W0], [...B0]];
