@@ -23,8 +23,10 @@ export interface StepResult {
   rejections?: number;
   /** The learning rate (step size) the step used. */
   lr?: number;
-  /** Adaptive methods: the local error estimate of the accepted step. */
+  /** Adaptive methods: the error norm of the accepted step (scaled by atol + rtol·|p|; accepted when ≤ 1). */
   errorNorm?: number;
+  /** Runge–Kutta methods: gradient evaluations this step took (stages evaluated, rejected attempts included). */
+  gradientEvaluations?: number;
   /** With `onNonFinite: 'skip'`: the step was refused (nothing applied), and why. */
   skipped?: NonFiniteReport;
 }

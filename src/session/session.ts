@@ -554,6 +554,14 @@ export class Session {
     for (const t of old) this.backendImpl.dispose(t);
   }
 
+  /**
+   * @internal An object that changes whenever `v` is assigned (its current tensor): a program that keeps something
+   * computed from `v` (a Runge–Kutta step's last gradient) checks that nobody wrote `v` since.
+   */
+  valueToken(v: Variable): unknown {
+    return this.store.get(v);
+  }
+
   /** @internal Whether `v` has a value in this session yet (it gets one on first use). */
   hasValue(v: Variable): boolean {
     return this.store.has(v);
