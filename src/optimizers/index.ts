@@ -5,7 +5,7 @@ export { adam, adamw, type AdamOptions, type AdamWOptions } from './adam.js';
 export { adagrad, rmsprop } from './rmsprop.js';
 export { accumulate, type AccumulateOptions, type AccumulateState } from './accumulate.js';
 export { type ButcherTableau, tableaux } from './tableaux.js';
-export { heun, rungeKutta, type AdaptiveOptions, type RungeKuttaOptions } from './rungeKutta.js';
+export { heun, isFsal, neededStages, rungeKutta, type AdaptiveOptions, type Controller, type RungeKuttaOptions } from './rungeKutta.js';
 export { sam } from './sam.js';
 export {
   compile, defineMultiRun, type AnyOptimizer, type CompileOptions, type MultiRunOptimizer, type MultiRunProgram,
