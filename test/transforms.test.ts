@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   accumulate, adam, adaptiveGradClip, addDecayedWeights, applyIfFinite, atAverages, chain, clipByGlobalNorm, clipByNorm,
   clipByValue, compile, constant, emaParams, fit, type GradientTransformation, hyperparameter, kernelsOnly, lookahead, masked,
-  matMul, mean, mul, partition, placeholder, reshape, scale, scaleByAdagrad, scaleByAdam, scaleByLearningRate, scaleByRms,
+  matMul, mean, mul, partition, perParameter, placeholder, reshape, scale, scaleByAdagrad, scaleByAdam, scaleByLearningRate, scaleByRms,
   type Optimizer, Session, sgd, sqrt, square, sub, sum, swapAverages, SymflowError, trace, type TransformLike, type Variable, variable, add,
 } from '../src/index.js';
 import { BACKENDS, bits, expectClose, rng, values } from './helpers.js';
@@ -200,6 +200,16 @@ describe.each(BACKENDS)('gradient transformations on %s', (backend) => {
     expectClose(values(await s.getValue(m.W)), w1.map((w, k) => w - 0.02 * A[k]! * w));
     // State like any other: checkpointed, snapshotted, restored with the step it belongs to.
     expect(train.stateVariables).toContain(train.hyperparameters[0]);
+  });
+
+  it('an optimizer built with perParameter reports its lr too (a schedule here)', async () => {
+    const m = problem();
+    const mine = perParameter({ name: 'mine', slots: [], lr: (t) => mul(0.1, sub(1, mul(0.5, t))), rule: ({ g, p, lr }) => ({ p: sub(p, mul(lr, g)) }) });
+    const train = compile(mine, s, { loss: m.loss, inputs: [] });
+    expect((await train.step([])).lr).toBe(Math.fround(0.1));
+    expect((await train.step([])).lr).toBe(Math.fround(0.05));
+    const w1 = W0.map((w, k) => w - 0.1 * A[k]! * w);
+    expectClose(values(await s.getValue(m.W)), w1.map((w, k) => w - 0.05 * A[k]! * w));
   });
 
   it('a hyperparameter of any transformation is settable: clipByGlobalNorm(hyperparameter(…))', async () => {

@@ -60,5 +60,6 @@ export function perParameter(def: {
       });
       return updates;
     },
+    learningRate: (state) => learningRate(lr, decay, state.iterations),
   });
 }
