@@ -69,7 +69,7 @@ describe.each(BACKENDS)('checkpoints on %s', (backend) => {
     await s2.getValue(b);
     const before = await bits(s2);
     await expect(s2.restore(path)).rejects.toThrow(/does not match this graph: 1 variable\(s\) of this session are not in the file: '.*'; the file has 1 variable\(s\) this session does not: '.*'/);
-    await expect(s2.restore(path, { variables: [a] })).resolves.toBeUndefined();
+    await expect(s2.restore(path, { variables: [a] })).resolves.toEqual({}); // no meta in a plain save
     expect(await bits(s2)).toEqual({ ...before, [a.name]: Buffer.from(Float32Array.of(1, 2, 3).buffer).toString('hex') });
     const bytes = readFileSync(path);
     const corrupt = Buffer.from(bytes);

@@ -196,9 +196,9 @@ describe.each(BACKENDS)('fit on %s', (backend) => {
       for (const e of ae) {
         expect(e.accepted).toBe(true);
         expect(Number.isInteger(e.rejections)).toBe(true);
-        expect(e.runs).toBe(4 * (e.rejections! + 1));
+        expect(e.runs).toBe(4 + 3 * e.rejections!); // a new batch each step: no FSAL reuse; a retry skips the stored first stage
         expect(Number.isFinite(e.errorNorm)).toBe(true);
-        expect(e.errorNorm!).toBeLessThanOrEqual(1e-2);
+        expect(e.errorNorm!).toBeLessThanOrEqual(1); // scaled by tol: accepted at ≤ 1
         expect(e.lr!).toBeGreaterThan(0);
       }
     });

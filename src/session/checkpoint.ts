@@ -37,7 +37,7 @@ interface HeaderEntry {
 }
 
 /** Serialises entries (and the session's step counter, which random nodes are keyed by) to the checkpoint bytes. */
-export function encodeCheckpoint(entries: readonly CheckpointEntry[], meta: { step?: number } = {}): Uint8Array {
+export function encodeCheckpoint(entries: readonly CheckpointEntry[], meta: { step?: number; meta?: Readonly<Record<string, unknown>> } = {}): Uint8Array {
   let offset = 0;
   const header: HeaderEntry[] = entries.map(({ name, value }) => {
     const bytes = value.data.byteLength;
@@ -45,7 +45,7 @@ export function encodeCheckpoint(entries: readonly CheckpointEntry[], meta: { st
     offset += bytes + ((4 - (bytes % 4)) % 4);
     return e;
   });
-  const json = new TextEncoder().encode(JSON.stringify({ format: 'symflow-checkpoint', variables: header, ...(meta.step === undefined ? {} : { step: meta.step }) }));
+  const json = new TextEncoder().encode(JSON.stringify({ format: 'symflow-checkpoint', variables: header, ...(meta.step === undefined ? {} : { step: meta.step }), ...(meta.meta === undefined ? {} : { meta: meta.meta }) }));
   const total = PREFIX + json.length + offset + HASH_BYTES;
   const out = new Uint8Array(total);
   const view = new DataView(out.buffer);
@@ -71,7 +71,7 @@ export function decodeCheckpoint(bytes: Uint8Array, file = 'checkpoint'): Checkp
 }
 
 /** `decodeCheckpoint`, with the step counter the file carries (absent in files saved before it was saved). */
-export function decodeCheckpointFile(bytes: Uint8Array, file = 'checkpoint'): { entries: CheckpointEntry[]; step?: number } {
+export function decodeCheckpointFile(bytes: Uint8Array, file = 'checkpoint'): { entries: CheckpointEntry[]; step?: number; meta?: Record<string, unknown> } {
   const bad = (why: string) => new SymflowError('Session.restore', `${file}: ${why}`);
   if (bytes.length < PREFIX + HASH_BYTES) throw bad(`truncated (${bytes.length} bytes)`);
   if (new TextDecoder().decode(bytes.subarray(0, MAGIC.length)) !== MAGIC) throw bad('not a symflow checkpoint (bad magic)');
@@ -107,7 +107,9 @@ export function decodeCheckpointFile(bytes: Uint8Array, file = 'checkpoint'): { 
     if (notBool >= 0) throw bad(`variable ${quoteName(e.name)} is bool but element ${notBool} is ${data[notBool]}; a bool is 0 or 1`);
     return { name: e.name, value: { shape: e.shape, dtype: e.dtype, data } };
   });
-  return step === undefined ? { entries } : { entries, step: step as number };
+  const meta = (header as { meta?: unknown }).meta;
+  if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) throw bad('meta must be an object');
+  return { entries, ...(step === undefined ? {} : { step: step as number }), ...(meta === undefined ? {} : { meta: meta as Record<string, unknown> }) };
 }
 
 function checkEntry(raw: unknown, i: number, dataBytes: number, bad: (why: string) => SymflowError): HeaderEntry {
@@ -193,7 +195,7 @@ export async function writeAtomic(path: string, data: Uint8Array): Promise<void>
 }
 
 /** Reads a checkpoint file, refusing one larger than any checkpoint could sanely be. */
-export async function readCheckpoint(path: string): Promise<{ entries: CheckpointEntry[]; step?: number }> {
+export async function readCheckpoint(path: string): Promise<{ entries: CheckpointEntry[]; step?: number; meta?: Record<string, unknown> }> {
   const info = await stat(path).catch((e: NodeJS.ErrnoException) => {
     throw new SymflowError('Session.restore', `${path}: ${e.code === 'ENOENT' ? 'no such file' : e.message}`);
   });

@@ -465,9 +465,10 @@ export class Session {
    * ```ts
    * await session.save('run/ckpt.bin');
    * ```
-   * @param path the file @param opts variables to save (default: every variable the session has met)
+   * @param path the file @param opts variables to save (default: every variable the session has met), and `meta`:
+   * JSON-able data stored in the header (fit's progress, written by `checkpointEvery`), returned by `restore`
    */
-  async save(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
+  async save(path: string, opts: { variables?: readonly Variable[]; meta?: Readonly<Record<string, unknown>> } = {}): Promise<void> {
     this.checkAlive('Session.save');
     const vars = checkVariableList('Session.save', opts.variables ?? this.variables);
     // Values are read in call order (never in the middle of a call); the file is written after.
@@ -475,7 +476,9 @@ export class Session {
       return { entries: vars.map((v) => ({ name: v.name, value: this.backendImpl.download(this.variableTensor(v)) })), step: this.randomStep };
     }, 'Session.save');
     // Files are written in the order the values were read, so a later save is never overwritten by an earlier one.
-    const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries, { step })));
+    const meta = opts.meta;
+    if (meta !== undefined && (meta === null || typeof meta !== 'object' || Array.isArray(meta))) throw new SymflowError('Session.save', 'meta must be an object');
+    const write = this.writes.then(() => writeAtomic(path, encodeCheckpoint(entries, { step, ...(meta === undefined ? {} : { meta }) })));
     this.writes = write.catch(() => undefined);
     try {
       await write;
@@ -490,11 +493,12 @@ export class Session {
    * variables this session has met, with the same dtypes and shapes; a file of another graph is refused with the
    * differences listed, and a corrupt or truncated one by its checksum. Either way nothing changes.
    * @param path the file @param opts variables to restore (then extra entries in the file are ignored)
+   * @returns the `meta` the file was saved with (fit's progress), if any
    */
-  async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<void> {
+  async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<{ meta?: Record<string, unknown> }> {
     this.checkAlive('Session.restore');
     const vars = checkVariableList('Session.restore', opts.variables ?? this.variables);
-    const { entries, step } = await readCheckpoint(path);
+    const { entries, step, meta } = await readCheckpoint(path);
     const byName = new Map(entries.map((e) => [e.name, e.value]));
     const list = (names: string[]) => `${names.slice(0, 5).map((n) => `'${n}'`).join(', ')}${names.length > 5 ? ` and ${names.length - 5} more` : ''}`;
     const missing = vars.filter((v) => !byName.has(v.name)).map((v) => v.name);
@@ -507,7 +511,7 @@ export class Session {
     const problems = [
       ...reshaped.slice(0, 5),
       ...(missing.length ? [`${missing.length} variable(s) of this session are not in the file: ${list(missing)}`] : []),
-      ...(extra.length ? [`the file has ${extra.length} variable(s) this session does not: ${list(extra)}`] : []),
+      ...(extra.length ? [`the file has ${extra.length} variable(s) this session does not: ${list(extra)}${missing.length === 0 && vars.length < entries.length ? ' (restore after compile, so the session knows the optimizer\'s variables too, or pass `variables` to restore only some)' : ''}`] : []),
     ];
     if (problems.length > 0) throw new SymflowError('Session.restore', `${path} does not match this graph: ${problems.join('; ')}`);
     await this.exclusive(async () => {
@@ -521,6 +525,7 @@ export class Session {
         this.draws = new Map();
       }
     }, 'Session.restore');
+    return meta === undefined ? {} : { meta };
   }
 
   /** Runs `fn` as one transaction in the session's call order (at once when already inside one of them). */

@@ -80,9 +80,9 @@ export function epochOrder(rows: number, shuffle: boolean, seed: number, epoch: 
 
 /** Batches of one epoch of in-memory data, gathered row by row into contiguous arrays. */
 export function* inMemoryBatches(
-  columns: readonly PreparedColumn[], order: Int32Array, batchSize: number, dropRemainder: boolean,
+  columns: readonly PreparedColumn[], order: Int32Array, batchSize: number, dropRemainder: boolean, firstBatch = 0,
 ): Generator<Batch> {
-  for (let start = 0; start < order.length; start += batchSize) {
+  for (let start = firstBatch * batchSize; start < order.length; start += batchSize) {
     const end = Math.min(start + batchSize, order.length);
     if (end - start < batchSize && dropRemainder) return;
     yield columns.map((c) => {

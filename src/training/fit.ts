@@ -62,6 +62,31 @@ export function sessionOf(e: TrainEvent): Session | undefined {
   return (e as unknown as Record<symbol, Session | undefined>)[EVENT_SESSION];
 }
 
+/**
+ * Where a fit over in-memory data stands after an event: the next epoch and batch, the step count, the running
+ * loss sum of the epoch in progress, and the settings the batches depend on. `checkpointEvery` stores it in the
+ * checkpoint (`meta.fit`); `fit(…, {resumeFrom})` continues from it.
+ */
+export interface FitProgress {
+  readonly epoch: number;
+  readonly batch: number;
+  readonly step: number;
+  readonly lossSum: number;
+  readonly lossCount: number;
+  readonly rows: number;
+  readonly batchSize: number;
+  readonly shuffle: boolean;
+  readonly seed: number;
+  readonly dropRemainder: boolean;
+}
+
+export const EVENT_PROGRESS: unique symbol = Symbol('symflow.progress');
+
+/** The fit's progress after an event (in-memory data only), or undefined. */
+export function progressOf(e: TrainEvent): FitProgress | undefined {
+  return (e as unknown as Record<symbol, FitProgress | undefined>)[EVENT_PROGRESS];
+}
+
 export interface ValidationOptions {
   /** In-memory columns, one per input of the train step. */
   data: readonly Column[];
@@ -95,6 +120,14 @@ export interface FitOptions {
   onNonFinite?: 'error' | 'skip';
   /** At the end of training, finish a pending soft batch with `flush()` (default true). */
   flush?: boolean;
+  /**
+   * Continue an interrupted fit: a checkpoint written during it by `checkpointEvery` (restored into the train step's
+   * session first: parameters, optimizer state, the random step counter), or the `FitProgress` of one you
+   * restored yourself (`(await session.restore(path)).meta.fit`). The fit goes on at the saved epoch and batch, in
+   * the same shuffled order, so crash + resume gives bit for bit the run that never stopped. In-memory data only;
+   * batchSize, shuffle, seed, dropRemainder and the row count must be the saved ones.
+   */
+  resumeFrom?: string | FitProgress;
 }
 
 /**
@@ -118,6 +151,12 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
   if (onNonFinite !== 'error' && onNonFinite !== 'skip') throw new SymflowError('fit', `onNonFinite must be 'error' or 'skip', got ${String(onNonFinite)}`);
   const columns = Array.isArray(data) ? prepareColumns('fit', trainStep.inputs, data as readonly Column[]) : undefined;
   const validate = opts.validation ? validator(trainStep, opts.validation) : undefined;
+  const shuffle = opts.shuffle ?? true;
+  const seed = opts.seed ?? 0;
+  const dropRemainder = opts.dropRemainder ?? false;
+  if (opts.resumeFrom !== undefined && columns === undefined) throw new SymflowError('fit', 'resumeFrom needs in-memory data (columns): a data source is positioned by whoever owns it');
+  // The settings the batches depend on, checked against a saved progress before resuming.
+  const settings = { rows: columns?.[0]!.rows ?? 0, batchSize, shuffle, seed, dropRemainder };
 
   return new Observable<TrainEvent>((subscriber) => {
     let stopped = false;
@@ -127,17 +166,25 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
       Object.defineProperty(e, EVENT_SESSION, { value: trainStep.session, enumerable: false });
       subscriber.next(e);
     };
+    const progress = (epoch: number, batch: number, step: number, lossSum: number, lossCount: number): FitProgress => ({ epoch, batch, step, lossSum, lossCount, ...settings });
+    const emitAt = (e: TrainEvent, p: FitProgress | undefined) => {
+      if (p !== undefined) Object.defineProperty(e, EVENT_PROGRESS, { value: p, enumerable: false });
+      emit(e);
+    };
     const loop = async () => {
-      let step = 0;
-      for (let epoch = 0; epoch < epochs && !stopped; epoch++) {
+      const from = opts.resumeFrom === undefined ? undefined : await resumePoint(trainStep, opts.resumeFrom, settings);
+      let step = from?.step ?? 0;
+      for (let epoch = from?.epoch ?? 0; epoch < epochs && !stopped; epoch++) {
         const started = performance.now();
+        const resumed = from !== undefined && epoch === from.epoch;
+        const first = resumed ? from.batch : 0;
         const reader = columns
-          ? syncReader(inMemoryBatches(columns, epochOrder(columns[0]!.rows, opts.shuffle ?? true, opts.seed ?? 0, epoch), batchSize, opts.dropRemainder ?? false))
+          ? syncReader(inMemoryBatches(columns, epochOrder(columns[0]!.rows, shuffle, seed, epoch), batchSize, dropRemainder, first))
           : batchReader(data as Exclude<DataSource, readonly Column[]>);
         reading = reader;
-        let total = 0;
-        let count = 0;
-        let batch = 0;
+        let total = resumed ? from.lossSum : 0;
+        let count = resumed ? from.lossCount : 0;
+        let batch = first;
         try {
           for (;;) {
             if (stopped) return;
@@ -150,11 +197,11 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
                 const what = why === undefined || why.what === 'loss' ? `loss ${result.loss}` : why.what === 'gradient' ? `gradient of '${why.variable}'` : `new value of ${why.variable === undefined ? 'a variable' : `'${why.variable}'`}`;
                 throw new SymflowError('fit', `non-finite ${what} at epoch ${epoch}, batch ${batch}; the step was undone, nothing of it applied (pass onNonFinite: 'skip' to skip such steps)`);
               }
-              emit({ type: 'skipped', epoch, step, batch, loss: result.loss, ...(why ? { reason: why.what, ...(why.variable === undefined ? {} : { variable: why.variable }) } : { reason: 'loss' as const }) });
+              emitAt({ type: 'skipped', epoch, step, batch, loss: result.loss, ...(why ? { reason: why.what, ...(why.variable === undefined ? {} : { variable: why.variable }) } : { reason: 'loss' as const }) }, columns && progress(epoch, batch + 1, step + 1, total, count));
             } else {
               total += result.loss;
               count++;
-              emit(stepEvent(epoch, step, batch, result));
+              emitAt(stepEvent(epoch, step, batch, result), columns && progress(epoch, batch + 1, step + 1, total, count));
             }
             step++;
             batch++;
@@ -166,7 +213,7 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
         if (stopped) return;
         if (batch === 0) throw new SymflowError('fit', `the data source gave no batches in epoch ${epoch}`);
         const val = validate ? await validate() : undefined;
-        emit({ type: 'epoch', epoch, loss: count > 0 ? total / count : NaN, steps: count, ...(val ? { val } : {}), ms: performance.now() - started });
+        emitAt({ type: 'epoch', epoch, loss: count > 0 ? total / count : NaN, steps: count, ...(val ? { val } : {}), ms: performance.now() - started }, columns && progress(epoch + 1, 0, step, 0, 0));
       }
       if (!stopped && (opts.flush ?? true)) await trainStep.flush();
     };
@@ -180,6 +227,26 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
       void reading?.return?.();
     };
   });
+}
+
+/** Restores a checkpoint (or takes a progress) and checks it was written by a fit with these settings. */
+async function resumePoint(trainStep: TrainStep, from: string | FitProgress, settings: Omit<FitProgress, 'epoch' | 'batch' | 'step' | 'lossSum' | 'lossCount'>): Promise<FitProgress> {
+  let p: unknown = from;
+  if (typeof from === 'string') {
+    const { meta } = await trainStep.session.restore(from);
+    p = meta?.['fit'];
+    if (p === undefined) throw new SymflowError('fit', `${from} holds no fit progress (it was not written by checkpointEvery during a fit over in-memory data); restore it yourself and start a new fit`);
+  }
+  const x = p as FitProgress;
+  const ints = ['epoch', 'batch', 'step', 'lossCount', 'rows', 'batchSize', 'seed'] as const;
+  if (x === null || typeof x !== 'object' || ints.some((k) => !Number.isSafeInteger(x[k]) || x[k] < 0) || typeof x.lossSum !== 'number') {
+    throw new SymflowError('fit', `resumeFrom is not a fit progress (epoch, batch, step, lossSum, lossCount, rows, batchSize, shuffle, seed, dropRemainder), got ${JSON.stringify(p)}`);
+  }
+  const differ = (Object.keys(settings) as (keyof typeof settings)[]).filter((k) => x[k] !== settings[k]);
+  if (differ.length > 0) {
+    throw new SymflowError('fit', `cannot resume: the saved fit had ${differ.map((k) => `${k} ${String(x[k])}`).join(', ')}, this one has ${differ.map((k) => `${k} ${String(settings[k])}`).join(', ')} (the batches would differ)`);
+  }
+  return x;
 }
 
 type Timed = StepResult & { ms: number };

@@ -1,4 +1,4 @@
-export { fit, sessionOf, yieldToEventLoop, type EpochEvent, type FitOptions, type SkippedEvent, type StepEvent, type TrainEvent, type ValidationOptions } from './fit.js';
+export { fit, progressOf, sessionOf, yieldToEventLoop, type FitProgress, type EpochEvent, type FitOptions, type SkippedEvent, type StepEvent, type TrainEvent, type ValidationOptions } from './fit.js';
 export { type Batch, type Column, type DataSource, type PullSource, epochOrder } from './data.js';
 export { runningMean } from './operators/runningMean.js';
 export { everyN } from './operators/everyN.js';

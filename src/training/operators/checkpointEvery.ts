@@ -1,7 +1,7 @@
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { SymflowError } from '../../graph/errors.js';
 import type { Session } from '../../session/session.js';
-import { sessionOf, type TrainEvent } from '../fit.js';
+import { progressOf, sessionOf, type TrainEvent } from '../fit.js';
 
 /**
  * Saves a checkpoint every `n` steps (and passes every event through). The values are read at the step boundary,
@@ -35,7 +35,9 @@ export function checkpointEvery(n: number, path: string, session?: Session): Mon
           return;
         }
         // save() reads the values now (in the session's call order); writing goes on in the background.
-        const save = s.save(path);
+        // With it goes where the fit stands, so `fit(…, {resumeFrom: path})` can continue the same run.
+        const progress = progressOf(e);
+        const save = s.save(path, progress === undefined ? {} : { meta: { fit: progress } });
         saving = saving.then(() => save).catch((err) => { if (!failed) fail(err); });
       },
       error: (e) => subscriber.error(e),
