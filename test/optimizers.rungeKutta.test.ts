@@ -25,10 +25,10 @@ function referenceStep(t: ButcherTableau, p: number[], f: (y: number, c: number)
 }
 
 const STAGES: Record<keyof typeof tableaux, number> = {
-  euler: 1, midpoint: 2, heun: 2, ralston: 2, rk3: 3, rk4: 4, bogackiShampine: 4, dormandPrince: 7,
+  euler: 1, midpoint: 2, heun: 2, ralston: 2, rk3: 3, rk4: 4, bogackiShampine: 4, dormandPrince: 7, tsit5: 7, cashKarp: 6, dop853: 12,
 };
 /** Stages a non-adaptive step evaluates: a last stage of weight 0 that nothing reads is skipped (RK45: 6 of 7). */
-const EVALUATED: Record<keyof typeof tableaux, number> = { ...STAGES, bogackiShampine: 3, dormandPrince: 6 };
+const EVALUATED: Record<keyof typeof tableaux, number> = { ...STAGES, bogackiShampine: 3, dormandPrince: 6, tsit5: 6 };
 
 /** p0ᵢ = 0.5 + frac(i·0.6180339887), rounded to float32 (what the variable holds). */
 const N_FLOW = 4096;

@@ -4,8 +4,8 @@ export { sgd, type SgdOptions } from './sgd.js';
 export { adam, adamw, type AdamOptions, type AdamWOptions } from './adam.js';
 export { adagrad, rmsprop } from './rmsprop.js';
 export { accumulate, type AccumulateOptions, type AccumulateState } from './accumulate.js';
-export { type ButcherTableau, tableaux } from './tableaux.js';
-export { heun, isFsal, neededStages, rungeKutta, type AdaptiveOptions, type Controller, type RungeKuttaOptions } from './rungeKutta.js';
+export { type ButcherTableau, isFsal, tableaux } from './tableaux.js';
+export { heun, neededStages, rungeKutta, type AdaptiveOptions, type Controller, type RungeKuttaOptions } from './rungeKutta.js';
 export { sam } from './sam.js';
 export {
   compile, defineMultiRun, type AnyOptimizer, type CompileOptions, type MultiRunOptimizer, type MultiRunProgram,

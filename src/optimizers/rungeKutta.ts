@@ -14,7 +14,7 @@ import { toposort } from '../graph/walk.js';
 import type { DeviceValue } from '../session/session.js';
 import { defineMultiRun, type MultiRunOptimizer, type NamedRun, type RunOutputs, type StepResult } from './compile.js';
 import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
-import { type ButcherTableau, checkTableau, tableaux } from './tableaux.js';
+import { type ButcherTableau, checkTableau, isFsal, tableaux } from './tableaux.js';
 
 /** How an adaptive step's size changes with its error norm ε (accepted when ε ≤ 1). */
 export type Controller =
@@ -100,16 +100,6 @@ export function neededStages(t: ButcherTableau, adaptive: boolean): boolean[] {
 }
 
 /**
- * First Same As Last: the last stage is evaluated at the new point (its row of a is b, its own weight 0), so its
- * gradient is the next step's first stage when the batch is the same.
- */
-export function isFsal(t: ButcherTableau): boolean {
-  const s = t.b.length;
-  if (s < 2 || t.b[s - 1] !== 0) return false;
-  return t.a[s - 1]!.length === s - 1 && t.a[s - 1]!.every((c, j) => Math.abs(c - t.b[j]!) <= 1e-15 * Math.max(1, Math.abs(c)));
-}
-
-/**
  * Gradient descent as an explicit Runge–Kutta method for the gradient flow dp/dt = −∇L(p), on ANY explicit Butcher
  * tableau: each needed stage is a session run, run i evaluating kᵢ = −∇L at p₀ + lr·Σⱼ aᵢⱼkⱼ on the SAME batch;
  * the last run sets p = p₀ + lr·Σᵢ bᵢkᵢ. The stage points are never written to the parameters: run i evaluates a
@@ -163,6 +153,8 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
     // A random draw makes the gradient at p₁ differ between this step and the next: no reuse then.
     const reusable = fsal && !readsRandom([ctx.loss, ...grads]);
     const e = adaptive ? t.b.map((b, j) => b - t.bStar![j]!) : [];
+    // DOP853's second, 3rd-order companion (scipy's combined norm).
+    const e3 = adaptive && t.bStar3 ? t.b.map((b, j) => b - t.bStar3![j]!) : undefined;
 
     // The last run: the new parameters (adaptive: the error test that accepts or rejects them, and the controller).
     // `finite`: what must be finite besides the new values (the fused run's gradient at the starting point).
@@ -171,7 +163,7 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       const p1 = params.map((_, i) => point(t.b, i, stages));
       const apply: Update[] = [...params.map((p, i): Update => [p, p1[i]!]), [iterations, add(iterations, 1)]];
       if (adaptive === undefined) return ctx.run({ outputs: { ...outputs, lr }, updates: [...(extra.also ?? []), ...apply], finite: extra.finite ?? [] });
-      const err = errorNorm(params, p1, stages, lr, e, adaptive);
+      const err = errorNorm(params, p1, stages, lr, e, adaptive, e3);
       const test = control!.test(err, lr, lrVar!);
       // FSAL: the last stage's gradient (at p₁) becomes the next step's first, stored where stage 0's goes.
       const keep: Update[] = reusable && extra.last ? extra.last.map((g, i): Update => [firstSlot[i]!, g]) : [];
@@ -295,7 +287,8 @@ function autoStep(t: ButcherTableau, a: AdaptiveSettings, params: readonly Varia
   };
 }
 
-const errorOrder = (t: ButcherTableau) => Math.min(t.order, t.errorOrder ?? t.order - 1);
+/** The order q in the controller's exponent −1/(q + 1): the error estimate's (DOP853's combined norm: order − 1, scipy's 7). */
+const errorOrder = (t: ButcherTableau) => (t.bStar3 !== undefined ? t.order - 1 : Math.min(t.order, t.errorOrder ?? t.order - 1));
 
 /** A controller in the graph: its verdict on an error norm and what it assigns on either outcome. */
 interface ControllerGraph {
@@ -438,8 +431,25 @@ function stepScript(who: string, runs: readonly StageRun[], evaluated: readonly 
  * The scaled error norm: RMS over all parameter elements of err / (atol + rtol·max(|p₀|, |p₁|)), with
  * err = lr·Σⱼ eⱼkⱼ (eⱼ = bⱼ − b*ⱼ) over the stages' gradients (scipy's `_estimate_error_norm`).
  */
-function errorNorm(params: readonly Variable[], p1: readonly Tensor[], stages: readonly (readonly Tensor[] | undefined)[], lr: Tensor, e: readonly number[], a: AdaptiveSettings): Tensor {
+function errorNorm(
+  params: readonly Variable[], p1: readonly Tensor[], stages: readonly (readonly Tensor[] | undefined)[], lr: Tensor, e: readonly number[], a: AdaptiveSettings,
+  e3?: readonly number[],
+): Tensor {
   const count = params.reduce((n, p) => n + sizeOf(p.shape as number[]), 0);
+  if (e3 !== undefined) {
+    // scipy's DOP853: ε = ‖e₅‖² / √(n·(‖e₅‖² + 0.01·‖e₃‖²)) over the scaled errors, 0 when both are 0.
+    const s5 = sumOfScaledSquares(params, p1, stages, lr, e, a);
+    const s3 = sumOfScaledSquares(params, p1, stages, lr, e3, a);
+    const denom = sqrt(mul(count, add(s5, mul(0.01, s3))));
+    return where(greater(denom, 0), div(s5, where(greater(denom, 0), denom, 1)), 0);
+  }
+  return sqrt(div(sumOfScaledSquares(params, p1, stages, lr, e, a), count));
+}
+
+/** Σ over all parameter elements of (err / scale)², err = lr·Σⱼ eⱼkⱼ. */
+function sumOfScaledSquares(
+  params: readonly Variable[], p1: readonly Tensor[], stages: readonly (readonly Tensor[] | undefined)[], lr: Tensor, e: readonly number[], a: AdaptiveSettings,
+): Tensor {
   // Σeⱼ = 0 (b and b* both sum to 1), so Σeⱼgⱼ = Σ_{j≥1} eⱼ(gⱼ − g₀): the differences are small and exact-ish, where
   // Σeⱼgⱼ itself cancels O(|g|) terms down to O(h·|g|) and loses float32 digits (1e-4 relative in the norm, seen).
   const diffs = stages.map((g, j) => (g === undefined || j === 0 || e[j] === 0 ? undefined : g.map((x, i) => sub(x, stages[0]![i]!))));
@@ -450,8 +460,7 @@ function errorNorm(params: readonly Variable[], p1: readonly Tensor[], stages: r
     const scaled = a.rtol === 0 ? div(err, a.atol) : div(err, add(a.atol, mul(a.rtol, maximum(abs(p), abs(p1[i]!)))));
     return sum(square(scaled));
   }).filter((x): x is Tensor => x !== undefined);
-  if (squares.length === 0) return scalarConstant(0, 'float32');
-  return sqrt(div(addN(squares), count));
+  return squares.length === 0 ? scalarConstant(0, 'float32') : addN(squares);
 }
 
 interface AdaptiveSettings {
