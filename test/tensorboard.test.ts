@@ -6,11 +6,11 @@ import protobuf from 'protobufjs';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { lastValueFrom, type Observable, take, tap, toArray } from 'rxjs';
 import {
-  abs, add, type AnyOptimizer, compile, type EpochEvent, fit, type HostTensor, matMul, mean, placeholder,
+  abs, add, type AnyOptimizer, type Batch, compile, type EpochEvent, fit, type HostTensor, matMul, mean, placeholder,
   rungeKutta, Session, sgd, square, type StepEvent, sub, tableaux, type TensorBoardFile, tensorboard,
   type TrainEvent, variable,
 } from '../src/index.js';
-import { BACKENDS, rng } from './helpers.js';
+import { BACKENDS, bits, rng } from './helpers.js';
 
 // ---------------------------------------------------------------------------------------------------------------
 // An independent reader of what the writer wrote: the framing walked by @roboflow/tfrecords (its own CRC-32C) and
@@ -122,7 +122,9 @@ function expectedScalars(events: readonly TrainEvent[], every = 1): [number, str
       out.push([e.step, 'train/ms', Math.fround(e.ms)]);
       if (e.rejections !== undefined) out.push([e.step, 'train/rejections', e.rejections]);
       if (e.errorNorm !== undefined) out.push([e.step, 'train/errorNorm', Math.fround(e.errorNorm)]);
-    } else if (e.type === 'epoch') {
+    } else if (e.type === 'skipped') {
+      last = e.step;
+    } else {
       out.push([last, 'epoch/loss', Math.fround(e.loss)]);
       for (const [k, v] of Object.entries(e.val ?? {})) out.push([last, `val/${k}`, Math.fround(v)]);
     }
@@ -267,6 +269,57 @@ describe.each(BACKENDS)('tensorboard on %s', (backend) => {
       expect(payloads.length).toBe(1);
       expect(complaints).toEqual([why === 'length CRC' ? 'Wrong Length CRC' : 'Wrong Data CRC']);
     }
+  });
+
+  it('histogram reads change nothing: losses and parameters bit-identical to training without the writer', async () => {
+    const plain = model(sgd({ lr: 0.1 }));
+    const logged = model(sgd({ lr: 0.1 }));
+    const opts = { epochs: 2, batchSize: 3, seed: 3 };
+    const a = await run(fit(plain.train, [X, Y], opts));
+    const b = await run(fit(logged.train, [X, Y], opts).pipe(tensorboard(freshDir(), { histograms: { params: logged.train, every: 1 } })));
+    expect(b.map((e) => e.loss)).toEqual(a.map((e) => e.loss));
+    const state = async (t: typeof plain.train) => Promise.all(t.params.map(async (v) => bits(await s.getValue(v))));
+    expect(await state(logged.train)).toEqual(await state(plain.train));
+  });
+
+  it('skipped steps write nothing; the epoch scalars go at the last step index, a skipped one included', async () => {
+    const m = model(sgd({ lr: 0.1 }));
+    const dir = freshDir();
+    const bad = Y.map((row, i) => (i === 9 ? [NaN] : row)); // the last batch (rows 8–9) is skipped
+    const events = await run(fit(m.train, [X, bad], { epochs: 1, batchSize: 4, shuffle: false, onNonFinite: 'skip' }).pipe(tensorboard(dir)));
+    expect(events.map((e) => e.type)).toEqual(['step', 'step', 'skipped', 'epoch']);
+    const got = scalars(readEvents(files(dir)[0]!));
+    expect(got).toEqual(expectedScalars(events));
+    expect(got.filter(([, tag]) => tag === 'train/loss').map(([step]) => step)).toEqual([0, 1]);
+    expect(got.filter(([, tag]) => tag === 'epoch/loss')).toEqual([[2, 'epoch/loss', Math.fround((events[0]!.loss + events[1]!.loss) / 2)]]);
+  });
+
+  it('the records reach the disk at the end of each epoch, while training goes on', async () => {
+    const m = model(sgd({ lr: 0.1 }));
+    const dir = freshDir();
+    let release = () => {};
+    const gate = new Promise<void>((res) => { release = res; });
+    let epochs = 0;
+    // Epoch 1 waits for the gate before its first batch: training is held after epoch 0 ended.
+    const source: AsyncIterable<Batch> = {
+      async *[Symbol.asyncIterator]() {
+        if (epochs++ === 1) await gate;
+        yield [X.slice(0, 4), Y.slice(0, 4)];
+        yield [X.slice(4, 8), Y.slice(4, 8)];
+      },
+    };
+    const seen: TrainEvent[] = [];
+    const done = run(fit(m.train, source, { epochs: 2 }).pipe(tensorboard(dir, { flushMs: 1e9 }), tap((e) => seen.push(e))));
+    const end = Date.now() + 10_000;
+    const count = () => { const f = files(dir)[0]; return f === undefined ? 0 : frames(readFileSync(f)).length; };
+    while (count() < 4 && Date.now() < end) await new Promise((res) => setTimeout(res, 5));
+    expect(seen.map((e) => e.type)).toEqual(['step', 'step', 'epoch']);
+    expect(count()).toBe(4); // header, two steps, the epoch
+    expect(scalars(readEvents(files(dir)[0]!))).toEqual(expectedScalars(seen));
+    release();
+    const events = await done;
+    expect(scalars(readEvents(files(dir)[0]!))).toEqual(expectedScalars(events));
+    expect(count()).toBe(7);
   });
 
   it('every: 3 writes the step scalars of steps 0 and 3 only, the epoch scalars always', async () => {
