@@ -393,6 +393,17 @@ describe.each(BACKENDS)('tensorboard on %s', (backend) => {
     expect(readEvents(file.path).length).toBe(2);
   });
 
+  it('a failed append errors the stream (the logdir removed under it)', async () => {
+    const m = model(sgd({ lr: 0.1 }));
+    const dir = freshDir();
+    const c = closed();
+    const result = run(fit(m.train, [X, Y], { epochs: 3, batchSize: 4 }).pipe(tensorboard(dir, { onClose: c.onClose })));
+    expect(files(dir).length).toBe(1); // created with its header at subscription
+    rmSync(dir, { recursive: true });
+    await expect(result).rejects.toMatchObject({ code: 'ENOENT' });
+    expect((await c.p).error).toMatchObject({ code: 'ENOENT' });
+  });
+
   it('two writers on two fits into the same logdir write two files, each with its own stream', async () => {
     const a = model(sgd({ lr: 0.1 }));
     const b = model(sgd({ lr: 0.02 }));
