@@ -10,3 +10,7 @@ export { checkpointEvery } from './operators/checkpointEvery.js';
 export {
   reduceOnPlateau, type HyperparameterTarget, type PlateauMonitor, type PlateauReduction, type ReduceOnPlateauOptions,
 } from './operators/reduceOnPlateau.js';
+// tensorboard
+export {
+  tensorboard, type TensorBoardFile, type TensorBoardHistograms, type TensorBoardOptions,
+} from './operators/tensorboard.js';
