@@ -70,8 +70,9 @@ await new Promise<void>((resolve, reject) => {
 });
 
 const atAverages = last?.type === 'epoch' ? last.val!['accuracy']! : NaN;
-const [atParams] = await session.run([accuracy], [[x, data.testX], [y, data.testY]]);
-console.log(`final test accuracy: ${(100 * atAverages).toFixed(2)} % at the averaged weights, ${(100 * atParams!.data[0]!).toFixed(2)} % at the trained ones`);
+const lossAtAverages = last?.type === 'epoch' ? last.val!['loss']! : NaN;
+const [atParams, lossAtParams] = await session.run([accuracy, loss], [[x, data.testX], [y, data.testY]]);
+console.log(`final test accuracy: ${(100 * atAverages).toFixed(2)} % (loss ${lossAtAverages.toFixed(4)}) at the averaged weights, ${(100 * atParams!.data[0]!).toFixed(2)} % (loss ${lossAtParams!.data[0]!.toFixed(4)}) at the trained ones`);
 await session.dispose();
 if (!(atAverages >= 0.9)) {
   console.error('expected at least 90 % test accuracy');
