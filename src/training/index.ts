@@ -10,3 +10,5 @@ export { checkpointEvery } from './operators/checkpointEvery.js';
 export {
   reduceOnPlateau, type HyperparameterTarget, type PlateauMonitor, type PlateauReduction, type ReduceOnPlateauOptions,
 } from './operators/reduceOnPlateau.js';
+// dashboard
+export { dashboard, type Dashboard, type DashboardOptions, type DashboardRuns, type RunStatus } from './dashboard.js';
