@@ -143,16 +143,44 @@ function spec(x, width) {
     mark: line,
     encoding: {
       x: xEnc,
-      y: { field, type: 'quantitative', title: yTitle, scale: log ? { type: 'log' } : { zero: false } },
+      y: { field, type: 'quantitative', title: yTitle, scale: log ? { type: 'log', nice: false, padding: 6 } : { zero: false, padding: 6 } },
       color,
       tooltip: [{ field: 'run' }, { field: 'epoch' }, { field: 'step' }, { field, format: '.4~g' }],
     },
   }, extra || {});
+  const epochChart = (title, losses) => ({
+    title, width, height: 230,
+    data: { name: 'epochs' },
+    transform: [{ filter: 'isValid(datum.value) && isFinite(datum.value) && ' + (losses ? "indexof(datum.metric, 'loss') >= 0 && datum.value > 0" : "indexof(datum.metric, 'loss') < 0") }],
+    mark: { type: 'line', strokeWidth: 2, clip: true },
+    encoding: {
+      x: xEnc,
+      y: { field: 'value', type: 'quantitative', title: losses ? 'loss' : 'value', scale: losses ? { type: 'log', nice: false, padding: 6 } : { zero: false, padding: 6 } },
+      color,
+      strokeDash: { field: 'metric', type: 'nominal', title: null, legend: { orient: 'bottom', direction: 'horizontal', symbolStrokeColor: '#444', symbolStrokeWidth: 2 } },
+      tooltip: [{ field: 'run' }, { field: 'epoch' }, { field: 'metric' }, { field: 'value', format: '.4~g' }],
+    },
+  });
+  // Step times are noisy (GC, the other runs sharing the event loop): each step a faint dot, a centred mean of 21 a line.
+  const stepTime = {
+    title: 'Step time (dots: each step; line: mean of 21 steps; log scale)', width, height: 230,
+    data: { name: 'steps' },
+    transform: [
+      { filter: 'isValid(datum.ms) && datum.ms > 0' },
+      { window: [{ op: 'mean', field: 'ms', as: 'meanMs' }], frame: [-10, 10], groupby: ['run'], sort: [{ field: 'step' }] },
+    ],
+    encoding: { x: xEnc, color },
+    layer: [
+      { mark: { type: 'point', filled: true, size: 8, opacity: 0.3, clip: true }, encoding: { y: { field: 'ms', type: 'quantitative', title: 'milliseconds per step', scale: { type: 'log', nice: false, padding: 6 } } } },
+      { mark: { type: 'line', strokeWidth: 2, clip: true }, encoding: { y: { field: 'meanMs', type: 'quantitative' }, tooltip: [{ field: 'run' }, { field: 'step' }, { field: 'ms', format: '.3~g' }, { field: 'meanMs', format: '.3~g' }] } },
+    ],
+  };
   return {
     config: {
       font: 'system-ui, sans-serif',
       title: { fontSize: 14, anchor: 'start', fontWeight: 600, offset: 8 },
       axis: { labelFontSize: 11, titleFontSize: 12, titleFontWeight: 500, gridColor: '#eee' },
+      legend: { labelFontSize: 12 },
       view: { stroke: '#ddd' },
     },
     vconcat: [
@@ -161,24 +189,12 @@ function spec(x, width) {
         chart('Learning rate / step size (log scale)', 'lr', 'lr', true),
       ] },
       { hconcat: [
-        chart('Step time', 'ms', 'milliseconds per step', false),
-        {
-          title: 'End of epoch: mean step loss and validation (log scale)', width, height: 230,
-          data: { name: 'epochs' },
-          transform: [{ filter: 'isValid(datum.value) && isFinite(datum.value) && datum.value > 0' }],
-          mark: { type: 'line', strokeWidth: 1.6, point: { size: 18 }, clip: true },
-          encoding: {
-            x: xEnc,
-            y: { field: 'value', type: 'quantitative', title: 'value', scale: { type: 'log' } },
-            color,
-            strokeDash: { field: 'metric', type: 'nominal', title: 'metric', legend: { orient: 'right' } },
-            shape: { field: 'metric', type: 'nominal', title: 'metric', legend: null },
-            tooltip: [{ field: 'run' }, { field: 'epoch' }, { field: 'metric' }, { field: 'value', format: '.4~g' }],
-          },
-        },
-      ] },
+        epochChart('End of epoch: mean step loss and validation loss (log scale)', true),
+        epochChart('End of epoch: validation metrics', false),
+      ], resolve: { scale: { strokeDash: 'independent' }, legend: { strokeDash: 'independent' } } },
+      { hconcat: [stepTime] },
     ],
-    resolve: { scale: { color: 'shared' } },
+    resolve: { scale: { color: 'shared', strokeDash: 'independent' }, legend: { strokeDash: 'independent' } },
   };
 }
 
@@ -189,13 +205,13 @@ async function render() {
   const previous = view;
   view = null;
   if (previous) previous.finalize();
-  const result = await vegaEmbed('#charts', spec(x, width), { actions: false, renderer: 'canvas' });
+  const result = await vegaEmbed('#charts', spec(x, width), { actions: false, renderer: 'svg' });
   view = result.view;
   window.__views.main = view;
   pending = { steps: [], epochs: [] };
   view.change('steps', vega.changeset().insert(board.steps.map((r) => Object.assign({}, r))))
     .change('epochs', vega.changeset().insert(board.epochs.map((r) => Object.assign({}, r))));
-  await view.runAsync();
+  await view.resize().runAsync();
 }
 
 function rerender() {
@@ -207,8 +223,9 @@ async function flush() {
   if (!view || (pending.steps.length === 0 && pending.epochs.length === 0)) return;
   const { steps, epochs } = pending;
   pending = { steps: [], epochs: [] };
+  // resize(): new data can widen axis labels, and the 'pad' autosize is only recomputed when asked.
   view.change('steps', vega.changeset().insert(steps)).change('epochs', vega.changeset().insert(epochs));
-  await view.runAsync();
+  await view.resize().runAsync();
 }
 setInterval(flush, 150);
 
