@@ -132,7 +132,7 @@ function updateRow(run) {
 function spec(x, width) {
   const color = {
     field: 'run', type: 'nominal', title: 'run', scale: { domain: board.runs, range: PALETTE },
-    legend: { orient: 'top', direction: 'horizontal', title: null, labelFontSize: 13, symbolStrokeWidth: 3 },
+    legend: { orient: 'top', direction: 'horizontal', title: null, labelFontSize: 13, symbolOpacity: 1, symbolStrokeWidth: 3 },
   };
   const xEnc = { field: X[x].field, type: 'quantitative', title: X[x].title };
   const line = { type: 'line', strokeWidth: 1.6, clip: true, interpolate: 'linear' };
