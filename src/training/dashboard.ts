@@ -109,33 +109,11 @@ export async function dashboard(runs: DashboardRuns, opts: DashboardOptions = {}
 
   const server = createServer((req, res) => {
     try {
-      route(req, res);
+      route(req, res, { page, scripts, history, clients, stop, status, has: (run) => state.has(run) });
     } catch (e) {
       res.writeHead(500, { 'content-type': 'text/plain' }).end(String(e));
     }
   });
-  const route = (req: IncomingMessage, res: ServerResponse) => {
-    const url = new URL(req.url ?? '/', 'http://localhost');
-    if (req.method === 'GET' && url.pathname === '/') {
-      res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(page);
-    } else if (req.method === 'GET' && Object.hasOwn(scripts, url.pathname)) {
-      res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'max-age=3600' }).end(scripts[url.pathname]);
-    } else if (req.method === 'GET' && url.pathname === '/events') {
-      res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
-      res.write(history.join(''));
-      clients.add(res);
-      req.on('close', () => clients.delete(res));
-    } else if (req.method === 'POST' && url.pathname === '/stop') {
-      // A custom header makes a cross-site form or fetch preflight, which this server never answers.
-      if (req.headers['x-symflow-dashboard'] !== '1') return void res.writeHead(403, { 'content-type': 'text/plain' }).end('missing x-symflow-dashboard header');
-      const run = url.searchParams.get('run') ?? undefined;
-      if (run !== undefined && !state.has(run)) return void res.writeHead(404, { 'content-type': 'text/plain' }).end(`no run named '${run}'`);
-      stop(run);
-      res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(status()));
-    } else {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
-    }
-  };
   await listen(server, port, host);
   const address = server.address() as AddressInfo;
 
@@ -165,6 +143,41 @@ export async function dashboard(runs: DashboardRuns, opts: DashboardOptions = {}
   });
   const shown = address.family === 'IPv6' ? `[${address.address}]` : address.address;
   return { url: `http://${shown}:${address.port}/`, host: address.address, port: address.port, stop, status, done, close };
+}
+
+interface Routes {
+  page: string;
+  scripts: Record<string, string>;
+  history: readonly string[];
+  clients: Set<ServerResponse>;
+  stop(run?: string): void;
+  status(): Record<string, RunStatus>;
+  has(run: string): boolean;
+}
+
+/** GET / (the page), the three scripts, /events (server-sent events, history first); POST /stop[?run=name]. */
+function route(req: IncomingMessage, res: ServerResponse, r: Routes): void {
+  const url = new URL(req.url ?? '/', 'http://localhost');
+  const text = (code: number, body: string) => void res.writeHead(code, { 'content-type': 'text/plain' }).end(body);
+  if (req.method === 'GET' && url.pathname === '/') {
+    res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' }).end(r.page);
+  } else if (req.method === 'GET' && Object.hasOwn(r.scripts, url.pathname)) {
+    res.writeHead(200, { 'content-type': 'text/javascript; charset=utf-8', 'cache-control': 'max-age=3600' }).end(r.scripts[url.pathname]);
+  } else if (req.method === 'GET' && url.pathname === '/events') {
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-store', connection: 'keep-alive' });
+    res.write(r.history.join(''));
+    r.clients.add(res);
+    req.on('close', () => r.clients.delete(res));
+  } else if (req.method === 'POST' && url.pathname === '/stop') {
+    // A custom header makes a cross-site form or fetch preflight, which this server never answers.
+    if (req.headers['x-symflow-dashboard'] !== '1') return text(403, 'missing x-symflow-dashboard header');
+    const run = url.searchParams.get('run') ?? undefined;
+    if (run !== undefined && !r.has(run)) return text(404, `no run named '${run}'`);
+    r.stop(run);
+    res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(r.status()));
+  } else {
+    text(404, 'not found');
+  }
 }
 
 function namedRuns(runs: DashboardRuns, single: string): [string, Observable<TrainEvent>][] {
