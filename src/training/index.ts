@@ -14,3 +14,5 @@ export {
 export {
   tensorboard, type TensorBoardFile, type TensorBoardHistograms, type TensorBoardOptions,
 } from './operators/tensorboard.js';
+// dashboard
+export { dashboard, type Dashboard, type DashboardOptions, type DashboardRuns, type RunStatus } from './dashboard.js';
