@@ -48,7 +48,7 @@ export function quote(...lines: readonly string[]): string {
 }
 
 /** @internal A short value for a small constant (`0.5`, `[1,2,3]`), or undefined for a big one. */
-function constantValue(node: DotNode): string | undefined {
+export function constantValue(node: DotNode): string | undefined {
   const v = node.attrs['value'];
   if (!(v instanceof Float32Array || v instanceof Int32Array || v instanceof Uint8Array) || v.length > 4) return undefined;
   const items = Array.from(v, (x) => (node.dtype === 'bool' ? String(x === 1) : String(Number(x.toPrecision(6)))));
@@ -216,6 +216,8 @@ export function toDot(outputs: Tensor | readonly Tensor[], opts: DotOptions = {}
     lines.push(`${indent}  label=${quote(`${b.side} of '${b.cond.name}'`, ...captured)};`);
     lines.push(`${indent}  style="rounded,dashed"; color="${b.side === 'then' ? '#1e8449' : '#a93226'}"; fontcolor="${b.side === 'then' ? '#1e8449' : '#a93226'}";`);
     for (const m of b.members) lines.push(nodeLine(m, `${indent}  `));
+    // Graphviz draws no empty cluster: a branch that only passes captures through gets a marker.
+    if (b.members.length === 0 && b.children.length === 0) lines.push(`${indent}  ${id}_empty [label="(passes captures through)", shape=plaintext, fontsize=9];`);
     for (const child of b.children) emit(child, `${indent}  `);
     lines.push(`${indent}}`);
   };

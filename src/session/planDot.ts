@@ -1,5 +1,5 @@
 import type { GraphProgram, ProgramBackend, ProgramSpec } from '../backend/index.js';
-import { checkSize, type DotNode, type DotOptions, edgeLine, header, labelLines, nameList, quote, styleOf, toDot } from '../graph/dot.js';
+import { checkSize, constantValue, type DotNode, type DotOptions, edgeLine, header, labelLines, nameList, quote, styleOf, toDot } from '../graph/dot.js';
 import { SymflowError } from '../graph/errors.js';
 import { graph } from '../graph/names.js';
 import { dotToSvg } from '../graph/svg.js';
@@ -79,19 +79,46 @@ export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
   const node = (id: string, n: DotNode, indent: string, prefix = '', extra = '') =>
     lines.push(`${indent}${id} [label=${quote(...labelLines(n, prefix))}, ${styleOf(n.op, (n as Tensor & { trainable?: boolean }).trainable ?? true)}${extra}];`);
 
+  // Small constants are drawn beside each step that reads them (no long edges from one shared `0`); one that is a
+  // result, an output or a new value is drawn once, as a source.
+  const small = new Set(compiled.sources.filter((s) => s.kind === 'constant' && constantValue(s.node) !== undefined).map((s) => s.reg));
+  const used = new Set<number>();
+  // DOT ids in the order the picture meets the registers, never the registers' numbers: those follow node ids,
+  // which an interned constant made by an earlier graph shifts.
+  const ids = new Map<number, string>();
+  const dotId = (reg: number) => {
+    let id = ids.get(reg);
+    if (id === undefined) ids.set(reg, (id = `r${ids.size}`));
+    return id;
+  };
+  const from = (reg: number) => {
+    if (small.has(reg)) used.add(reg);
+    return dotId(reg);
+  };
+  let locals = 0;
+  const stepInput = (reg: number, to: string, indent: string): void => {
+    if (!small.has(reg)) {
+      edges.push(edgeLine(dotId(reg), to, shapeOf(reg)));
+      return;
+    }
+    const id = `k${locals++}`;
+    lines.push(`${indent}${id} [label=${quote(constantValue(nodeOfReg(reg))!)}, ${styleOf('constant')}, fontsize=8, height=0.2];`);
+    edges.push(edgeLine(id, to, ''));
+  };
   for (const src of compiled.sources) {
     const n = nodeOfReg(src.reg);
-    if (src.kind === 'feed') node(`r${src.reg}`, { ...n, op: 'placeholder' }, '  ', `input ${src.index}: `);
-    else if (src.kind === 'variable') node(`r${src.reg}`, src.tensor, '  ');
-    else node(`r${src.reg}`, n, '  ');
+    if (small.has(src.reg)) continue;
+    if (src.kind === 'feed') node(dotId(src.reg), { ...n, op: 'placeholder' }, '  ', `input ${src.index}: `);
+    else if (src.kind === 'variable') node(dotId(src.reg), src.tensor, '  ');
+    else node(dotId(src.reg), n, '  ');
   }
   let conds = 0;
   const emit = (block: Block, path: string, indent: string) => {
     block.steps.forEach((step, i) => {
       const num = `${path}${i + 1}`;
       if (step.kind === 'node') {
-        node(`r${step.out}`, step.node, indent, `#${num} `);
-        for (const r of step.inputs) edges.push(edgeLine(`r${r}`, `r${step.out}`, shapeOf(r)));
+        node(dotId(step.out), step.node, indent, `#${num} `);
+        for (const r of step.inputs) stepInput(r, dotId(step.out), indent);
         return;
       }
       const id = `c${conds++}`;
@@ -99,7 +126,7 @@ export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
       const condName = out0 === undefined ? 'cond' : program.ir.nodes[out0.inputs[0]!]?.name ?? 'cond';
       const predName = nodeOfReg(step.pred).name;
       lines.push(`${indent}${id} [label=${quote(`#${num} cond '${condName}'`, `pred '${predName}'`)}, ${styleOf('cond')}];`);
-      edges.push(edgeLine(`r${step.pred}`, id, edgeLabels ? 'pred' : ''));
+      edges.push(edgeLine(from(step.pred), id, edgeLabels ? 'pred' : ''));
       (['then', 'else'] as const).forEach((side, k) => {
         const b = step.blocks[k]!;
         const color = side === 'then' ? '#1e8449' : '#a93226';
@@ -110,12 +137,12 @@ export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
         if (b.steps.length === 0) lines.push(`${indent}  ${id}_${side} [label="(nothing runs)", shape=plaintext, fontcolor="${color}"];`);
         emit(b, `${num}.${side}.`, `${indent}  `);
         lines.push(`${indent}}`);
-        b.results.forEach((r, j) => edges.push(edgeLine(`r${r}`, `r${step.outs[j]!}`, side, color)));
+        b.results.forEach((r, j) => edges.push(edgeLine(from(r), dotId(step.outs[j]!), side, color)));
         if (b.steps.length === 0) edges.push(edgeLine(id, `${id}_${side}`, '', color, 'style=dotted'));
       });
       for (const o of step.outs) {
-        node(`r${o}`, nodeOfReg(o), indent);
-        edges.push(edgeLine(id, `r${o}`, '', '#b7950b', 'style=dotted, arrowhead=none'));
+        node(dotId(o), nodeOfReg(o), indent);
+        edges.push(edgeLine(id, dotId(o), '', '#b7950b', 'style=dotted, arrowhead=none'));
       }
     });
   };
@@ -124,12 +151,16 @@ export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
   compiled.outputRegs.forEach((r, i) => {
     const what = i === compiled.guard ? 'applied? (applyIfFinite)' : `'${compiled.outputs[i]!.name}'`;
     lines.push(`  o${i} [label=${quote(`output ${i}: ${what}`)}, shape=plaintext, fontcolor="#c0392b"];`);
-    edges.push(edgeLine(`r${r}`, `o${i}`, shapeOf(r), '#c0392b'));
+    edges.push(edgeLine(from(r), `o${i}`, shapeOf(r), '#c0392b'));
   });
   compiled.updates.forEach((u, i) => {
     lines.push(`  u${i} [label=${quote(`assign '${u.variable.name}'`)}, shape=box, style="filled,dashed", fillcolor="#fde8c4", color="#b9770e"];`);
-    edges.push(edgeLine(`r${u.reg}`, `u${i}`, shapeOf(u.reg), '#b9770e'));
+    edges.push(edgeLine(from(u.reg), `u${i}`, shapeOf(u.reg), '#b9770e'));
   });
+  for (const reg of used) node(dotId(reg), nodeOfReg(reg), '  ');
+  // The function's outputs and assignments at the bottom, side by side.
+  const sinks = [...compiled.outputRegs.map((_, i) => `o${i}`), ...compiled.updates.map((_, i) => `u${i}`)];
+  if (sinks.length > 0) lines.push(`  { rank=sink; ${sinks.join('; ')}; }`);
   return `${[...lines, ...edges, '}'].join('\n')}\n`;
 }
 
