@@ -22,8 +22,8 @@ export interface DotOptions {
   /** A title above the picture. */
   readonly title?: string;
   /**
-   * Assignments to draw (`toDot` only): each new value joins the picture, with a dashed `assign` edge to its
-   * variable — what a `session.function`'s update pairs do.
+   * Assignments to draw (`toDot` only): each new value joins the picture, with an `assign 'name'` box fed by it
+   * — what a `session.function`'s update pairs do.
    */
   readonly updates?: readonly (readonly [Tensor, Tensor])[];
 }
@@ -245,7 +245,11 @@ export function toDot(outputs: Tensor | readonly Tensor[], opts: DotOptions = {}
       lines.push(edgeLine(idOf.get(input)!, to, label, color));
     });
   }
-  for (const [v, value] of updates) lines.push(edgeLine(idOf.get(value)!, idOf.get(v)!, 'assign', '#b9770e', 'style=dashed, constraint=false'));
+  // An assignment is a sink beside the new value (an edge back up to the variable would cross the whole picture).
+  updates.forEach(([v, value], i) => {
+    lines.push(`  a${i} [label=${quote(`assign '${v.name}'`)}, shape=box, style="filled,dashed", fillcolor="#fde8c4", color="#b9770e"];`);
+    lines.push(edgeLine(idOf.get(value)!, `a${i}`, edgeLabels ? shapeString(value.shape) : '', '#b9770e'));
+  });
   lines.push('}');
   return `${lines.join('\n')}\n`;
 }
