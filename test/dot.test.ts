@@ -1,6 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
-  accumulate, add, compile, cond, exp, functionToDot, graph, greater, heun, layers, log, matMul, mean, mul, neg, placeholder, planToDot, planToSvg,
+  accumulate, add, compile, cond, dotToSvg, exp, functionToDot, graph, greater, heun, layers, log, matMul, mean, mul, neg, placeholder, planToDot, planToSvg,
   relu, rungeKutta, Session, sgd, square, sub, sum, tableaux, toDot, toSvg, variable, type FunctionSpec, type SessionFunction, type Tensor,
 } from '../src/index.js';
 import { loadViz } from '../src/graph/svg.js';
@@ -206,6 +206,11 @@ describe('toSvg', () => {
     expect(svg).toContain('placeholder &#39;x&quot;q&#39;');
   });
 
+  it("reports Graphviz's error for DOT it cannot read", async () => {
+    await expect(dotToSvg('digraph { a -> }')).rejects.toThrow(/^dotToSvg: Graphviz could not render the graph: .*syntax error/);
+    await expect(dotToSvg(3 as unknown as string)).rejects.toThrow(/dotToSvg: dot must be a string, got number/);
+  });
+
   it('says how to install Graphviz when @viz-js/viz is missing', async () => {
     await expect(loadViz('toSvg', '@viz-js/not-installed-here')).rejects.toThrow(/toSvg: .*npm install @viz-js\/not-installed-here/);
   });
@@ -358,6 +363,8 @@ describe('planToDot', () => {
       const assign = g.edges.filter((e) => g.nodes.get(e.to)!.label.startsWith('assign ')).map((e) => `${head(g.nodes.get(e.from)!.label)} -> ${head(g.nodes.get(e.to)!.label)}`);
       expect(assign).toEqual(["condOutput 'cond' -> assign 'w'"]);
       expect(() => planToDot((() => Promise.resolve([])) as unknown as SessionFunction)).toThrow(/planToDot: expects a function made by session.function/);
+      // 4 sources (x, w, the constants 0 and 0.5), 6 kernel steps and a cond step, 1 output, 1 assignment.
+      expect(() => planToDot(a, { maxNodes: 12 })).toThrow(/planToDot: the graph has 13 nodes, more than maxNodes \(12\)/);
     } finally {
       await onnx.dispose();
     }

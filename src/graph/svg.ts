@@ -49,7 +49,12 @@ export function loadViz(who: string, moduleName = VIZ): Promise<Viz> {
  * @param dot the DOT text
  * @returns the SVG text
  */
-export async function dotToSvg(dot: string, who = 'dotToSvg'): Promise<string> {
+export function dotToSvg(dot: string): Promise<string> {
+  return renderSvg('dotToSvg', dot);
+}
+
+/** @internal `dotToSvg`, its errors naming `who` (toSvg, planToSvg, …). */
+export async function renderSvg(who: string, dot: string): Promise<string> {
   if (typeof dot !== 'string') throw new SymflowError(who, `dot must be a string, got ${typeof dot}`);
   const viz = await loadViz(who);
   const result = viz.render(dot, { format: 'svg', engine: 'dot' });
@@ -72,5 +77,5 @@ export async function dotToSvg(dot: string, who = 'dotToSvg'): Promise<string> {
  * @returns the SVG text
  */
 export async function toSvg(outputs: Tensor | readonly Tensor[], opts: DotOptions = {}): Promise<string> {
-  return dotToSvg(toDot(outputs, opts), 'toSvg');
+  return renderSvg('toSvg', toDot(outputs, opts));
 }

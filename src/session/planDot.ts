@@ -2,7 +2,7 @@ import type { GraphProgram, ProgramBackend, ProgramSpec } from '../backend/index
 import { checkSize, constantValue, type DotNode, type DotOptions, edgeLine, header, labelLines, nameList, quote, styleOf, toDot } from '../graph/dot.js';
 import { SymflowError } from '../graph/errors.js';
 import { graph } from '../graph/names.js';
-import { dotToSvg } from '../graph/svg.js';
+import { renderSvg } from '../graph/svg.js';
 import { shapeString, type Tensor } from '../graph/tensor.js';
 import type { Block } from '../schedule/plan.js';
 import { type CompiledFunction, compileFunction } from './compileFunction.js';
@@ -171,7 +171,7 @@ export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
  * @returns the SVG text
  */
 export async function planToSvg(fn: SessionFunction, opts: DotOptions = {}): Promise<string> {
-  return dotToSvg(planToDot(fn, opts), 'planToSvg');
+  return renderSvg('planToSvg', planToDot(fn, opts));
 }
 
 /**
@@ -200,5 +200,5 @@ export function functionToDot(fn: SessionFunction, opts: DotOptions = {}): strin
  * @returns the SVG text
  */
 export async function functionToSvg(fn: SessionFunction, opts: DotOptions = {}): Promise<string> {
-  return dotToSvg(functionToDot(fn, opts), 'functionToSvg');
+  return renderSvg('functionToSvg', functionToDot(fn, opts));
 }
