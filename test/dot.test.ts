@@ -364,7 +364,7 @@ describe('planToDot', () => {
       expect(assign).toEqual(["condOutput 'cond' -> assign 'w'"]);
       expect(() => planToDot((() => Promise.resolve([])) as unknown as SessionFunction)).toThrow(/planToDot: expects a function made by session.function/);
       // 4 sources (x, w, the constants 0 and 0.5), 6 kernel steps and a cond step, 1 output, 1 assignment.
-      expect(() => planToDot(a, { maxNodes: 12 })).toThrow(/planToDot: the graph has 13 nodes, more than maxNodes \(12\)/);
+      expect(() => planToDot(a, { maxNodes: 12 })).toThrow(/planToDot: the plan has 13 nodes, more than maxNodes \(12\)/);
     } finally {
       await onnx.dispose();
     }

@@ -94,11 +94,11 @@ export function header(opts: DotOptions): string[] {
 }
 
 /** @internal Refuses a picture of more than `maxNodes` nodes, saying how to get one. */
-export function checkSize(who: string, count: number, opts: DotOptions): void {
+export function checkSize(who: string, count: number, opts: DotOptions, what = 'graph'): void {
   const max = opts.maxNodes ?? DEFAULT_MAX_NODES;
   if (!(Number.isInteger(max) && max >= 1)) throw new SymflowError(who, `maxNodes must be a positive integer, got ${String(max)}`);
   if (count > max) {
-    throw new SymflowError(who, `the graph has ${count} nodes, more than maxNodes (${max}): draw fewer outputs (a part of the graph) or pass a larger { maxNodes }`);
+    throw new SymflowError(who, `the ${what} has ${count} nodes, more than maxNodes (${max}): draw fewer outputs (a part of the graph) or pass a larger { maxNodes }`);
   }
 }
 

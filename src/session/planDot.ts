@@ -71,7 +71,7 @@ const countKernels = (b: Block): number => b.steps.reduce((n, s) => n + (s.kind 
 export function planToDot(fn: SessionFunction, opts: DotOptions = {}): string {
   const { compiled, program } = replan('planToDot', fn);
   const { top, nodeOfReg } = program;
-  checkSize('planToDot', compiled.sources.length + countSteps(top) + compiled.outputs.length + compiled.updates.length, opts);
+  checkSize('planToDot', compiled.sources.length + countSteps(top) + compiled.outputs.length + compiled.updates.length, opts, 'plan');
   const edgeLabels = opts.edgeLabels ?? true;
   const shapeOf = (reg: number) => (edgeLabels ? shapeString(nodeOfReg(reg).shape) : '');
   const lines = header({ ...opts, title: opts.title ?? `plan of ${describe(compiled)}: ${countKernels(top)} kernels` });
