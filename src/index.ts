@@ -43,3 +43,5 @@ export { clipByValue } from './optimizers/transforms.js';
 export * from './training/index.js';
 export { substitute } from './graph/substitute.js';
 export * from './graph/layers/index.js';
+// graph pictures
+export { toDot, toSvg, dotToSvg, planToDot, planToSvg, functionToDot, functionToSvg, type DotOptions } from './session/planDot.js';

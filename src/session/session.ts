@@ -96,6 +96,9 @@ export interface SessionFunction {
   dispose(): Promise<void>;
 }
 
+/** @internal What a session function was compiled from, for plan pictures (`planToDot` re-plans it). */
+export const FUNCTION_SOURCE = Symbol('symflow.functionSource');
+
 export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
 
 /** `the function of outputs 'loss' and updates of 'w', 'b'`: how errors name a compiled function. */
@@ -210,7 +213,8 @@ export class Session {
       released ??= this.disposed ? Promise.resolve() : this.exclusive(() => this.release(compiled), 'release');
       return released;
     };
-    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose });
+    const source = { spec: { ...spec }, passes: this.backendImpl.passes, rewrite: this.optimizeGraphs };
+    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose, [FUNCTION_SOURCE]: source });
   }
 
   /**
