@@ -17,6 +17,7 @@
 import { asTensor, type TensorLike } from './convert.js';
 import { cond } from './cond.js';
 import { SymflowError } from './errors.js';
+import { maskSimd } from './maskSimd.js';
 import { less } from './ops/compare.js';
 import { mul } from './ops/binary.js';
 import { defineOp, makeNode } from './registry.js';
@@ -220,12 +221,22 @@ export function drawRandom(attrs: { dist: string; a: number; b: number }, key: r
 
 /**
  * b where unit(i) < a, else 0: the same uniform draw bernoulli compares, so dropout(x, r) keeps where
- * bernoulli(1 − r, x) is true. h·2⁻²⁴ < keep for the 24-bit h is h < ceil(keep·2²⁴), tested by the sign of the
- * difference, without a branch (a 50 % branch, mispredicted half the time, cost 3× the hashing).
+ * bernoulli(1 − r, x) is true. h·2⁻²⁴ < keep for the 24-bit h is h < ceil(keep·2²⁴). Drawn four at a time by
+ * WebAssembly SIMD (maskSimd.ts), else by the scalar loop; both give the same bits.
  */
 function drawMask(out: Float32Array, k0: number, k1: number, keep: number, value: number): void {
+  const threshold = Math.ceil(Math.fround(keep) * 16777216) | 0;
+  const valueBits = new Int32Array(Float32Array.of(value).buffer)[0]!;
+  if (!maskSimd(new Int32Array(out.buffer, out.byteOffset, out.length), k0, k1, threshold, valueBits)) drawMaskScalar(out, k0, k1, threshold, value);
+}
+
+/**
+ * @internal The scalar mask loop (the reference the SIMD one is tested against): the sign of h − threshold picks
+ * 0 or b, without a branch (a 50 % branch, mispredicted half the time, cost 3× the hashing).
+ */
+export function drawMaskScalar(out: Float32Array, k0: number, k1: number, threshold: number, value: number): void {
   // NOTE: a lookup of the sign bit, not `value * bit`: V8 ran the product of a double and the bit 3× slower.
-  const table = Float32Array.of(0, value), threshold = Math.ceil(Math.fround(keep) * 16777216) | 0;
+  const table = Float32Array.of(0, value);
   for (let i = 0; i < out.length; i++) out[i] = table[(bits24(i, k0, k1) - threshold) >>> 31]!;
 }
 
