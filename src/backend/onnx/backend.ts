@@ -7,6 +7,7 @@ import type { Block } from '../../schedule/plan.js';
 import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
+import { fuseConvBias } from './peephole.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
@@ -88,6 +89,9 @@ export class OnnxBackend implements ProgramBackend {
       b.node('Identity', [name(reg)], {}, `out${k}`);
       return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype);
     });
+    // Top-level values are named s<register>: their symflow shapes are known.
+    const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
+    b.replaceNodes(fuseConvBias(b.nodes, [], shapeOf));
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));

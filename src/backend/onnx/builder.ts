@@ -48,7 +48,7 @@ export function valueInfo(name: string, elem: Elem, dims?: readonly (number | nu
  * outer-scope values.
  */
 export class GraphBuilder {
-  readonly nodes: INodeProto[] = [];
+  nodes: INodeProto[] = [];
   /** The symflow node being lowered: ONNX node names carry it, so run-time errors can name it. */
   owner: string | undefined;
   private readonly root: GraphBuilder;
@@ -97,6 +97,11 @@ export class GraphBuilder {
 
   scalar(elem: Elem, value: number): string {
     return this.constant(elem, [], [value]);
+  }
+
+  /** Replaces the node list (a rewrite pass's result). */
+  replaceNodes(nodes: INodeProto[]): void {
+    this.nodes = nodes;
   }
 
   addInitializer(t: ITensorProto): void {
