@@ -203,6 +203,16 @@ export function randomKey(attrs: { seed: number; salt: number }, sessionSeed: nu
 
 const TWO_PI = 2 * Math.PI;
 
+// The arrays drawRandom made. Nothing writes into one after it is drawn (the session keeps it for the step's runs
+// and only uploads it), so a backend may wrap it instead of copying it: for the onnx backend the copy of two
+// dropout masks (and the garbage it made) was a third of what dropout still cost an MLP step.
+const drawn = new WeakSet<Float32Array>();
+
+/** @internal Whether `data` is a random draw, never written after it was made (see `drawn`). */
+export function isDrawn(data: ArrayBufferView): boolean {
+  return drawn.has(data as Float32Array);
+}
+
 /**
  * The values of a random node of `shape` under `key`: element i (row-major) depends on (key, i) only, so a larger
  * leading dimension draws the same leading rows.
@@ -211,6 +221,7 @@ export function drawRandom(attrs: { dist: string; a: number; b: number }, key: r
   let n = 1;
   for (const d of shape) n *= d;
   const out = new Float32Array(n);
+  drawn.add(out);
   // One small function per distribution: each loop compiles on its own (one function holding all three ran the
   // mask loop 2.5× slower).
   if (attrs.dist === 'mask') drawMask(out, key[0], key[1], attrs.a, attrs.b);

@@ -1,6 +1,7 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { SymflowError } from '../../graph/errors.js';
+import { isDrawn } from '../../graph/random.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import type { Block } from '../../schedule/plan.js';
@@ -48,7 +49,8 @@ export class OnnxBackend implements ProgramBackend {
   use(): void {}
 
   upload(value: HostTensor): DeviceTensor {
-    return asDevice(new ort.Tensor(value.dtype, value.data.slice(), value.shape));
+    // A copy, as the caller may write into its array later; a random draw is never written (see graph/random.ts).
+    return asDevice(new ort.Tensor(value.dtype, isDrawn(value.data) ? value.data : value.data.slice(), value.shape));
   }
 
   download(t: DeviceTensor): HostTensor {
