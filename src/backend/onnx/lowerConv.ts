@@ -5,7 +5,7 @@ import { SymflowError } from '../../graph/errors.js';
 import type { NodeIR } from '../../graph/ir.js';
 import { shapeString } from '../../graph/tensor.js';
 import { convOutSize, convPads } from '../../graph/ops/conv.js';
-import { ELEM, type GraphBuilder, valueInfo } from './builder.js';
+import { ELEM, type GraphBuilder, INT_MAX, valueInfo } from './builder.js';
 
 type Attrs = { strides: [number, number]; padding: 'same' | 'valid'; dilations: [number, number]; inputSize: [number, number]; filterSize: [number, number] };
 const attrsOf = (n: NodeIR) => n.attrs as unknown as Attrs;
@@ -63,12 +63,29 @@ export const conv2dBackpropInput: Lowering = (b, [dy, f], n, ins, out) => {
     const o = convOutSize(a.inputSize[i]!, k[i]!, a.strides[i]!, a.dilations[i]!, a.padding);
     return a.inputSize[i]! - (a.strides[i]! * (o - 1) + (k[i]! - 1) * a.dilations[i]! + 1 - pads[i]![0] - pads[i]![1]);
   });
+  // NOTE: not with dy's channels unknown or 0: onnxruntime's Conv with 0 input channels never returns.
+  const co = ins[0]!.shape[3];
+  if (a.strides[0] === 1 && a.strides[1] === 1 && typeof co === 'number' && co > 0) { flippedConv(b, dy!, f!, k, pads, a, out); return; }
   // HWIO is ConvTranspose's [C_in = O, C_out = I, h, w] after the same transpose as Conv's.
   const y = b.node('ConvTranspose', [b.node('Transpose', [dy!], { perm: NCHW }), b.node('Transpose', [f!], { perm: OIHW })], {
     strides: a.strides, dilations: a.dilations, pads: [pads[0]![0], pads[1]![0], pads[0]![1], pads[1]![1]], output_padding: extra,
   });
   b.node('Transpose', [y], { perm: NHWC }, out);
 };
+
+/**
+ * The input gradient of a stride-1 conv as a forward Conv of dy with the filter flipped in space and its channels
+ * swapped ([h, w, I, O] → [I, O, h, w] as OIHW), dy padded by eff − 1 − the forward's pads: onnxruntime's
+ * ConvTranspose (a Gemm, then a scalar col2im) took 1.4× its Conv of the same size.
+ */
+function flippedConv(b: GraphBuilder, dy: string, f: string, k: readonly number[], pads: readonly (readonly [number, number])[], a: Attrs, out: string): void {
+  const eff = [0, 1].map((i) => (k[i]! - 1) * a.dilations[i]! + 1);
+  const flipped = b.node('Slice', [f, b.ints([-1, -1]), b.ints([-INT_MAX, -INT_MAX]), b.ints([0, 1]), b.ints([-1, -1])]);
+  const w = b.node('Transpose', [flipped], { perm: [2, 3, 0, 1] });
+  const p = [0, 1].map((i) => [eff[i]! - 1 - pads[i]![0], eff[i]! - 1 - pads[i]![1]]);
+  const y = b.node('Conv', [b.node('Transpose', [dy], { perm: NCHW }), w], { dilations: a.dilations, pads: [p[0]![0]!, p[1]![0]!, p[0]![1]!, p[1]![1]!] });
+  b.node('Transpose', [y], { perm: NHWC }, out);
+}
 
 export const conv2dBackpropFilter: Lowering = (b, [x, dy], n, ins, out) => {
   const a = attrsOf(n);
