@@ -4,7 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import type onnxProto from 'onnx-proto';
 import { Session, add, conv2d, gradients, mean, nn, placeholder, relu, square, sum, variable, variablesOf } from '../src/index.js';
-import { fuseConvBias, type ShapeOf } from '../src/backend/onnx/peephole.js';
+import { dropUnreadOutputs, fuseConvBias, type ShapeOf } from '../src/backend/onnx/peephole.js';
 import { BACKENDS, rng, values } from './helpers.js';
 
 /** Equal where either is not finite (NaN as NaN), else within |a − e| ≤ 1e-5 + 1e-4·|e|. */
@@ -62,6 +62,36 @@ describe('fuseConvBias', () => {
   it('counts reads inside If branches (a branch may read an outer value)', () => {
     const branch: Node = { opType: 'If', input: ['p'], output: ['y'], attribute: [{ name: 'then_branch', type: 5, g: { node: [node('Identity', ['s1'], 'z')] } }] };
     expect(ops(fuseConvBias(chain('s2', branch), [], shapeOf))).toContain('Add');
+  });
+});
+
+describe('dropUnreadOutputs', () => {
+  const pool = (out: string[]): Node => ({ opType: 'MaxPool', input: ['x'], output: out, attribute: [] });
+  const graphOf = (nodes: Node[], outs: string[]) => ({ node: nodes, output: outs.map((name) => ({ name })) });
+  const ifNode = (outs: string[]): Node => ({
+    opType: 'If', input: ['p'], output: outs, attribute: [
+      { name: 'then_branch', type: 5, g: graphOf([node('Neg', ['x'], 't0'), node('Neg', ['x'], 't1')], ['t0', 't1']) },
+      { name: 'else_branch', type: 5, g: graphOf([pool(['e0', 'e1'])], ['e0', 'e1']) },
+    ],
+  });
+
+  it("drops MaxPool's Indices where nothing reads them, and keeps them where something does", () => {
+    expect(dropUnreadOutputs([pool(['y', 'i']), node('Relu', ['y'], 'r')], ['r'])[0]!.output).toEqual(['y']);
+    expect(dropUnreadOutputs([pool(['y', 'i']), node('Relu', ['y'], 'r')], ['i'])[0]!.output).toEqual(['y', 'i']);
+    expect(dropUnreadOutputs([pool(['y', 'i']), node('Cast', ['i'], 'c')], ['c'])[0]!.output).toEqual(['y', 'i']);
+  });
+
+  it("drops an If's unread output from both branches, and then the MaxPool Indices that only fed it", () => {
+    const [n] = dropUnreadOutputs([ifNode(['a', 'b'])], ['a']);
+    expect(n!.output).toEqual(['a']);
+    const [then, other] = n!.attribute!.map((a) => a.g!);
+    expect(then!.output!.map((o) => o.name)).toEqual(['t0']);
+    expect(other!.output!.map((o) => o.name)).toEqual(['e0']);
+    expect(other!.node![0]!.output).toEqual(['e0']);
+    // Both read: nothing changes.
+    const [kept] = dropUnreadOutputs([ifNode(['a', 'b'])], ['a', 'b']);
+    expect(kept!.output).toEqual(['a', 'b']);
+    expect(kept!.attribute![1]!.g!.node![0]!.output).toEqual(['e0', 'e1']);
   });
 });
 

@@ -8,7 +8,7 @@ import type { Block } from '../../schedule/plan.js';
 import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
-import { fuseConvBias } from './peephole.js';
+import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
@@ -93,7 +93,7 @@ export class OnnxBackend implements ProgramBackend {
     });
     // Top-level values are named s<register>: their symflow shapes are known.
     const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
-    b.replaceNodes(fuseConvBias(b.nodes, [], shapeOf));
+    b.replaceNodes(dropUnreadOutputs(fuseConvBias(b.nodes, [], shapeOf), outputs.map((o) => o.name!)));
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));

@@ -63,3 +63,38 @@ export function fuseConvBias(nodes: INodeProto[], outputs: readonly string[], sh
   }
   return dropped.size === 0 ? nodes : nodes.filter((n) => !dropped.has(n));
 }
+
+/** Every node of the graph and of its branches, outer first. */
+function allNodes(nodes: readonly INodeProto[]): INodeProto[] {
+  return nodes.flatMap((n) => [n, ...(n.attribute ?? []).flatMap((a) => (a.g ? allNodes(a.g.node ?? []) : []))]);
+}
+
+/** Reads as readCounts, with every branch's outputs counted as reads too. */
+function allReads(nodes: readonly INodeProto[], outputs: readonly string[]): Map<string, number> {
+  const counts = readCounts(nodes, outputs);
+  for (const n of allNodes(nodes)) {
+    for (const a of n.attribute ?? []) for (const o of a.g?.output ?? []) counts.set(o.name!, (counts.get(o.name!) ?? 0) + 1);
+  }
+  return counts;
+}
+
+/**
+ * Drops the outputs nobody reads of If nodes (from both branches too) and MaxPool's unread Indices: maxPool's
+ * lowering always asks for the indices (a training step's gradient reuses them), and onnxruntime runs a MaxPool
+ * with Indices on its plain kernel, without them on its faster blocked-layout one.
+ */
+export function dropUnreadOutputs(nodes: INodeProto[], outputs: readonly string[]): INodeProto[] {
+  let reads = readCounts(nodes, outputs);
+  for (const n of nodes) {
+    if (n.opType !== 'If') continue;
+    const keep = (n.output ?? []).map((o) => (reads.get(o) ?? 0) > 0);
+    if (keep.every(Boolean) || !keep.some(Boolean)) continue;
+    n.output = n.output!.filter((_, k) => keep[k]);
+    for (const a of n.attribute ?? []) if (a.g) a.g.output = (a.g.output ?? []).filter((_, k) => keep[k]);
+  }
+  reads = allReads(nodes, outputs);
+  for (const n of allNodes(nodes)) {
+    if (n.opType === 'MaxPool' && n.output?.length === 2 && (reads.get(n.output[1]!) ?? 0) === 0) n.output = [n.output[0]!];
+  }
+  return nodes;
+}
