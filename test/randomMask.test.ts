@@ -34,8 +34,8 @@ describe('the SIMD mask draw', () => {
     expect(Math.abs(kept.length / v.length - 0.3)).toBeLessThan(0.01);
   });
 
-  it('a mask larger than the module\'s memory grows it, and a smaller one after still matches', () => {
-    for (const n of [300_000, 17]) {
+  it('a mask of several chunks (65,536 elements each), and a smaller one after, match the scalar loop', () => {
+    for (const n of [300_000, 65_536, 65_537, 131_071, 17]) {
       const key = randomKey({ seed: 1, salt: 0 }, 0, n);
       const simd = drawRandom({ dist: 'mask', a: 0.5, b: 2 }, key, [n]);
       const scalar = new Float32Array(n);

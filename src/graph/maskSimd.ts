@@ -88,6 +88,10 @@ function maskModule(): MaskModule | null {
   return instance;
 }
 
+// The elements drawn per call: the module's memory grows to one chunk (256 KiB) and no further, as WebAssembly
+// memory never shrinks; a larger mask is drawn chunk by chunk.
+const CHUNK = 65536;
+
 /**
  * Fills `out` (as int32 bit patterns) with `valueBits` where element i's 24 hash bits are below `threshold`, else 0.
  * @returns false where WebAssembly SIMD is missing (nothing written: the caller runs the scalar loop)
@@ -95,10 +99,13 @@ function maskModule(): MaskModule | null {
 export function maskSimd(out: Int32Array, k0: number, k1: number, threshold: number, valueBits: number): boolean {
   const m = maskModule();
   if (m === null) return false;
-  const bytes = (out.length + 3) * 4;
-  const missing = Math.ceil((bytes - m.mem.buffer.byteLength) / 65536);
+  const missing = Math.ceil(((Math.min(out.length, CHUNK) + 3) * 4 - m.mem.buffer.byteLength) / 65536);
   if (missing > 0) m.mem.grow(missing);
-  m.mask(out.length, k0, k1, threshold, valueBits);
-  out.set(new Int32Array(m.mem.buffer, 0, out.length));
+  for (let start = 0; start < out.length; start += CHUNK) {
+    const n = Math.min(CHUNK, out.length - start);
+    // Element start + j hashes (start + j)·k0 + k1 = j·k0 + (start·k0 + k1): the chunk's own k1.
+    m.mask(n, k0, (Math.imul(start, k0) + k1) | 0, threshold, valueBits);
+    out.set(new Int32Array(m.mem.buffer, 0, n), start);
+  }
   return true;
 }
