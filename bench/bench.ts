@@ -1,5 +1,6 @@
 // `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
-// Not part of `npm test`. Set STEPS (default 100) or QUICK=1 for a short smoke run.
+// Not part of `npm test`. Set STEPS (default 100), CNN_STEPS (default 20) or QUICK=1 for a short smoke run; name
+// sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, overhead, cnn, memory, peak).
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -215,31 +216,6 @@ async function leakAndRss(): Promise<string> {
   return `TF.js tensors ${before.tensors} → ${after.tensors}; RSS ${mb(before.rss)} → ${mb(after.rss)} MiB over ${QUICK ? 100 : 1000} wasm steps`;
 }
 
-const rows: [string, string, string][] = [];
-const row = (what: string, value: string, note = '') => { rows.push([what, value, note]); console.error(`  ${what}: ${value} ${note}`); };
-const cpu = cpus()[0]?.model ?? 'unknown cpu';
-console.error(`symflow bench on ${cpus().length}× ${cpu}, Node ${process.version}; ${STEPS} steps after warm-up`);
-
-const CORES = availableParallelism();
-const { onnx, onnx1Ms, torch: torchRuns, why: torchWhy } = await onnxAgainstPytorch(STEPS);
-const wasm = await measure('wasm');
-const cpuBackend = await measure('cpu', undefined, QUICK ? 5 : Math.min(STEPS, 100));
-const eager = await eagerTfjs('wasm', STEPS);
-// PyTorch at 1 thread and at all cores: on a small shared VM more threads can be slower, so compare with the faster.
-const torchBest = [...torchRuns].sort((a, b) => a.ms - b.ms)[0];
-row('MLP 784-256-256-10 SGD step, batch 128: symflow onnx', `${onnx.ms.toFixed(2)} ms`, `${(MFLOP / onnx.ms).toFixed(1)} GFLOP/s, ${CORES} threads`);
-row('  symflow onnx, threads: 1', `${onnx1Ms.toFixed(2)} ms`, `${(MFLOP / onnx1Ms).toFixed(1)} GFLOP/s`);
-row('  symflow wasm', `${wasm.ms.toFixed(2)} ms`, `${(MFLOP / wasm.ms).toFixed(1)} GFLOP/s`);
-row('  symflow cpu', `${cpuBackend.ms.toFixed(1)} ms`);
-row('  eager TF.js 4.22 wasm, optimizer.minimize', `${eager.toFixed(1)} ms`, `symflow wasm is ${(eager / wasm.ms).toFixed(1)}× faster`);
-if (torchWhy !== undefined) row('  PyTorch', '—', torchWhy);
-for (const r of torchRuns) row(`  PyTorch, ${r.threads === 1 ? '1 thread' : `${r.threads} threads (all cores)`}`, `${r.ms.toFixed(2)} ms`, r.about);
-if (torchBest !== undefined) {
-  const vs = torchBest.ms / onnx.ms;
-  row('  symflow onnx against the faster PyTorch', vs >= 1 ? `${vs.toFixed(1)}× faster` : `${(1 / vs).toFixed(1)}× slower`,
-    `PyTorch at ${torchBest.threads === 1 ? '1 thread' : `${torchBest.threads} threads`}: ${torchBest.ms.toFixed(2)} ms; at 1 thread each: onnx ${onnx1Ms.toFixed(2)} ms, PyTorch ${torchRuns[0]!.ms.toFixed(2)} ms`);
-}
-
 /**
  * Two train steps timed alternately, step for step, so drift and noise hit both alike. Returns both medians and the
  * median of the per-pair ratios: on a shared VM a slow spell lasts several steps, and a pair taken inside one is
@@ -265,42 +241,9 @@ async function sideBySide(
   return { a: median(tx), b: median(ty), ratio: median(tx.map((v, i) => v / ty[i]!)) };
 }
 
-const plain = () => sgd({ lr: 0.01 });
-const accumulateOnly = () => accumulate(sgd({ lr: 0.01 }), { steps: 1_000_000_000 });
-const ratios: Record<string, number> = {};
-for (const backend of ['onnx', 'wasm'] as const) {
-  const n = STEPS;
-  const heunVsSgd = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
-  const fusedVsSgd = await sideBySide(backend, () => heun({ lr: 0.01, fused: true }), plain, n);
-  const accVsPlain = await sideBySide(backend, accumulateOnly, plain, n);
-  // The non-finite check (compile's default) against the same step compiled with onNonFinite: 'apply'.
-  const checkVsNone = await sideBySide(backend, plain, plain, n, ['error', 'apply']);
-  ratios[`heun ${backend}`] = heunVsSgd.ratio;
-  ratios[`acc ${backend}`] = accVsPlain.ratio;
-  ratios[`check ${backend}`] = checkVsNone.ratio;
-  // Dropout 0.5 after both hidden layers (masks drawn on the host each step) against the same MLP without.
-  const dropVsNone = await sideBySide(backend, plain, plain, n, [], [0.5, 0]);
-  ratios[`dropout ${backend}`] = dropVsNone.ratio;
-  const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
-  row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
-  row(`  heun fused into one run / sgd step (${backend})`, `${fusedVsSgd.ratio.toFixed(2)}×`, note(fusedVsSgd));
-  row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
-  row(`sgd step with the non-finite check / without (${backend})`, `${checkVsNone.ratio.toFixed(3)}×`, note(checkVsNone));
-  row(`sgd step with dropout 0.5 on both hidden layers / without (${backend})`, `${dropVsNone.ratio.toFixed(3)}×`, note(dropVsNone));
-}
-row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
-row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
-const overhead: Record<string, number> = {};
-for (const b of ['wasm', 'cpu'] as const) {
-  overhead[b] = (await executorOverhead(b)).perNodeUs;
-  row(`executor overhead per node (${b}, chain of 1,000 adds)`, `${overhead[b]!.toFixed(2)} µs`);
-}
-
-// --- The mnist_cnn training step (issue 12 §5): symflow onnx and wasm, PyTorch at 1 thread and all cores, eager
-// TF.js. Blocks alternate as for the MLP; fewer steps (one step is ~100× the MLP's).
 /** Keras' mnist_cnn as `nn` layers, an sgd step over one uploaded batch of 128. */
-async function cnnStep(backend: BackendName): Promise<{ step: () => Promise<unknown>; session: Session }> {
-  const session = await Session.create({ backend });
+async function cnnStep(backend: BackendName, threads?: number): Promise<{ step: () => Promise<unknown>; session: Session }> {
+  const session = await Session.create(threads === undefined ? { backend } : { backend, threads });
   const x = placeholder([null, 28, 28, 1]);
   const y = placeholder([null], { dtype: 'int32' });
   const net = nn.sequential([
@@ -338,65 +281,165 @@ async function eagerCnn(backend: string, steps: number, rows: number): Promise<n
   return ms;
 }
 
-const CNN_STEPS = QUICK ? 3 : 20;
-const cnnOnnx = await cnnStep('onnx');
-const cnnPeers: PytorchPeer[] = [];
-let cnnWhy: string | undefined;
-for (const threads of new Set([1, CORES])) {
-  const peer = await startPytorch(threads, BATCH, 'cnn');
-  if ('why' in peer) { cnnWhy = peer.why; break; }
-  cnnPeers.push(peer);
-}
-const cnnTs: number[] = [];
-const cnnTorch = cnnPeers.map(() => [] as number[]);
-for (let r = 0; r < 4; r++) {
-  await cnnOnnx.step();
-  for (let i = 0; i < Math.ceil(CNN_STEPS / 4); i++) {
-    const t = performance.now();
-    await cnnOnnx.step();
-    cnnTs.push(performance.now() - t);
+/**
+ * The mnist_cnn step on onnx against the PyTorch peer at 1 thread and all cores, in alternating blocks (one step is
+ * ~100× the MLP's, so fewer, longer blocks); medians of each.
+ */
+async function cnnAgainstPytorch(steps: number): Promise<{ onnxMs: number; onnx1Ms: number; torch: { threads: number; ms: number }[]; why?: string }> {
+  const onnx = await cnnStep('onnx');
+  const onnx1 = await cnnStep('onnx', 1);
+  const peers: PytorchPeer[] = [];
+  let why: string | undefined;
+  for (const threads of new Set([1, CORES])) {
+    const peer = await startPytorch(threads, BATCH, 'cnn');
+    if ('why' in peer) { why = peer.why; break; }
+    peers.push(peer);
   }
-  for (const [k, peer] of cnnPeers.entries()) {
-    await peer.steps(1);
-    cnnTorch[k]!.push(...(await peer.steps(Math.ceil(CNN_STEPS / 4))));
-    await new Promise((resolve) => setTimeout(resolve, 250));
+  const [ts, ts1] = [[] as number[], [] as number[]];
+  const torchTs = peers.map(() => [] as number[]);
+  const rounds = 4;
+  for (let r = 0; r < rounds; r++) {
+    for (const [b, into] of [[onnx, ts], [onnx1, ts1]] as const) {
+      await b.step();
+      for (let i = 0; i < Math.ceil(steps / rounds); i++) {
+        const t = performance.now();
+        await b.step();
+        into.push(performance.now() - t);
+      }
+    }
+    for (const [k, peer] of peers.entries()) {
+      await peer.steps(1);
+      torchTs[k]!.push(...(await peer.steps(Math.ceil(steps / rounds))));
+      await new Promise((resolve) => setTimeout(resolve, 250));
+    }
   }
+  peers.forEach((p) => p.close());
+  onnx.session.dispose();
+  onnx1.session.dispose();
+  return { onnxMs: median(ts), onnx1Ms: median(ts1), torch: peers.map((p, k) => ({ threads: p.threads, ms: median(torchTs[k]!) })), ...(why ? { why } : {}) };
 }
-cnnPeers.forEach((p) => p.close());
-cnnOnnx.session.dispose();
-const cnnOnnxMs = median(cnnTs);
-const cnnWasm = await cnnStep('wasm');
-const cnnWasmMs = await time(QUICK ? 2 : 5, 1, cnnWasm.step);
-cnnWasm.session.dispose();
-// NOTE: eager TF.js cannot train it on wasm (tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel; symflow
-// runs its declared composition there): the eager peer runs on TF.js cpu, at batch 8 (at 128 one step took 306 s).
-const EAGER_ROWS = 8;
-const cnnEagerMs = await eagerCnn('cpu', 1, EAGER_ROWS);
-row('mnist_cnn SGD step, batch 128: symflow onnx', `${cnnOnnxMs.toFixed(1)} ms`, `${CORES} threads`);
-row('  symflow wasm', `${cnnWasmMs.toFixed(0)} ms`);
-row(`  eager TF.js 4.22 cpu, optimizer.minimize, batch ${EAGER_ROWS}`, `${cnnEagerMs.toFixed(0)} ms`, `eager TF.js wasm cannot train it (no Conv2DBackpropFilter kernel); per row, symflow wasm is ${((cnnEagerMs / EAGER_ROWS) / (cnnWasmMs / BATCH)).toFixed(0)}× faster than eager cpu`);
-if (cnnWhy !== undefined) row('  PyTorch', '—', cnnWhy);
-const cnnTorchMs = cnnPeers.map((p, k) => ({ threads: p.threads, ms: median(cnnTorch[k]!) }));
-for (const r of cnnTorchMs) row(`  PyTorch, ${r.threads === 1 ? '1 thread' : `${r.threads} threads (all cores)`}`, `${r.ms.toFixed(1)} ms`);
-const cnnBest = [...cnnTorchMs].sort((a, b) => a.ms - b.ms)[0];
-if (cnnBest !== undefined) row('  symflow onnx / the faster PyTorch', `${(cnnOnnxMs / cnnBest.ms).toFixed(2)}×`, `PyTorch at ${cnnBest.threads === 1 ? '1 thread' : `${cnnBest.threads} threads`}`);
 
-row('memory', await leakAndRss());
-const peak = await matmulPeakGflops();
-row('matmul peak (onnxruntime, 1024³, all cores)', `${peak.toFixed(0)} GFLOP/s`, `the onnx MLP step reaches ${((100 * MFLOP) / onnx.ms / peak).toFixed(0)} % of it`);
+const rows: [string, string, string][] = [];
+const row = (what: string, value: string, note = '') => { rows.push([what, value, note]); console.error(`  ${what}: ${value} ${note}`); };
+const cpu = cpus()[0]?.model ?? 'unknown cpu';
+const CORES = availableParallelism();
+// `npm run bench -- cnn dropout` runs only those sections (all without arguments).
+const SECTIONS = ['mlp', 'ratios', 'dropout', 'overhead', 'cnn', 'memory', 'peak'] as const;
+const only = process.argv.slice(2);
+const unknown = only.filter((a) => !(SECTIONS as readonly string[]).includes(a));
+if (unknown.length > 0) throw new Error(`bench: unknown section(s) ${unknown.join(', ')}; the sections are ${SECTIONS.join(', ')}`);
+const want = (section: (typeof SECTIONS)[number]) => only.length === 0 || only.includes(section);
+console.error(`symflow bench on ${cpus().length}× ${cpu}, Node ${process.version}; ${STEPS} steps after warm-up; sections: ${SECTIONS.filter(want).join(', ')}`);
+const targets: [string, boolean][] = [];
+const target = (what: string, ok: boolean) => targets.push([what, ok]);
+
+let mlpOnnxMs: number | undefined;
+if (want('mlp')) {
+  const { onnx, onnx1Ms, torch: torchRuns, why: torchWhy } = await onnxAgainstPytorch(STEPS);
+  const wasm = await measure('wasm');
+  const cpuBackend = await measure('cpu', undefined, QUICK ? 5 : Math.min(STEPS, 100));
+  const eager = await eagerTfjs('wasm', STEPS);
+  mlpOnnxMs = onnx.ms;
+  // PyTorch at 1 thread and at all cores: on a small shared VM more threads can be slower, so compare with the faster.
+  const torchBest = [...torchRuns].sort((a, b) => a.ms - b.ms)[0];
+  row('MLP 784-256-256-10 SGD step, batch 128: symflow onnx', `${onnx.ms.toFixed(2)} ms`, `${(MFLOP / onnx.ms).toFixed(1)} GFLOP/s, ${CORES} threads`);
+  row('  symflow onnx, threads: 1', `${onnx1Ms.toFixed(2)} ms`, `${(MFLOP / onnx1Ms).toFixed(1)} GFLOP/s`);
+  row('  symflow wasm', `${wasm.ms.toFixed(2)} ms`, `${(MFLOP / wasm.ms).toFixed(1)} GFLOP/s`);
+  row('  symflow cpu', `${cpuBackend.ms.toFixed(1)} ms`);
+  row('  eager TF.js 4.22 wasm, optimizer.minimize', `${eager.toFixed(1)} ms`, `symflow wasm is ${(eager / wasm.ms).toFixed(1)}× faster`);
+  if (torchWhy !== undefined) row('  PyTorch', '—', torchWhy);
+  for (const r of torchRuns) row(`  PyTorch, ${r.threads === 1 ? '1 thread' : `${r.threads} threads (all cores)`}`, `${r.ms.toFixed(2)} ms`, r.about);
+  if (torchBest !== undefined) {
+    const vs = torchBest.ms / onnx.ms;
+    row('  symflow onnx against the faster PyTorch', vs >= 1 ? `${vs.toFixed(1)}× faster` : `${(1 / vs).toFixed(1)}× slower`,
+      `PyTorch at ${torchBest.threads === 1 ? '1 thread' : `${torchBest.threads} threads`}: ${torchBest.ms.toFixed(2)} ms; at 1 thread each: onnx ${onnx1Ms.toFixed(2)} ms, PyTorch ${torchRuns[0]!.ms.toFixed(2)} ms`);
+  }
+  row('compile of the training function (onnx)', `${onnx.compileMs.toFixed(1)} ms`, `first call (model load) ${onnx.firstCallMs.toFixed(0)} ms`);
+  row('compile of the training function (wasm)', `${wasm.compileMs.toFixed(1)} ms`);
+  target('onnx MLP step ≤ 2.0 ms', onnx.ms <= 2.0);
+  target('onnx faster than PyTorch (the faster of 1 thread and all cores)', torchBest === undefined ? true : onnx.ms < torchBest.ms);
+  target('wasm ≥ 7× faster than eager TF.js minimize', eager / wasm.ms >= 7);
+  target('compile ≤ 50 ms', onnx.compileMs <= 50 && wasm.compileMs <= 50);
+}
+
+const plain = () => sgd({ lr: 0.01 });
+const accumulateOnly = () => accumulate(sgd({ lr: 0.01 }), { steps: 1_000_000_000 });
+const note = (r: { a: number; b: number }) => `medians ${r.a.toFixed(2)} / ${r.b.toFixed(2)} ms`;
+if (want('ratios')) {
+  const ratios: Record<string, number> = {};
+  for (const backend of ['onnx', 'wasm'] as const) {
+    const n = STEPS;
+    const heunVsSgd = await sideBySide(backend, () => heun({ lr: 0.01 }), plain, n);
+    const fusedVsSgd = await sideBySide(backend, () => heun({ lr: 0.01, fused: true }), plain, n);
+    const accVsPlain = await sideBySide(backend, accumulateOnly, plain, n);
+    // The non-finite check (compile's default) against the same step compiled with onNonFinite: 'apply'.
+    const checkVsNone = await sideBySide(backend, plain, plain, n, ['error', 'apply']);
+    ratios[`heun ${backend}`] = heunVsSgd.ratio;
+    ratios[`acc ${backend}`] = accVsPlain.ratio;
+    ratios[`check ${backend}`] = checkVsNone.ratio;
+    row(`heun step / sgd step (${backend})`, `${heunVsSgd.ratio.toFixed(2)}×`, note(heunVsSgd));
+    row(`  heun fused into one run / sgd step (${backend})`, `${fusedVsSgd.ratio.toFixed(2)}×`, note(fusedVsSgd));
+    row(`accumulate-only step / plain step (${backend})`, `${accVsPlain.ratio.toFixed(2)}×`, note(accVsPlain));
+    row(`sgd step with the non-finite check / without (${backend})`, `${checkVsNone.ratio.toFixed(3)}×`, note(checkVsNone));
+  }
+  target('heun / sgd ≤ 2.05× (onnx and wasm)', ratios['heun onnx']! <= 2.05 && ratios['heun wasm']! <= 2.05);
+  target('accumulate-only / plain ≤ 1.05× (onnx and wasm)', ratios['acc onnx']! <= 1.05 && ratios['acc wasm']! <= 1.05);
+  target('non-finite check ≤ 3 % of the MLP step (onnx and wasm)', ratios['check onnx']! <= 1.03 && ratios['check wasm']! <= 1.03);
+}
+
+if (want('dropout')) {
+  const ratios: Record<string, number> = {};
+  for (const backend of ['onnx', 'wasm'] as const) {
+    // Dropout 0.5 after both hidden layers (masks drawn on the host each step) against the same MLP without.
+    const dropVsNone = await sideBySide(backend, plain, plain, STEPS, [], [0.5, 0]);
+    ratios[backend] = dropVsNone.ratio;
+    row(`sgd step with dropout 0.5 on both hidden layers / without (${backend})`, `${dropVsNone.ratio.toFixed(3)}×`, note(dropVsNone));
+  }
+  target('dropout on the hidden layers ≤ 10 % of the MLP step (onnx and wasm)', ratios['onnx']! <= 1.1 && ratios['wasm']! <= 1.1);
+}
+
+if (want('overhead')) {
+  const overhead: Record<string, number> = {};
+  for (const b of ['wasm', 'cpu'] as const) {
+    overhead[b] = (await executorOverhead(b)).perNodeUs;
+    row(`executor overhead per node (${b}, chain of 1,000 adds)`, `${overhead[b]!.toFixed(2)} µs`);
+  }
+  target('executor overhead ≤ 2 µs per node', Math.max(...Object.values(overhead)) <= 2);
+}
+
+// --- The mnist_cnn training step (issue 12 §5): symflow onnx and wasm, PyTorch at 1 thread and all cores, eager
+// TF.js.
+if (want('cnn')) {
+  const CNN_STEPS = Number(process.env['CNN_STEPS'] ?? (QUICK ? 4 : 20));
+  const { onnxMs: cnnOnnxMs, onnx1Ms: cnnOnnx1Ms, torch: cnnTorchMs, why: cnnWhy } = await cnnAgainstPytorch(CNN_STEPS);
+  const cnnWasm = await cnnStep('wasm');
+  const cnnWasmMs = await time(QUICK ? 2 : 5, 1, cnnWasm.step);
+  cnnWasm.session.dispose();
+  // NOTE: eager TF.js cannot train it on wasm (tfjs-backend-wasm 4.22 has no Conv2DBackpropFilter kernel; symflow
+  // runs its declared composition there): the eager peer runs on TF.js cpu, at batch 8 (at 128 one step took 306 s).
+  const EAGER_ROWS = 8;
+  const cnnEagerMs = await eagerCnn('cpu', 1, EAGER_ROWS);
+  row('mnist_cnn SGD step, batch 128: symflow onnx', `${cnnOnnxMs.toFixed(1)} ms`, `${CORES} threads`);
+  row('  symflow onnx, threads: 1', `${cnnOnnx1Ms.toFixed(1)} ms`);
+  row('  symflow wasm', `${cnnWasmMs.toFixed(0)} ms`);
+  row(`  eager TF.js 4.22 cpu, optimizer.minimize, batch ${EAGER_ROWS}`, `${cnnEagerMs.toFixed(0)} ms`, `eager TF.js wasm cannot train it (no Conv2DBackpropFilter kernel); per row, symflow wasm is ${((cnnEagerMs / EAGER_ROWS) / (cnnWasmMs / BATCH)).toFixed(0)}× faster than eager cpu`);
+  if (cnnWhy !== undefined) row('  PyTorch', '—', cnnWhy);
+  for (const r of cnnTorchMs) row(`  PyTorch, ${r.threads === 1 ? '1 thread' : `${r.threads} threads (all cores)`}`, `${r.ms.toFixed(1)} ms`);
+  const cnnBest = [...cnnTorchMs].sort((a, b) => a.ms - b.ms)[0];
+  const torch1 = cnnTorchMs.find((r) => r.threads === 1);
+  if (cnnBest !== undefined) {
+    row('  symflow onnx / the faster PyTorch', `${(cnnOnnxMs / cnnBest.ms).toFixed(2)}×`,
+      `PyTorch at ${cnnBest.threads === 1 ? '1 thread' : `${cnnBest.threads} threads`}${torch1 ? `; at 1 thread each: ${(cnnOnnx1Ms / torch1.ms).toFixed(2)}×` : ''}`);
+  }
+  target('onnx mnist_cnn step ≤ 1.0× PyTorch (the faster thread count)', cnnBest === undefined ? true : cnnOnnxMs <= cnnBest.ms);
+}
+
+if (want('memory')) row('memory', await leakAndRss());
+if (want('peak')) {
+  const peak = await matmulPeakGflops();
+  row('matmul peak (onnxruntime, 1024³, all cores)', `${peak.toFixed(0)} GFLOP/s`, mlpOnnxMs === undefined ? '' : `the onnx MLP step reaches ${((100 * MFLOP) / mlpOnnxMs / peak).toFixed(0)} % of it`);
+}
 
 console.log(`\n| measure | value | notes |\n|---|---|---|`);
 for (const [a, b, c] of rows) console.log(`| ${a} | ${b} | ${c} |`);
-const targets: [string, boolean][] = [
-  ['onnx MLP step ≤ 2.0 ms', onnx.ms <= 2.0],
-  ['onnx faster than PyTorch (the faster of 1 thread and all cores)', torchBest === undefined ? true : onnx.ms < torchBest.ms],
-  ['wasm ≥ 7× faster than eager TF.js minimize', eager / wasm.ms >= 7],
-  ['heun / sgd ≤ 2.05× (onnx and wasm)', ratios['heun onnx']! <= 2.05 && ratios['heun wasm']! <= 2.05],
-  ['accumulate-only / plain ≤ 1.05× (onnx and wasm)', ratios['acc onnx']! <= 1.05 && ratios['acc wasm']! <= 1.05],
-  ['non-finite check ≤ 3 % of the MLP step (onnx and wasm)', ratios['check onnx']! <= 1.03 && ratios['check wasm']! <= 1.03],
-  ['dropout on the hidden layers ≤ 10 % of the MLP step (onnx and wasm)', ratios['dropout onnx']! <= 1.1 && ratios['dropout wasm']! <= 1.1],
-  ['compile ≤ 50 ms', onnx.compileMs <= 50 && wasm.compileMs <= 50],
-  ['onnx mnist_cnn step ≤ 1.0× PyTorch (the faster thread count)', cnnBest === undefined ? true : cnnOnnxMs <= cnnBest.ms],
-  ['executor overhead ≤ 2 µs per node', Math.max(...Object.values(overhead)) <= 2],
-];
 console.log(`\ntargets: ${targets.map(([t, ok]) => `${ok ? 'met' : 'MISSED'}: ${t}`).join('; ')}`);

@@ -17,6 +17,7 @@
 import { asTensor, type TensorLike } from './convert.js';
 import { cond } from './cond.js';
 import { SymflowError } from './errors.js';
+import { maskSimd } from './maskSimd.js';
 import { less } from './ops/compare.js';
 import { mul } from './ops/binary.js';
 import { defineOp, makeNode } from './registry.js';
@@ -202,6 +203,16 @@ export function randomKey(attrs: { seed: number; salt: number }, sessionSeed: nu
 
 const TWO_PI = 2 * Math.PI;
 
+// The arrays drawRandom made. Nothing writes into one after it is drawn (the session keeps it for the step's runs
+// and only uploads it), so a backend may wrap it instead of copying it: for the onnx backend the copy of two
+// dropout masks (and the garbage it made) was a third of what dropout still cost an MLP step.
+const drawn = new WeakSet<Float32Array>();
+
+/** @internal Whether `data` is a random draw, never written after it was made (see `drawn`). */
+export function isDrawn(data: ArrayBufferView): boolean {
+  return drawn.has(data as Float32Array);
+}
+
 /**
  * The values of a random node of `shape` under `key`: element i (row-major) depends on (key, i) only, so a larger
  * leading dimension draws the same leading rows.
@@ -210,6 +221,7 @@ export function drawRandom(attrs: { dist: string; a: number; b: number }, key: r
   let n = 1;
   for (const d of shape) n *= d;
   const out = new Float32Array(n);
+  drawn.add(out);
   // One small function per distribution: each loop compiles on its own (one function holding all three ran the
   // mask loop 2.5× slower).
   if (attrs.dist === 'mask') drawMask(out, key[0], key[1], attrs.a, attrs.b);
@@ -220,12 +232,22 @@ export function drawRandom(attrs: { dist: string; a: number; b: number }, key: r
 
 /**
  * b where unit(i) < a, else 0: the same uniform draw bernoulli compares, so dropout(x, r) keeps where
- * bernoulli(1 − r, x) is true. h·2⁻²⁴ < keep for the 24-bit h is h < ceil(keep·2²⁴), tested by the sign of the
- * difference, without a branch (a 50 % branch, mispredicted half the time, cost 3× the hashing).
+ * bernoulli(1 − r, x) is true. h·2⁻²⁴ < keep for the 24-bit h is h < ceil(keep·2²⁴). Drawn four at a time by
+ * WebAssembly SIMD (maskSimd.ts), else by the scalar loop; both give the same bits.
  */
 function drawMask(out: Float32Array, k0: number, k1: number, keep: number, value: number): void {
+  const threshold = Math.ceil(Math.fround(keep) * 16777216) | 0;
+  const valueBits = new Int32Array(Float32Array.of(value).buffer)[0]!;
+  if (!maskSimd(new Int32Array(out.buffer, out.byteOffset, out.length), k0, k1, threshold, valueBits)) drawMaskScalar(out, k0, k1, threshold, value);
+}
+
+/**
+ * @internal The scalar mask loop (the reference the SIMD one is tested against): the sign of h − threshold picks
+ * 0 or b, without a branch (a 50 % branch, mispredicted half the time, cost 3× the hashing).
+ */
+export function drawMaskScalar(out: Float32Array, k0: number, k1: number, threshold: number, value: number): void {
   // NOTE: a lookup of the sign bit, not `value * bit`: V8 ran the product of a double and the bit 3× slower.
-  const table = Float32Array.of(0, value), threshold = Math.ceil(Math.fround(keep) * 16777216) | 0;
+  const table = Float32Array.of(0, value);
   for (let i = 0; i < out.length; i++) out[i] = table[(bits24(i, k0, k1) - threshold) >>> 31]!;
 }
 

@@ -1,12 +1,14 @@
 import { availableParallelism } from 'node:os';
 import ort from 'onnxruntime-node';
 import { SymflowError } from '../../graph/errors.js';
+import { isDrawn } from '../../graph/random.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import type { Block } from '../../schedule/plan.js';
 import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
+import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
@@ -47,7 +49,8 @@ export class OnnxBackend implements ProgramBackend {
   use(): void {}
 
   upload(value: HostTensor): DeviceTensor {
-    return asDevice(new ort.Tensor(value.dtype, value.data.slice(), value.shape));
+    // A copy, as the caller may write into its array later; a random draw is never written (see graph/random.ts).
+    return asDevice(new ort.Tensor(value.dtype, isDrawn(value.data) ? value.data : value.data.slice(), value.shape));
   }
 
   download(t: DeviceTensor): HostTensor {
@@ -88,6 +91,9 @@ export class OnnxBackend implements ProgramBackend {
       b.node('Identity', [name(reg)], {}, `out${k}`);
       return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype);
     });
+    // Top-level values are named s<register>: their symflow shapes are known.
+    const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
+    b.replaceNodes(dropUnreadOutputs(fuseConvBias(b.nodes, [], shapeOf), outputs.map((o) => o.name!)));
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));

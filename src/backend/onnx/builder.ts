@@ -48,16 +48,20 @@ export function valueInfo(name: string, elem: Elem, dims?: readonly (number | nu
  * outer-scope values.
  */
 export class GraphBuilder {
-  readonly nodes: INodeProto[] = [];
+  nodes: INodeProto[] = [];
   /** The symflow node being lowered: ONNX node names carry it, so run-time errors can name it. */
   owner: string | undefined;
   private readonly root: GraphBuilder;
+  private readonly parent: GraphBuilder | undefined;
+  /** Values a lowering made for a later one to reuse, by a key of its choosing (see `remember`). */
+  private readonly memo = new Map<string, string>();
   private readonly initializers: ITensorProto[];
   private readonly constCache: Map<string, string>;
   private counter: { n: number };
 
   constructor(parent?: GraphBuilder) {
     this.root = parent?.root ?? this;
+    this.parent = parent;
     this.initializers = parent?.initializers ?? [];
     this.constCache = parent?.constCache ?? new Map();
     this.counter = parent?.counter ?? { n: 0 };
@@ -97,6 +101,24 @@ export class GraphBuilder {
 
   scalar(elem: Elem, value: number): string {
     return this.constant(elem, [], [value]);
+  }
+
+  /**
+   * Keeps a value made here under `key`, for a later lowering in this graph or in a branch inside it (which may
+   * read outer values; the outer graph cannot read a branch's).
+   */
+  remember(key: string, value: string): void {
+    this.memo.set(key, value);
+  }
+
+  /** The value kept under `key` here or in an enclosing graph. */
+  recall(key: string): string | undefined {
+    return this.memo.get(key) ?? this.parent?.recall(key);
+  }
+
+  /** Replaces the node list (a rewrite pass's result). */
+  replaceNodes(nodes: INodeProto[]): void {
+    this.nodes = nodes;
   }
 
   addInitializer(t: ITensorProto): void {

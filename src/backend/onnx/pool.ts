@@ -6,7 +6,7 @@ import { SymflowError } from '../../graph/errors.js';
 import type { NodeIR } from '../../graph/ir.js';
 import { F32_MAX, type PoolAttrs, poolAxis } from '../../graph/ops/pool.js';
 import { shapeString } from '../../graph/tensor.js';
-import { ELEM, type GraphBuilder } from './builder.js';
+import { ELEM, type GraphBuilder, valueInfo } from './builder.js';
 
 type Lowering = (b: GraphBuilder, xs: readonly string[], node: NodeIR, ins: readonly NodeIR[], out: string) => void;
 
@@ -25,15 +25,68 @@ function windowAttrs(a: PoolAttrs, shape: readonly (number | null)[]) {
 
 const attrsOf = (n: NodeIR) => n.attrs as unknown as PoolAttrs;
 
-/** maxPool: NaN where the window holds one (onnxruntime skips NaN), else the max; padding never wins. */
+/**
+ * Whether x holds a NaN or an infinity, as a bool scalar: its sum times 0 is NaN exactly then (or where the sum
+ * overflows, which only takes the exact path needlessly). One ReduceSum instead of elementwise fixes over the whole
+ * tensor: those (IsNaN, Cast, Where over x) cost more than the MaxPool itself.
+ */
+const nonFinite = (b: GraphBuilder, xN: string) => b.node('IsNaN', [b.node('Mul', [b.node('ReduceSum', [xN], { keepdims: 0 }), b.scalar('float32', 0)])]);
+
+/** MaxPool with its Indices output: [values, indices] (peephole.ts drops Indices where nothing reads them). */
+function maxPoolIndexed(b: GraphBuilder, xN: string, w: ReturnType<typeof windowAttrs>): [string, string] {
+  const y = b.node('MaxPool', [xN], w);
+  // NOTE: GraphBuilder.node names one output; MaxPool's second, Indices, is appended to the node just made.
+  const indices = b.fresh('indices');
+  b.nodes[b.nodes.length - 1]!.output!.push(indices);
+  return [y, indices];
+}
+
+/**
+ * `If(pred)` of two branches, each emitted by its function into a child builder and returning its values (of
+ * `elems`); returns the If's outputs. A branch's own values are its outputs as they stand (no copy).
+ */
+function choose(b: GraphBuilder, pred: string, elems: readonly ('float32' | 'int64')[], then: (g: GraphBuilder) => string[], otherwise: (g: GraphBuilder) => string[]): string[] {
+  const branch = (name: string, emit: (g: GraphBuilder) => string[]) => {
+    const g = b.child();
+    g.owner = b.owner;
+    const made = emit(g);
+    const own = new Set(g.nodes.flatMap((nd) => nd.output ?? []));
+    const outs = made.map((v) => (own.has(v) ? v : g.node('Identity', [v], {}, g.fresh(name))));
+    return { graph: g.graph(name, [], outs.map((o, k) => valueInfo(o, elems[k]!))) };
+  };
+  const outs = elems.map(() => b.fresh('chosen'));
+  b.nodes.push({ opType: 'If', input: [pred], output: outs, attribute: [] });
+  const node = b.nodes[b.nodes.length - 1]!;
+  // Built after the If is placed, as the node() helper would not take several outputs; its attributes added now.
+  const [t, e] = [branch('nonFinite', then), branch('finite', otherwise)];
+  node.attribute = [{ name: 'then_branch', type: 5, g: t.graph }, { name: 'else_branch', type: 5, g: e.graph }];
+  return outs;
+}
+
+const indicesKey = (x: string, w: ReturnType<typeof windowAttrs>) => `maxPool indices|${x}|${JSON.stringify(w)}`;
+
+/**
+ * maxPool: NaN where the window holds one (onnxruntime skips NaN), else the max; padding never wins. Finite x (the
+ * usual case) is MaxPool alone; the per-window NaN test runs only where x holds a NaN or an infinity. The same If
+ * gives the gradient's indices (maxPoolGrad finds them by x and the window), so a training step pools once.
+ */
 const maxPool: Lowering = (b, [x], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
   const xN = toNCHW(b, x!);
-  // A window's max over its non-NaN elements (onnxruntime skips NaN), replaced by NaN where the window holds one.
-  const y = b.node('MaxPool', [xN], w);
-  const hasNaN = b.node('Greater', [b.node('MaxPool', [b.node('Cast', [b.node('IsNaN', [xN])], { to: ELEM.float32 })], w), b.scalar('float32', 0)]);
-  toNHWC(b, b.node('Where', [hasNaN, b.scalar('float32', NaN), y]), out);
+  const [y, indices] = choose(b, nonFinite(b, xN), ['float32', 'int64'], (g) => {
+    const hasNaN = g.node('Greater', [g.node('MaxPool', [g.node('Cast', [g.node('IsNaN', [xN])], { to: ELEM.float32 })], w), g.scalar('float32', 0)]);
+    return [g.node('Where', [hasNaN, g.scalar('float32', NaN), g.node('MaxPool', [xN], w)]), exactIndices(g, xN, w)];
+  }, (g) => maxPoolIndexed(g, xN, w));
+  b.remember(indicesKey(x!, w), indices!);
+  toNHWC(b, y!, out);
 };
+
+/** The gradient's indices where x may hold NaN or −Inf: of the key (NaN as +Inf, −Inf as −F32_MAX). */
+function exactIndices(g: GraphBuilder, xN: string, w: ReturnType<typeof windowAttrs>): string {
+  const key = g.node('Where', [g.node('IsNaN', [xN]), g.scalar('float32', Infinity),
+    g.node('Where', [g.node('Equal', [xN, g.scalar('float32', -Infinity)]), g.scalar('float32', -F32_MAX), xN])]);
+  return maxPoolIndexed(g, key, w)[1];
+}
 
 /** avgPool: AveragePool dividing by the valid elements (count_include_pad 0), as TF. */
 const avgPool: Lowering = (b, [x], n, ins, out) => {
@@ -50,14 +103,11 @@ const avgPool: Lowering = (b, [x], n, ins, out) => {
  */
 const maxPoolGrad: Lowering = (b, [x, dy], n, ins, out) => {
   const w = windowAttrs(attrsOf(n), ins[0]!.shape);
-  const key = b.node('Where', [b.node('IsNaN', [x!]), b.scalar('float32', Infinity),
-    b.node('Where', [b.node('Equal', [x!, b.scalar('float32', -Infinity)]), b.scalar('float32', -F32_MAX), x!])]);
-  const keyN = toNCHW(b, key);
-  b.node('MaxPool', [keyN], w);
-  // NOTE: GraphBuilder.node names one output; MaxPool's second, Indices, is appended to the node just made.
-  const indices = b.fresh('indices');
-  b.nodes[b.nodes.length - 1]!.output!.push(indices);
-  const shapeN = b.node('Shape', [keyN]);
+  const xN = toNCHW(b, x!);
+  // Finite x is its own key: MaxPool's own indices.
+  const indices = b.recall(indicesKey(x!, w))
+    ?? choose(b, nonFinite(b, xN), ['int64'], (g) => [exactIndices(g, xN, w)], (g) => [maxPoolIndexed(g, xN, w)[1]])[0]!;
+  const shapeN = b.node('Shape', [xN]);
   const zeros = b.node('ConstantOfShape', [b.node('ReduceProd', [shapeN], { keepdims: 1 })], { value: { tensor: { dataType: ELEM.float32, dims: [1], rawData: new Uint8Array(4) } } });
   const flat = (v: string) => b.node('Reshape', [v, b.ints([-1])]);
   const dx = b.node('ScatterElements', [zeros, flat(indices), flat(toNCHW(b, dy!))], { axis: 0, reduction: 'add' });
