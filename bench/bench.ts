@@ -1,11 +1,12 @@
 // `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
 // Not part of `npm test`. Set STEPS (default 100), CNN_STEPS (default 20) or QUICK=1 for a short smoke run; name
-// sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, overhead, cnn, memory, peak).
+// sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, composition, ode, overhead, cnn, memory, peak).
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
-  Session, accumulate, add, compile, dropout, heun, nn, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, variablesOf,
+  Session, accumulate, adam, adamw, add, chain, clipByGlobalNorm, compile, dropout, heun, nn, layers, mean, placeholder, rungeKutta, sgd,
+  sparseSoftmaxCrossEntropy, tableaux, variablesOf,
   type AnyOptimizer, type BackendName, type NonFinitePolicy, type Tensor,
 } from '../src/index.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
@@ -324,7 +325,7 @@ const row = (what: string, value: string, note = '') => { rows.push([what, value
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const CORES = availableParallelism();
 // `npm run bench -- cnn dropout` runs only those sections (all without arguments).
-const SECTIONS = ['mlp', 'ratios', 'dropout', 'overhead', 'cnn', 'memory', 'peak'] as const;
+const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak'] as const;
 const only = process.argv.slice(2);
 const unknown = only.filter((a) => !(SECTIONS as readonly string[]).includes(a));
 if (unknown.length > 0) throw new Error(`bench: unknown section(s) ${unknown.join(', ')}; the sections are ${SECTIONS.join(', ')}`);
@@ -385,6 +386,31 @@ if (want('ratios')) {
   target('heun / sgd ≤ 2.05× (onnx and wasm)', ratios['heun onnx']! <= 2.05 && ratios['heun wasm']! <= 2.05);
   target('accumulate-only / plain ≤ 1.05× (onnx and wasm)', ratios['acc onnx']! <= 1.05 && ratios['acc wasm']! <= 1.05);
   target('non-finite check ≤ 3 % of the MLP step (onnx and wasm)', ratios['check onnx']! <= 1.03 && ratios['check wasm']! <= 1.03);
+}
+
+// Issue 13: a composed optimizer costs what its parts cost — clip by global norm plus AdamW against plain Adam.
+if (want('composition')) {
+  const ratios: Record<string, number> = {};
+  for (const backend of ['onnx', 'wasm'] as const) {
+    const r = await sideBySide(backend, () => chain(clipByGlobalNorm(1), adamw({ lr: 1e-3 })), () => adam({ lr: 1e-3 }), STEPS);
+    ratios[backend] = r.ratio;
+    row(`chain(clipByGlobalNorm, adamw) step / adam step (${backend})`, `${r.ratio.toFixed(3)}×`, note(r));
+  }
+  target('chain of clip + adamw ≤ 1.1× plain adam (onnx and wasm)', ratios['onnx']! <= 1.1 && ratios['wasm']! <= 1.1);
+}
+
+// Issue 14: Dormand–Prince skips its 7th stage (weight 0) without error control, and with it reuses the last
+// stage when the batch is the same (FSAL): gradient evaluations per step, and the cost against an sgd step.
+if (want('ode')) {
+  for (const backend of ['onnx', 'wasm'] as const) {
+    const fixed = await sideBySide(backend, () => rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.01 }), plain, Math.max(10, Math.round(STEPS / 4)));
+    row(`rk45 step without error control / sgd step (${backend})`, `${fixed.ratio.toFixed(2)}×`, `6 gradient evaluations (its 7th stage has weight 0), ${note(fixed)}`);
+    const adaptiveStep = await symflowStep(backend, () => rungeKutta({ tableau: tableaux.dormandPrince, lr: 1e-3, adaptive: { rtol: 1e-2, atol: 1e-4 } }));
+    const evals: number[] = [];
+    for (let i = 0; i < 6; i++) evals.push(((await adaptiveStep.step()) as { gradientEvaluations?: number }).gradientEvaluations ?? NaN);
+    adaptiveStep.session.dispose();
+    row(`adaptive rk45 gradient evaluations per step after the first, same uploaded batch (${backend})`, evals.join(', '), 'FSAL: 6 (7 with a new batch)');
+  }
 }
 
 if (want('dropout')) {
