@@ -94,7 +94,12 @@ export class Conv2D extends ConvLayer {
     checkPositiveInt(this.who, 'filters', filters);
   }
   /** The kernel's last dimension and the output channels: both `filters`. */
-  protected sizes(): { /** `filters`. */ kernelOut: number; /** `filters`. */ channels: number } {
+  protected sizes(): {
+    /** `filters`. */
+    kernelOut: number;
+    /** `filters`. */
+    channels: number;
+  } {
     return { kernelOut: this.filters, channels: this.filters };
   }
   protected op(x: Tensor, kernel: Tensor, opts: Conv2DOptions): Tensor {
@@ -121,7 +126,12 @@ export class DepthwiseConv2D extends ConvLayer {
     this.depthMultiplier = checkPositiveInt(this.who, 'depthMultiplier', opts.depthMultiplier ?? 1);
   }
   /** The kernel's last dimension, `depthMultiplier`, and the output channels, `c · depthMultiplier`. */
-  protected sizes(c: number): { /** `depthMultiplier`. */ kernelOut: number; /** `c · depthMultiplier`. */ channels: number } {
+  protected sizes(c: number): {
+    /** `depthMultiplier`. */
+    kernelOut: number;
+    /** `c · depthMultiplier`. */
+    channels: number;
+  } {
     return { kernelOut: this.depthMultiplier, channels: c * this.depthMultiplier };
   }
   protected op(x: Tensor, kernel: Tensor, opts: Conv2DOptions): Tensor {
@@ -135,7 +145,13 @@ export class Pool2D extends BaseLayer {
    * @param mode 'max' (`nn.maxPool2d`) or 'avg' (`nn.avgPool2d`)
    * @param opts the window `size` (required), `strides`, `padding`, and the layer `name` (default 'maxPool2d' / 'avgPool2d')
    */
-  constructor(readonly mode: 'max' | 'avg', readonly opts: PoolOptions & { /** The layer's name. Default 'maxPool2d' or 'avgPool2d'. */ name?: string }) {
+  constructor(
+    readonly mode: 'max' | 'avg',
+    readonly opts: PoolOptions & {
+      /** The layer's name. Default 'maxPool2d' or 'avgPool2d'. */
+      name?: string;
+    },
+  ) {
     super(mode === 'max' ? 'maxPool2d' : 'avgPool2d', opts?.name);
     if (opts?.size === undefined) throw new SymflowError(this.who, 'needs a window size ({size: 2} or {size: [h, w]})');
     pair(this.who, 'size', opts.size);

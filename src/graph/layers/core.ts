@@ -95,7 +95,15 @@ export class Dropout extends BaseLayer {
    * @param rate the fraction of elements zeroed while training, in [0, 1); survivors are scaled by 1 / (1 − rate)
    * @param opts `seed` (default: a random seed) and `name` (default 'dropout')
    */
-  constructor(readonly rate: number, readonly opts: { /** Seeds the masks. Default: a random seed. */ seed?: number; /** The layer's name. Default 'dropout'. */ name?: string } = {}) {
+  constructor(
+    readonly rate: number,
+    readonly opts: {
+      /** Seeds the masks. Default: a random seed. */
+      seed?: number;
+      /** The layer's name. Default 'dropout'. */
+      name?: string;
+    } = {},
+  ) {
     super('dropout', opts.name);
     if (typeof rate !== 'number' || !(rate >= 0 && rate < 1)) throw new SymflowError(this.who, `rate must be in [0, 1), got ${String(rate)}`);
   }
