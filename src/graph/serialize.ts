@@ -104,7 +104,7 @@ function customGradientRefusal(where: string): string {
 
 /** Options of `fromJSON`. */
 export interface FromJSONOptions {
-  /** Existing variables to bind by name (their values then come from the session, as with the originals). */
+  /** Existing variables to bind by name (their values then come from the session, as with the originals). Default none: every variable is made anew. */
   variables?: readonly Variable[];
 }
 

@@ -178,7 +178,7 @@ export interface CompileOptions {
   params?: readonly Variable[];
   /** Tensors fed, in order, by each step's values. */
   inputs: readonly Tensor[];
-  /** Extra tensors to evaluate alongside the loss. */
+  /** Extra tensors to evaluate alongside the loss, at the same parameters (`StepResult.outputs`). Default none. */
   outputs?: readonly Tensor[];
   /**
    * A batch that makes the loss, a gradient or a new value NaN or infinite: refused with a `NonFiniteError`

@@ -94,7 +94,7 @@ export interface RungeKuttaOptions {
   /**
    * Declares that every step is fed the same batch (full-batch training), so a tableau whose last stage is the new
    * point (FSAL: Dormand–Prince, Bogacki–Shampine, Tsit5) reuses that gradient as the next step's first. Without
-   * it the reuse happens when the step has no inputs or is fed the same `DeviceValue`s.
+   * it the reuse happens when the step has no inputs or is fed the same `DeviceValue`s. Default false.
    */
   fullBatch?: boolean;
 }

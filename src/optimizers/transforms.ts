@@ -60,7 +60,7 @@ export interface ScaleByAdamOptions {
   eps?: number;
   /** Added under the root (0), optax's eps_root. */
   epsRoot?: number;
-  /** Keep the largest second moment seen (AMSGrad, as PyTorch and Keras do it: the max of the raw moments). */
+  /** Keep the largest second moment seen (AMSGrad, as PyTorch and Keras do it: the max of the raw moments). Default false. */
   amsgrad?: boolean;
   /**
    * Kingma & Ba's "ε̂" form, Keras 2 and TF 1's: m·√(1 − b2ᵗ)/(1 − b1ᵗ) / (√v + ε) — ε added to the uncorrected

@@ -118,7 +118,7 @@ export function progressOf(e: TrainEvent): FitProgress | undefined {
 export interface ValidationOptions {
   /** In-memory columns, one per input of the train step. */
   data: readonly Column[];
-  /** Scalar metrics evaluated on the validation data, e.g. `{ accuracy }`; `loss` is always included. */
+  /** Scalar metrics evaluated on the validation data, e.g. `{ accuracy }`; `loss` is always included (and a metric may not take its name). Default none. */
   metrics?: Readonly<Record<string, Tensor>>;
   /** Rows per evaluation run (default: all at once). Results are weighted by rows. */
   batchSize?: number;
