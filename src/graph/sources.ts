@@ -63,7 +63,7 @@ export function placeholder(shape: readonly Dim[], opts: { dtype?: DType; name?:
  * const c = constant([[1, 2], [3, 4]]);
  * ```
  * @param value a number, nested array, typed array (with `opts.shape`) or `{shape, data}`
- * @param opts `dtype` (default: int32 for an Int32Array, bool for booleans or a Uint8Array, else float32), `shape`
+ * @param opts `dtype` (default: int32 for Int32Array data, bool for a boolean or Uint8Array data, else float32), `shape`
  * (for a flat array) and `name` (default 'const')
  * @returns a symbolic tensor with that value
  */
