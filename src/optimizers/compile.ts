@@ -51,7 +51,7 @@ export interface RunSpec {
    * non-finite values the method handles itself. No effect under `onNonFinite: 'apply'`.
    */
   guard?: boolean;
-  /** More tensors a guarded run requires finite (each checked with one sum); default none. */
+  /** More tensors a guarded run requires finite (the step is refused when one is not). Default none. */
   finite?: readonly Tensor[];
   /**
    * More tensors the run feeds, after the step's inputs: the run then takes their values after the batch (uploaded
