@@ -53,7 +53,7 @@ export const tableaux = {
   /** The classical Runge–Kutta method (four stages, weights 1/6, 1/3, 1/3, 1/6). Order 4. */
   rk4: { name: 'rk4', a: [[], [1 / 2], [0, 1 / 2], [0, 0, 1]], b: [1 / 6, 1 / 3, 1 / 3, 1 / 6], order: 4 },
   /**
-   * Bogacki–Shampine 3(2), scipy's `RK23`: four stages, FSAL (three new gradients per accepted step), a 2nd-order
+   * Bogacki–Shampine 3(2), scipy's `RK23`: four stages, FSAL (three new gradients per accepted step when the batch repeats, see `fullBatch`), a 2nd-order
    * companion for error control. Steps with the 3rd-order weights.
    */
   bogackiShampine: {
@@ -66,7 +66,7 @@ export const tableaux = {
   },
   /**
    * Dormand–Prince 5(4), scipy's `RK45` (and MATLAB's ode45): seven stages, FSAL (six new gradients per accepted
-   * step), a 4th-order companion for error control. Steps with the 5th-order weights.
+   * step when the batch repeats, see `fullBatch`), a 4th-order companion for error control. Steps with the 5th-order weights.
    */
   dormandPrince: {
     name: 'dormandPrince',
