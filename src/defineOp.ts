@@ -37,6 +37,7 @@ export interface OpDefinition<S extends AttrSchemaOf> {
 /** A user op: call it to build a node; `op` is its record. */
 export interface UserOp<A> {
   (inputs: readonly TensorLike[], ...attrs: {} extends A ? [attrs?: A, name?: string] : [attrs: A, name?: string]): Tensor;
+  /** The op's record (name, attribute schema, rules), as registered: what graph JSON and the backends key on. */
   readonly op: OpDef;
 }
 

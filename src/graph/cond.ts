@@ -10,9 +10,13 @@ export type UpdatePair = readonly [Variable, TensorLike];
 
 /** Updates that depend on a predicate: only the taken branch's assignments are computed and applied. */
 export interface CondUpdate {
+  /** Tells update kinds apart: `'condUpdate'`. */
   readonly kind: 'condUpdate';
+  /** A bool scalar, read before the run assigns anything. */
   readonly pred: Tensor;
+  /** The updates applied when `pred` is true. */
   readonly then: readonly Update[];
+  /** The updates applied when `pred` is false. */
   readonly else: readonly Update[];
 }
 
@@ -23,14 +27,21 @@ export interface CondUpdate {
  * per outer step, as one batch of all their rows would move them.
  */
 export interface MomentsUpdate {
+  /** Tells update kinds apart: `'moments'`. */
   readonly kind: 'moments';
+  /** The moving mean variable, shaped like x with `axes` removed. */
   readonly mean: Variable;
+  /** The moving (biased) variance variable, same shape. */
   readonly variance: Variable;
+  /** The batch whose statistics move them. */
   readonly x: Tensor;
+  /** The axes of x the statistics are taken over. */
   readonly axes: readonly number[];
+  /** m in [0, 1]: the weight of the old value. */
   readonly momentum: number;
 }
 
+/** One entry of a session function's (or a step's) updates: an assignment, a conditional group, or moving moments. */
 export type Update = UpdatePair | CondUpdate | MomentsUpdate;
 
 type Branch = Tensor | number | readonly (Tensor | number)[] | readonly Update[];

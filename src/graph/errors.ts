@@ -2,6 +2,7 @@ import { type Shape, shapeString, type Tensor } from './tensor.js';
 
 /** An error raised by symflow. `op` names the op or function that refused its input. */
 export class SymflowError extends Error {
+  /** The op or function the error names, also the message's prefix (`'matMul'`, `'compile'`). */
   readonly op: string;
   constructor(op: string, message: string) {
     super(`${op}: ${message}`);

@@ -9,6 +9,7 @@ import { addN } from './ops/identity.js';
 import { copyBetween } from './substitute.js';
 import { toposort } from './walk.js';
 
+/** Options of `gradients`. */
 export interface GradientsOptions {
   /** Seeds for each y (default: ones, i.e. the gradient of sum(y)). */
   gradYs?: Tensor | readonly Tensor[];
@@ -19,7 +20,14 @@ export interface GradientsOptions {
    * `unconnected`): the function it names, what the xs are called there, and the hint that replaces
    * "pass {unconnected: 'zero'} for zeros". Default: `{who: 'gradients', xs: 'xs', hint: …}`.
    */
-  report?: { who: string; xs: string; hint: string };
+  report?: {
+    /** The function the error names (`'compile'`). */
+    who: string;
+    /** What the xs are called there (`'params'`). */
+    xs: string;
+    /** The hint that ends the message. */
+    hint: string;
+  };
 }
 
 /**

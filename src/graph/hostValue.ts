@@ -1,15 +1,20 @@
 import { SymflowError } from './errors.js';
 import { type DType, type Shape, shapeString, sizeOf } from './tensor.js';
 
+/** The arrays tensor data is held in: Float32Array for float32, Int32Array for int32, Uint8Array (0/1) for bool. */
 export type TypedArray = Float32Array | Int32Array | Uint8Array;
 
 /** A tensor's value on the host: what every session call returns. A scalar has shape `[]`. */
 export interface HostTensor {
+  /** Fully known dimensions, outermost first. */
   shape: number[];
+  /** Element type; `data`'s array type follows it (see `TypedArray`). */
   dtype: DType;
+  /** The elements in row-major order; its length is the product of `shape`. */
   data: TypedArray;
 }
 
+/** Nested arrays of numbers or booleans, one level per dimension (rectangular; ragged arrays are refused). */
 export type NestedArray = number | boolean | readonly NestedArray[];
 
 /**
@@ -22,7 +27,12 @@ export type Value =
   | readonly NestedArray[]
   | TypedArray
   | Float64Array
-  | { shape: readonly number[]; data: TypedArray | Float64Array | readonly number[] };
+  | {
+    /** Dimensions, non-negative integers. */
+    shape: readonly number[];
+    /** Row-major elements, as many as the product of `shape`. */
+    data: TypedArray | Float64Array | readonly number[];
+  };
 
 export function typedArrayFor(dtype: DType, n: number): TypedArray {
   return dtype === 'float32' ? new Float32Array(n) : dtype === 'int32' ? new Int32Array(n) : new Uint8Array(n);

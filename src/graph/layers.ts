@@ -7,21 +7,30 @@ import { sigmoid, tanh } from './ops/unary.js';
 import { variable } from './sources.js';
 import type { Tensor, Variable } from './tensor.js';
 
+/** The activations `layers.dense` can apply; `'linear'` (the identity) is the default, `'softmax'` is over the last axis. */
 export type Activation = 'linear' | 'relu' | 'sigmoid' | 'tanh' | 'softmax';
 
 const activations: Record<Activation, (x: Tensor) => Tensor> = { linear: (x) => x, relu, sigmoid, tanh, softmax };
 
+/** Options of `layers.dense` and `layers.denseLayer`. */
 export interface DenseOptions {
+  /** Applied to `x · kernel + bias`. Default 'linear' (none). */
   activation?: Activation;
+  /** Prefix of the variables' names, `<name>/kernel` and `<name>/bias` (made unique in the name space). Default 'dense'. */
   name?: string;
+  /** Seeds the Glorot-uniform kernel. Default: a random seed. */
   seed?: number;
+  /** Whether to add a zero-initialised bias [units]. Default true. */
   useBias?: boolean;
 }
 
 /** A dense layer's output together with the variables it created. */
 export interface DenseLayer {
+  /** `activation(x · kernel + bias)`, [..., units]. */
   output: Tensor;
+  /** The kernel [features, units]. */
   kernel: Variable;
+  /** The bias [units]; undefined with `useBias: false`. */
   bias?: Variable;
 }
 

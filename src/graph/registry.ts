@@ -9,7 +9,9 @@ export type { ShapeCtx } from './shapeRule.js';
 
 /** Shape and dtype of an op's output, worked out at build time. */
 export interface Inferred {
+  /** The output's static shape (`null` for sizes unknown until run time). */
   shape: Shape;
+  /** The output's element type. */
   dtype: DType;
 }
 
@@ -120,6 +122,7 @@ export interface OpRules<A extends Attrs> {
 
 /** One primitive: its name, attribute schema, shape rule and gradient rule side by side (JAX's primitive). */
 export interface OpDef<A extends Attrs = Attrs, N extends string = string> extends OpRules<A> {
+  /** The op's unique name: what `Tensor.op` holds and graph JSON stores. */
   readonly name: N;
   /** The attribute schema: validation and the JSON round-trip derive from it (no attributes: `{}`). */
   readonly attrs: AttrSchema<A>;

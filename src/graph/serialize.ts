@@ -12,9 +12,13 @@ import { ancestors } from './traverse.js';
  * branch scopes) are read when they hold no cond.
  */
 export interface GraphJSON {
+  /** Marks the data as a symflow graph: always `'symflow-graph'`. */
   format: 'symflow-graph';
+  /** The format version `toJSON` writes (2); `fromJSON` also reads version 1 files without a cond. */
   version: 2;
+  /** Every node, inputs before the nodes that read them; a node's inputs are indices into this array. */
   nodes: NodeJSON[];
+  /** The indices in `nodes` of the outputs, in the order given to `toJSON`. */
   outputs: number[];
 }
 
@@ -98,11 +102,13 @@ function customGradientRefusal(where: string): string {
   return `${where} is a customGradient, whose gradient rule is a JavaScript function and cannot be serialised; serialise a graph built without it`;
 }
 
+/** Options of `fromJSON`. */
 export interface FromJSONOptions {
-  /** Existing variables to bind by name (their values then come from the session, as with the originals). */
+  /** Existing variables to bind by name (their values then come from the session, as with the originals). Default none: every variable is made anew. */
   variables?: readonly Variable[];
 }
 
+/** What `fromJSON` rebuilds: the outputs, every node by name, and the variables. */
 export interface GraphFromJSON {
   /** The rebuilt outputs, in the order given to `toJSON`. */
   outputs: Tensor[];

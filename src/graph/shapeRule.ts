@@ -26,6 +26,7 @@ export interface ShapeCtx {
    * returns true. The most specific shape of the two is `merge(a, b)`.
    */
   sameShape(a: Shape, b: Shape): boolean;
+  /** The most specific shape compatible with both (same rank): per dim, a known size beats `null` or a symbol; two that differ give `null`. */
   merge(a: Shape, b: Shape): Dim[];
 }
 

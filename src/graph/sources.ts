@@ -48,6 +48,7 @@ export const variableOp = defineOp({ name: 'variable', attrs: { shape: 'shape', 
  * const x = placeholder([null, 784], { name: 'x' });
  * ```
  * @param shape static shape, `null` for unknown dimensions
+ * @param opts `dtype` (default 'float32') and `name` (default 'placeholder', made unique)
  * @returns a symbolic tensor that must be fed when a run needs it
  */
 export function placeholder(shape: readonly Dim[], opts: { dtype?: DType; name?: string } = {}): Tensor {
@@ -62,6 +63,8 @@ export function placeholder(shape: readonly Dim[], opts: { dtype?: DType; name?:
  * const c = constant([[1, 2], [3, 4]]);
  * ```
  * @param value a number, nested array, typed array (with `opts.shape`) or `{shape, data}`
+ * @param opts `dtype` (default: int32 for Int32Array data, bool for a boolean or Uint8Array data, else float32), `shape`
+ * (for a flat array) and `name` (default 'const')
  * @returns a symbolic tensor with that value
  */
 export function constant(value: Value, opts: { dtype?: DType; shape?: readonly number[]; name?: string } = {}): Tensor {
@@ -121,6 +124,8 @@ function isInitSpec(v: unknown): v is InitSpec {
  * const b = variable(0, { name: 'b' });
  * ```
  * @param initial a number, nested array, typed array (with `opts.shape`), `{shape, data}`, or an initializer
+ * @param opts `name` (default 'variable', made unique), `dtype` (default inferred from the value, as `constant`;
+ * with an initializer it must match the initializer's), `trainable` (default true), `shape` (for a flat array)
  * @returns the variable, a symbolic tensor that reads its value before the run
  */
 export function variable(

@@ -63,10 +63,15 @@ export class Tensor {
   readonly id: number;
   /** Readable name such as `dense/kernel` or `add_3`, unique in its name space (see `graph` in names.ts). */
   readonly name: string;
+  /** Name of the op that makes this tensor (`'add'`, `'matMul'`, `'placeholder'`, `'variable'`, …). */
   readonly op: string;
+  /** The op's input tensors, in the op's argument order (frozen; empty for sources). */
   readonly inputs: readonly Tensor[];
+  /** The op's attributes (frozen), e.g. `{ transposeA: false }` for `matMul`. */
   readonly attrs: Attrs;
+  /** Static shape inferred at construction; `null` dimensions are known only at run time. */
   readonly shape: Shape;
+  /** Element type, inferred at construction. */
   readonly dtype: DType;
 
   constructor(init: TensorInit) {
@@ -79,10 +84,12 @@ export class Tensor {
     this.dtype = init.dtype;
   }
 
+  /** Number of dimensions, `shape.length` (0 for a scalar); known even when sizes are not. */
   get rank(): number {
     return this.shape.length;
   }
 
+  /** A one-line description for messages: `Tensor 'dense/kernel' (variable) [784,10] float32` (`?` for unknown dimensions). */
   toString(): string {
     return `Tensor '${this.name}' (${this.op}) ${shapeString(this.shape)} ${this.dtype}`;
   }
@@ -90,17 +97,80 @@ export class Tensor {
 
 /** How a variable gets its first value in a session. */
 export type InitSpec =
-  | { kind: 'zeros' | 'ones'; shape: readonly number[]; dtype?: DType }
-  | { kind: 'fill'; shape: readonly number[]; value: number; dtype?: DType }
-  | { kind: 'randomNormal'; shape: readonly number[]; mean: number; stddev: number; seed: number }
-  | { kind: 'randomUniform'; shape: readonly number[]; min: number; max: number; seed: number }
-  | { kind: 'glorotUniform'; shape: readonly number[]; seed: number }
-  | { kind: 'orthogonal'; shape: readonly number[]; gain: number; seed: number }
-  | { kind: 'value'; shape: readonly number[]; data: Float32Array | Int32Array | Uint8Array };
+  | {
+    /** All zeros or all ones. */
+    kind: 'zeros' | 'ones';
+    /** The variable's shape. */
+    shape: readonly number[];
+    /** Element type. Default 'float32'. */
+    dtype?: DType;
+  }
+  | {
+    /** Every element `value`. */
+    kind: 'fill';
+    /** The variable's shape. */
+    shape: readonly number[];
+    /** The value of every element. */
+    value: number;
+    /** Element type. Default 'float32'. */
+    dtype?: DType;
+  }
+  | {
+    /** Normal samples (Box–Muller on a seeded mulberry32 generator), float32. */
+    kind: 'randomNormal';
+    /** The variable's shape. */
+    shape: readonly number[];
+    /** Mean of the distribution (`initializers.randomNormal` defaults it to 0). */
+    mean: number;
+    /** Standard deviation (`initializers.randomNormal` defaults it to 0.05). */
+    stddev: number;
+    /** Generator seed; the same seed gives the same values on every backend. */
+    seed: number;
+  }
+  | {
+    /** Uniform samples in [min, max), float32. */
+    kind: 'randomUniform';
+    /** The variable's shape. */
+    shape: readonly number[];
+    /** Lower bound, inclusive (`initializers.randomUniform` defaults it to −0.05). */
+    min: number;
+    /** Upper bound, exclusive (`initializers.randomUniform` defaults it to 0.05). */
+    max: number;
+    /** Generator seed; the same seed gives the same values on every backend. */
+    seed: number;
+  }
+  | {
+    /** Glorot (Xavier) uniform: U(±√(6 / (fanIn + fanOut))), fans as Keras computes them, float32. */
+    kind: 'glorotUniform';
+    /** The variable's shape. */
+    shape: readonly number[];
+    /** Generator seed; the same seed gives the same values on every backend. */
+    seed: number;
+  }
+  | {
+    /** Orthonormal columns (or rows, when wider than tall) times `gain`, as Keras' `Orthogonal`, float32. */
+    kind: 'orthogonal';
+    /** The variable's shape (rank ≥ 2; read as prod(shape[:-1]) × shape[-1]). */
+    shape: readonly number[];
+    /** Scale of the orthogonal matrix (`initializers.orthogonal` defaults it to 1). */
+    gain: number;
+    /** Generator seed; the same seed gives the same values on every backend. */
+    seed: number;
+  }
+  | {
+    /** Exactly these values. */
+    kind: 'value';
+    /** The variable's shape; `data.length` is its size. */
+    shape: readonly number[];
+    /** Row-major values; the dtype follows the array (Int32Array → int32, Uint8Array → bool, else float32). */
+    data: Float32Array | Int32Array | Uint8Array;
+  };
 
 /** A variable: a source whose value lives in a session and changes only through updates. */
 export class Variable extends Tensor {
+  /** Whether it is a parameter: `variablesOf` lists only trainable variables by default (`variable`'s default is true). */
   readonly trainable: boolean;
+  /** How a session makes its first value (frozen); see `initializers`. */
   readonly init: InitSpec;
 
   constructor(init: TensorInit & { trainable: boolean; initSpec: InitSpec }) {

@@ -18,6 +18,7 @@ interface Pool {
   readonly m2: Variable;
 }
 
+/** Options of `accumulate`. */
 export interface AccumulateOptions {
   /** Mini-batches per update (an integer >= 1). */
   steps: number;
@@ -35,6 +36,7 @@ export interface AccumulateOptions {
 }
 
 export interface AccumulateState<S extends OptimizerState = OptimizerState> extends OptimizerState {
+  /** The inner optimizer's state (changed only on apply steps). */
   readonly inner: S;
   /** Per-parameter gradient sums since the last apply. */
   readonly acc: readonly Variable[];
@@ -54,8 +56,8 @@ export interface AccumulateState<S extends OptimizerState = OptimizerState> exte
  * ```ts
  * const opt = accumulate(adam({ lr: 1e-3 }), { steps: 4 }); // batch 16, the effect of batch 64
  * ```
- * @param inner the optimizer to apply every `steps` mini-batches
- * @param opts steps, remainder
+ * @param given the optimizer to apply every `steps` mini-batches (single-run, or a gradient transformation)
+ * @param opts steps, remainder, weight
  * @returns a single-run optimizer
  */
 export function accumulate<S extends OptimizerState>(given: Optimizer<S> | GradientTransformation<S>, opts: AccumulateOptions): Optimizer<AccumulateState<S>> {

@@ -2,15 +2,26 @@ import { hyper } from './optimizer.js';
 import { type ChainState, chainAs, type TransformOptimizer } from './transform.js';
 import { addDecayedWeights, type LearningRateLike, lrArg, scaleByAdam, scaleByLearningRate } from './transforms.js';
 
+/** Options of `adam` (and, with `weightDecay`, `adamw`). */
 export interface AdamOptions {
+  /**
+   * Learning rate: a number ≥ 0 (made the hyperparameter `adam/lr` or `adamw/lr`, settable with
+   * `setHyperparameter('lr', v)`), a float32 scalar tensor, or a schedule of the step counter. Default 0.001.
+   */
   lr?: LearningRateLike;
+  /** Decay of the first-moment (mean) average m, in [0, 1]. Default 0.9. */
   beta1?: number;
+  /** Decay of the second-moment average v, in [0, 1]. Default 0.999. */
   beta2?: number;
+  /** ε ≥ 0 added to the uncorrected √v (Keras 2's ε̂ form: the bias correction is folded into the rate). Default 1e-7. */
   epsilon?: number;
+  /** AMSGrad: divide by the largest v seen so far (the max of the raw moments, as Keras and PyTorch). Default false. */
   amsgrad?: boolean;
+  /** Keras 2 time decay ≥ 0: the rate is lr / (1 + decay·t), t the steps applied before this one. Default 0. */
   decay?: number;
 }
 
+/** Options of `adamw`. */
 export interface AdamWOptions extends AdamOptions {
   /** Decoupled weight decay: p ← p − lr·weightDecay·p each step, apart from the gradient (default 0.01). */
   weightDecay?: number;

@@ -18,8 +18,9 @@ export interface StepResult {
   outputs: HostTensor[];
   /** Session runs this step took. */
   runs: number;
-  /** Adaptive methods: whether the step was accepted (always true once `step` resolves), and how often rejected. */
+  /** Adaptive methods: whether the step was accepted (always true once `step` resolves). */
   accepted?: boolean;
+  /** Adaptive methods: attempts rejected (and retried with a smaller step) before the accepted one. */
   rejections?: number;
   /** The learning rate (step size) the step used. */
   lr?: number;
@@ -43,8 +44,14 @@ export type NamedRun<O extends RunOutputs> = (batch: readonly DeviceValue[]) => 
 
 /** What a run applies and checks (see `RunContext.run`). */
 export interface RunSpec {
+  /** The run's assignments, all computed from the variables' values before the run. Default none. */
   updates?: readonly Update[];
+  /**
+   * Whether the run refuses the step when a new value is not finite (default true). Pass false for a run whose
+   * non-finite values the method handles itself. No effect under `onNonFinite: 'apply'`.
+   */
   guard?: boolean;
+  /** More tensors a guarded run requires finite (the step is refused when one is not). Default none. */
   finite?: readonly Tensor[];
   /**
    * More tensors the run feeds, after the step's inputs: the run then takes their values after the batch (uploaded
@@ -59,11 +66,15 @@ export interface RunSpec {
  * and `run()` to compile session functions over the step's inputs.
  */
 export interface RunContext {
+  /** The session the step is compiled against (for a run of your own, e.g. a flush: `session.function`). */
   readonly session: Session;
+  /** The scalar loss being minimised. */
   readonly loss: Tensor;
+  /** The parameters to train (`CompileOptions.params`, or every trainable variable the loss reads). */
   readonly params: readonly Variable[];
   /** ∇loss with respect to each parameter, at the parameters' current values. */
   readonly grads: readonly Tensor[];
+  /** The tensors each step's batch feeds, in order (`CompileOptions.inputs`). */
   readonly inputs: readonly Tensor[];
   /** Extra tensors the user asked for; report them from the run that measures the loss. */
   readonly outputs: readonly Tensor[];
@@ -87,6 +98,11 @@ export interface MultiRunProgram {
   readonly runsPerStep: number;
   /** Every variable the method owns besides the parameters (restored if a step fails). */
   readonly variables: readonly Variable[];
+  /**
+   * The host script of one step: calls the runs, in order, with the step's batch (already on the backend) and
+   * reports the loss at the parameters the step started from. `compile` makes it atomic: if it throws or a guarded
+   * run refuses, every parameter and `variables` entry is restored.
+   */
   step(batch: readonly DeviceValue[]): Promise<StepResult>;
   /** Finishes a pending partial step (see `TrainStep.flush`), if the method has one. */
   flush?(): Promise<boolean>;
@@ -98,21 +114,51 @@ export interface MultiRunProgram {
  * once and makes the whole step atomic.
  */
 export interface MultiRunOptimizer {
+  /** Tells optimizer kinds apart: `'multiRun'`. */
   readonly kind: 'multiRun';
+  /** The method's name, for messages (`'heun'`, `'sam(sgd)'`, …). */
   readonly name: string;
+  /** Compiles the runs and returns the step script; `compile` calls it once, in the parameters' name space. */
   build(ctx: RunContext): MultiRunProgram;
 }
 
 /**
- * Declares a multi-run optimizer.
+ * Declares a multi-run optimizer: `build` compiles its runs with `ctx.run` and returns the host script that
+ * sequences them. A complete two-run method, "look ahead, then step" (the extragradient method, shipped as
+ * `extragradient`):
  *
  * ```ts
- * const twoLook = defineMultiRun('twoLook', (ctx) => {
- *   const p0 = ctx.slots('twoLook', 'p0');
- *   const look = ctx.run({ outputs: [ctx.loss], updates: ctx.params.map((p, i) => [p0[i], p]) });
- *   // …more runs…
- *   return { runsPerStep: 2, variables: p0, async step(batch) { … } };
+ * import { compile, defineMultiRun, mean, mul, placeholder, Session, square, sub, variable, type Update } from 'symflow';
+ *
+ * // Run 1 measures the loss at p, remembers p and moves to p½ = p − lr·∇L(p);
+ * // run 2 reads the gradient at p½ and steps from the remembered p: p ← p − lr·∇L(p½).
+ * const lookThenStep = (lr: number) => defineMultiRun('lookThenStep', (ctx) => {
+ *   const start = ctx.slots('lookThenStep', 'start'); // a zero slot per parameter
+ *   const look = ctx.run({
+ *     outputs: { loss: ctx.loss, extra: ctx.outputs },
+ *     // Every new value is computed from the values before the run: start ← p and p ← p − lr·∇L(p) together.
+ *     updates: ctx.params.flatMap((p, i): Update[] => [[start[i]!, p], [p, sub(p, mul(lr, ctx.grads[i]!))]]),
+ *   });
+ *   // The same symbolic gradients, now evaluated at p½ (what the parameters hold after run 1).
+ *   const jump = ctx.run({ updates: ctx.params.map((p, i): Update => [p, sub(start[i]!, mul(lr, ctx.grads[i]!))]) });
+ *   return {
+ *     runsPerStep: 2,
+ *     variables: start, // restored with the parameters if a step fails
+ *     async step(batch) {
+ *       const { loss, extra } = await look(batch);
+ *       await jump(batch);
+ *       return { loss: loss.data[0]!, outputs: extra, runs: 2, lr };
+ *     },
+ *   };
  * });
+ *
+ * const x = placeholder([null], { name: 'x' });
+ * const w = variable(0, { name: 'w' });
+ * const loss = mean(square(sub(mul(w, x), mul(2, x)))); // minimum at w = 2
+ * const session = await Session.create();
+ * const train = compile(lookThenStep(0.05), session, { loss, inputs: [x] });
+ * for (let i = 0; i < 50; i++) await train.step([[1, 2, 3]]);
+ * console.log((await session.getValue(w)).data[0]); // ≈ 2
  * ```
  * @param name the optimizer's name @param build compiles the runs and returns the step script
  * @returns a multi-run optimizer for `compile`
@@ -121,8 +167,10 @@ export function defineMultiRun(name: string, build: (ctx: RunContext) => MultiRu
   return Object.freeze({ kind: 'multiRun' as const, name, build });
 }
 
+/** Anything `compile` takes: a single-run optimizer, a multi-run one, or a bare gradient transformation (its updates applied). */
 export type AnyOptimizer = Optimizer | MultiRunOptimizer | GradientTransformation<any>;
 
+/** Options of `compile`: what to minimise, over which variables, fed by what. */
 export interface CompileOptions {
   /** The scalar float32 loss to minimise. */
   loss: Tensor;
@@ -130,7 +178,7 @@ export interface CompileOptions {
   params?: readonly Variable[];
   /** Tensors fed, in order, by each step's values. */
   inputs: readonly Tensor[];
-  /** Extra tensors to evaluate alongside the loss. */
+  /** Extra tensors to evaluate alongside the loss, at the same parameters (`StepResult.outputs`). Default none. */
   outputs?: readonly Tensor[];
   /**
    * A batch that makes the loss, a gradient or a new value NaN or infinite: refused with a `NonFiniteError`
@@ -158,13 +206,17 @@ export interface StepOptions {
 
 /** A compiled training step. */
 export interface TrainStep {
+  /** The session that holds the variables and runs the step. */
   readonly session: Session;
+  /** The optimizer as given to `compile`. */
   readonly optimizer: AnyOptimizer;
   /** Session calls one step needs when nothing is rejected. */
   readonly runsPerStep: number;
+  /** The variables trained (`CompileOptions.params`, or every trainable variable the loss reads), in order. */
   readonly params: readonly Variable[];
   /** The loss being minimised and the tensors each step's values feed. */
   readonly loss: Tensor;
+  /** The tensors each step's values feed, in order (`CompileOptions.inputs`). */
   readonly inputs: readonly Tensor[];
   /** The optimizer's state variables. */
   readonly stateVariables: readonly Variable[];
@@ -195,7 +247,7 @@ export interface TrainStep {
  * const train = compile(heun({ lr: 0.1 }), session, { loss, inputs: [x, y] });
  * const { loss: l, runs } = await train.step([xs, ys]); // runs === 2
  * ```
- * @param optimizer a single-run or multi-run optimizer
+ * @param given the optimizer: single-run, multi-run, or a bare gradient transformation
  * @param session the session that holds the variables
  * @param opts loss, params, inputs, outputs
  * @returns the train step

@@ -9,6 +9,7 @@ import type { DeviceValue } from '../session/session.js';
 import { defineMultiRun, type MultiRunOptimizer } from './compile.js';
 import { counter, hyper } from './optimizer.js';
 
+/** Options of `lbfgs`. */
 export interface LbfgsOptions {
   /** The step length: the line search's first trial (default 1). The very first iteration scales it by min(1, 1/‖g‖₁). */
   lr?: number;

@@ -14,16 +14,22 @@ export type NonFinitePolicy = 'error' | 'skip' | 'apply';
 
 /** Why a step was refused: the first non-finite thing in the order loss, gradients, new values. */
 export interface NonFiniteReport {
+  /** What was not finite: the loss, a parameter's gradient, or a variable's new value. */
   readonly what: 'loss' | 'gradient' | 'value';
   /** The parameter whose gradient, or the variable whose new value, was not finite. */
   readonly variable?: string;
   /** The loss at the parameters the step started from (NaN or ±Inf when `what` is 'loss'). */
   readonly loss: number;
+  /** A sentence saying what was not finite (the start of `NonFiniteError`'s message). */
   readonly message: string;
 }
 
 /** A training step refused because of non-finite values; nothing of it was applied. */
 export class NonFiniteError extends SymflowError {
+  /**
+   * @param who the function that refused the step (`'TrainStep.step'`)
+   * @param report what was not finite
+   */
   constructor(who: string, readonly report: NonFiniteReport) {
     super(who, `${report.message}; the step was refused and every variable is as it was (compile with onNonFinite: 'skip' to skip such steps, or 'apply' to apply them)`);
   }

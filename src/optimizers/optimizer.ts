@@ -19,7 +19,9 @@ export interface OptimizerState {
 
 /** What finishing a pending partial step takes: its updates, and a bool scalar telling whether anything was pending. */
 export interface Flush {
+  /** The assignments that finish the pending step (applying a ragged last group, or dropping it). */
   readonly updates: Update[];
+  /** A bool scalar, true when there was a pending partial step (read before the updates apply). */
   readonly pending: Tensor;
 }
 
@@ -31,9 +33,20 @@ export interface Flush {
  * multi-run method applies the update at another point, as `sam` does).
  */
 export interface Optimizer<S extends OptimizerState = OptimizerState> {
+  /** Tells optimizer kinds apart: `'single'` (one session run per step). */
   readonly kind: 'single';
+  /** The optimizer's name (`'sgd'`, `'adam'`, …): its variables' name prefix and what its errors name. */
   readonly name: string;
+  /** Makes the state variables (slots, counters) for these parameters; `compile` calls it once. */
   init(params: readonly Variable[]): S;
+  /**
+   * One step, symbolically: the `[variable, newValue]` pairs for the parameters and the state.
+   * @param grads one gradient per parameter
+   * @param state what `init` made
+   * @param params the parameters assigned
+   * @param values what the parameters are read as (default: the parameters themselves)
+   * @returns the assignments of one step
+   */
   update(grads: readonly Tensor[], state: S, params: readonly Variable[], values?: readonly Tensor[]): Update[];
   /** Finishes a pending partial step (soft batch's ragged last group); absent for most optimizers. */
   flush?(state: S, params: readonly Variable[]): Flush;
@@ -41,7 +54,12 @@ export interface Optimizer<S extends OptimizerState = OptimizerState> {
    * Takes over the model's state updates (`compile`'s `updates`): what to apply instead, and the variables that
    * takes. Absent for most optimizers (the updates then go into each step's run as they are).
    */
-  modelUpdates?(updates: readonly Update[], state: S): { updates: Update[]; variables: Variable[] };
+  modelUpdates?(updates: readonly Update[], state: S): {
+    /** The updates to apply instead, in each step's run. */
+    updates: Update[];
+    /** The variables those updates need besides the model's (pools, counters), restored with the step. */
+    variables: Variable[];
+  };
   /** The learning rate a step uses, read from the state the step starts at (what `StepResult.lr` reports). */
   learningRate?(state: S): Tensor | undefined;
   /** The averaged copy of each parameter the optimizer keeps (`emaParams`), in the order of `params`. */

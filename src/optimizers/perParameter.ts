@@ -9,10 +9,13 @@ import {
 
 /** State of a per-parameter rule: named slots per parameter and the step counter. */
 export interface SlotState extends OptimizerState {
+  /** The slots by name, each a list with one zero-initialised variable per parameter (`name/slot/param`). */
   readonly slots: Readonly<Record<string, readonly Variable[]>>;
+  /** The int32 step counter `name/iterations`: steps applied so far. */
   readonly iterations: Variable;
 }
 
+/** What a `perParameter` rule gets for one parameter at one step. */
 export interface RuleInput {
   /** The gradient. */
   g: Tensor;

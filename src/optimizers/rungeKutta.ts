@@ -21,43 +21,69 @@ export type Controller =
   /** scipy's `solve_ivp`: factor = safety·ε^(−1/(q+1)), clipped to [minFactor, maxFactor], no growth right after a rejection. */
   | 'scipy'
   /** OrdinaryDiffEq.jl's PI controller: factor = safety·ε^(−β₁)·ε_prev^(β₂); defaults β₁ = 7/(10k), β₂ = 2/(5k), k the order. */
-  | { kind: 'pi'; beta1?: number; beta2?: number }
+  | {
+    /** Selects the PI controller. */
+    kind: 'pi';
+    /** Exponent β₁ ≥ 0 of the current error norm. Default 7/(10k), k the tableau's order. */
+    beta1?: number;
+    /** Exponent β₂ ≥ 0 of the previous accepted step's error norm. Default 2/(5k). */
+    beta2?: number;
+  }
   /**
    * diffrax's PIDController: factor = safety·(1/εₙ)^(β₁/k)·(1/εₙ₋₁)^(β₂/k)·(1/εₙ₋₂)^(β₃/k) with β₁ = p + i + d,
    * β₂ = −(p + 2d), β₃ = d, k = q + 1; never below 1 after an accepted step. Defaults p = 0, i = 1, d = 0.
    */
-  | { kind: 'pid'; pcoeff?: number; icoeff?: number; dcoeff?: number };
+  | {
+    /** Selects the PID controller. */
+    kind: 'pid';
+    /** Proportional coefficient p. Default 0. */
+    pcoeff?: number;
+    /** Integral coefficient i. Default 1 (with p = d = 0: the plain I controller, safety·ε^(−1/k)). */
+    icoeff?: number;
+    /** Derivative coefficient d. Default 0. */
+    dcoeff?: number;
+  };
 
+/** `RungeKuttaOptions.adaptive`: error control of an embedded tableau. */
 export interface AdaptiveOptions {
   /**
    * Relative and absolute tolerance: the error norm is RMS(err / (atol + rtol·max(|p₀|, |p₁|))) over all parameter
-   * elements and a step is accepted when it is ≤ 1 (scipy's defaults: rtol 1e-3, atol 1e-6).
+   * elements and a step is accepted when it is ≤ 1 (scipy's defaults: rtol 1e-3, atol 1e-6). rtol ≥ 0, default 1e-3.
    */
   rtol?: number;
+  /** Absolute tolerance ≥ 0 (see `rtol`; not both 0). Default 1e-6. */
   atol?: number;
-  /** Shorthand for `{atol: tol, rtol: 0}`: the RMS of the error itself must be ≤ tol (what `tol` always meant). */
+  /** Shorthand for `{atol: tol, rtol: 0}`: the RMS of the error itself must be ≤ tol (what `tol` always meant). Positive; not with rtol / atol. */
   tol?: number;
   /** The step-size controller (default 'scipy'). */
   controller?: Controller;
-  /** Safety factor of the controller (default 0.9). */
+  /** Safety factor of the controller, in (0, 1] (default 0.9). */
   safety?: number;
-  /** Smallest and largest factor by which one step may change lr (defaults 0.2 and 10, scipy's). */
+  /** Smallest factor by which one step may shrink lr, in (0, 1] (default 0.2, scipy's). */
   minFactor?: number;
+  /** Largest factor by which one step may grow lr, ≥ 1 (default 10, scipy's). */
   maxFactor?: number;
-  /** Bounds on the step size: lr is clipped to [dtMin, dtMax]; a step rejected at dtMin is an error. */
+  /** Smallest step size ≥ 0: lr is clipped to [dtMin, dtMax], and a step rejected at dtMin is an error. Default 0. */
   dtMin?: number;
+  /** Largest step size, positive (the first step too is clipped to it). Default: unbounded. */
   dtMax?: number;
-  /** Rejections of one step before it fails (default 20). */
+  /** Rejections of one step before it fails with an error (default 20). */
   maxRejections?: number;
 }
 
+/** Options of `rungeKutta`. */
 export interface RungeKuttaOptions {
+  /** The method: one of `tableaux` or your own explicit table (checked by `checkTableau`). Adaptive mode needs `bStar`. */
   tableau: ButcherTableau;
   /**
    * The step size of gradient flow. Adaptive mode needs a number (the first step) or 'auto': Hairer's initial step
    * (scipy's `select_initial_step`), from the gradient at the start and one more evaluation, on the first step.
    */
   lr: LearningRate | 'auto';
+  /**
+   * Error control (embedded tableaux only): each step's error is estimated, steps with error norm > 1 are rejected
+   * and retried smaller, and the controller sets the next step size (`StepResult.lr`). Default: fixed steps.
+   */
   adaptive?: AdaptiveOptions;
   /**
    * Evaluate every stage in ONE session run: a single compiled graph holds the s gradient evaluations (each on the
@@ -68,7 +94,7 @@ export interface RungeKuttaOptions {
   /**
    * Declares that every step is fed the same batch (full-batch training), so a tableau whose last stage is the new
    * point (FSAL: Dormand–Prince, Bogacki–Shampine, Tsit5) reuses that gradient as the next step's first. Without
-   * it the reuse happens when the step has no inputs or is fed the same `DeviceValue`s.
+   * it the reuse happens when the step has no inputs or is fed the same `DeviceValue`s. Default false.
    */
   fullBatch?: boolean;
 }

@@ -69,6 +69,7 @@ export function constant(value: number): Schedule {
   return defineSchedule('constant', (t) => fill(v, t), () => v);
 }
 
+/** Options of `schedules.linear`. */
 export interface LinearOptions {
   /** The value up to step `begin`. */
   init: number;
@@ -92,6 +93,7 @@ export function linear(opts: LinearOptions): Schedule {
   return transition('linear', { ...options('linear', opts), power: 1 });
 }
 
+/** Options of `schedules.polynomial`. */
 export interface PolynomialOptions extends LinearOptions {
   /** The polynomial's power, > 0 (1 is linear). */
   power: number;
@@ -110,7 +112,9 @@ export function polynomial(opts: PolynomialOptions): Schedule {
   return transition('polynomial', { ...o, power: hyper('polynomial', 'power', opts.power, { min: 0, minExclusive: true }) });
 }
 
+/** Options of `schedules.exponentialDecay`. */
 export interface ExponentialDecayOptions {
+  /** The value at step 0 (and until `begin`). */
   init: number;
   /** Factor per `steps` steps, > 0 (< 1 decays, > 1 grows). */
   rate: number;
@@ -154,7 +158,9 @@ export function exponentialDecay(opts: ExponentialDecayOptions): Schedule {
   });
 }
 
+/** Options of `schedules.cosineDecay`. */
 export interface CosineDecayOptions {
+  /** The value at step 0. */
   init: number;
   /** Steps of the decay, an integer ≥ 1; the value stays at alpha·init after. */
   steps: number;
@@ -182,6 +188,7 @@ export function cosineDecay(opts: CosineDecayOptions): Schedule {
   return cosineFromTo(who, init, init * alpha, steps, exponent);
 }
 
+/** Options of `schedules.warmupCosineDecay`. */
 export interface WarmupCosineDecayOptions {
   /** The value at step 0. */
   init: number;
@@ -221,7 +228,9 @@ export function warmupCosineDecay(opts: WarmupCosineDecayOptions): Schedule {
   return joinChecked(who, [transition(who, { init, end: peak, steps: warmup, begin: 0, power: 1 }), decay], [warmup]);
 }
 
+/** Options of `schedules.piecewiseConstant`. */
 export interface PiecewiseConstantOptions {
+  /** The value before the first boundary. */
   init: number;
   /** `{ step: scale }`: from each step on, the value is multiplied by its scale (≥ 0). */
   boundaries: Readonly<Record<number, number>>;
@@ -255,6 +264,7 @@ export function piecewiseConstant(opts: PiecewiseConstantOptions): Schedule {
   return piecewise(who, entries.map(([step]) => step), values);
 }
 
+/** Options of `schedules.piecewiseValues`. */
 export interface PiecewiseValuesOptions {
   /** Strictly increasing integer steps ≥ 0 at which the value changes. */
   boundaries: readonly number[];

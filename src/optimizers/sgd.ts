@@ -2,10 +2,18 @@ import { hyper } from './optimizer.js';
 import { type ChainState, chainAs, type TransformOptimizer } from './transform.js';
 import { type LearningRateLike, lrArg, scaleByLearningRate, trace } from './transforms.js';
 
+/** Options of `sgd`. */
 export interface SgdOptions {
+  /**
+   * Learning rate: a number ≥ 0 (made the hyperparameter `sgd/lr`, settable with `setHyperparameter('lr', v)`), a
+   * float32 scalar tensor, or a schedule of the step counter. Default 0.01.
+   */
   lr?: LearningRateLike;
+  /** Momentum factor ≥ 0 (a plain number, fixed at construction); 0 uses no momentum slot. Default 0. */
   momentum?: number;
+  /** Nesterov momentum: p ← p + momentum·v − lr·g. Only with momentum > 0. Default false. */
   nesterov?: boolean;
+  /** Keras 2 time decay ≥ 0: the rate is lr / (1 + decay·t), t the steps applied before this one. Default 0. */
   decay?: number;
 }
 

@@ -11,9 +11,13 @@ import { SymflowError } from '../graph/errors.js';
  * is checked when given.
  */
 export interface ButcherTableau {
+  /** The method's name: what `rungeKutta` names the optimizer and its errors after. */
   readonly name: string;
+  /** The stage coefficients, s rows; row i holds aᵢ₀ … aᵢ,ᵢ₋₁ (at most i entries; missing trailing ones are 0). Row 0 is `[]`. */
   readonly a: readonly (readonly number[])[];
+  /** The s weights of the solution, summing to 1: p₁ = p₀ + lr·Σⱼ bⱼkⱼ. */
   readonly b: readonly number[];
+  /** Embedded pairs: the s weights of the companion solution (summing to 1); err = lr·Σⱼ(bⱼ − bStarⱼ)kⱼ. Needed by adaptive mode. */
   readonly bStar?: readonly number[];
   /**
    * A second, lower-order companion (DOP853's 3rd-order weights). When present, a stepper does NOT use RMS(e):
@@ -36,12 +40,22 @@ export interface ButcherTableau {
 
 /** The shipped tableaux. A new method is a new table, not new code. */
 export const tableaux = {
+  /** Forward Euler: one gradient evaluation per step; `rungeKutta` with it is plain gradient descent. Order 1. */
   euler: { name: 'euler', a: [[]], b: [1], order: 1 },
+  /** The explicit midpoint method: the gradient at p − (lr/2)·∇L(p). Order 2, two stages. */
   midpoint: { name: 'midpoint', a: [[], [1 / 2]], b: [0, 1], order: 2 },
+  /** Heun's method (explicit trapezoid): the mean of the gradients at p and at the Euler point. Order 2, two stages. */
   heun: { name: 'heun', a: [[], [1]], b: [1 / 2, 1 / 2], order: 2 },
+  /** Ralston's method: the second-order two-stage method with the smallest error bound (stage at 2/3). Order 2. */
   ralston: { name: 'ralston', a: [[], [2 / 3]], b: [1 / 4, 3 / 4], order: 2 },
+  /** Kutta's third-order method (three stages, weights 1/6, 2/3, 1/6). Order 3. */
   rk3: { name: 'rk3', a: [[], [1 / 2], [-1, 2]], b: [1 / 6, 2 / 3, 1 / 6], order: 3 },
+  /** The classical Runge–Kutta method (four stages, weights 1/6, 1/3, 1/3, 1/6). Order 4. */
   rk4: { name: 'rk4', a: [[], [1 / 2], [0, 1 / 2], [0, 0, 1]], b: [1 / 6, 1 / 3, 1 / 3, 1 / 6], order: 4 },
+  /**
+   * Bogacki–Shampine 3(2), scipy's `RK23`: four stages, FSAL (three new gradients per accepted step when the batch repeats, see `fullBatch`), a 2nd-order
+   * companion for error control. Steps with the 3rd-order weights.
+   */
   bogackiShampine: {
     name: 'bogackiShampine',
     a: [[], [1 / 2], [0, 3 / 4], [2 / 9, 1 / 3, 4 / 9]],
@@ -50,6 +64,10 @@ export const tableaux = {
     order: 3,
     errorOrder: 2,
   },
+  /**
+   * Dormand–Prince 5(4), scipy's `RK45` (and MATLAB's ode45): seven stages, FSAL (six new gradients per accepted
+   * step when the batch repeats, see `fullBatch`), a 4th-order companion for error control. Steps with the 5th-order weights.
+   */
   dormandPrince: {
     name: 'dormandPrince',
     a: [

@@ -21,9 +21,24 @@ export interface UpdateContext {
  * `params` are the values the parameters are read at.
  */
 export interface GradientTransformation<S extends OptimizerState = OptimizerState> {
+  /** Tells optimizer kinds apart: `'transform'`. */
   readonly kind: 'transform';
+  /** The transformation's name, for messages (`'scaleByAdam'`, `'chain(…)'`). */
   readonly name: string;
+  /**
+   * Makes the state for these parameters: its variables (slots named after the parameters) and anything else the
+   * update needs. Called once, when the optimizer is compiled.
+   */
   init(params: readonly Variable[]): S;
+  /**
+   * One step, symbolically: maps the incoming updates (one per parameter; the gradients for the first link) to
+   * outgoing ones, and returns the assignments of its state, all computed from the state as the step read it.
+   * @param updates the incoming updates, one per parameter
+   * @param state what `init` made
+   * @param params the values the parameters are read at (the parameters themselves, or another point)
+   * @param ctx the step counter
+   * @returns `[updates, assignments]`
+   */
   update(updates: readonly Tensor[], state: S, params: readonly Tensor[], ctx: UpdateContext): [Tensor[], Update[]];
   /** The learning rate this transformation scales by at this step, if it is one (what `StepResult.lr` reports). */
   learningRate?(state: S, ctx: UpdateContext): Tensor | undefined;
@@ -32,16 +47,22 @@ export interface GradientTransformation<S extends OptimizerState = OptimizerStat
 }
 
 /** What `chain` and the wrappers take: a transformation, or an optimizer made of one (`adam()`, a chain). */
-export type TransformLike = GradientTransformation<any> | (Optimizer<any> & { readonly transform: GradientTransformation<any> });
+export type TransformLike = GradientTransformation<any> | (Optimizer<any> & {
+  /** The transformation the optimizer is made of. */
+  readonly transform: GradientTransformation<any>;
+});
 
 /** State of an optimizer made from a transformation: the transformation's state and the step counter. */
 export interface TransformOptimizerState<S extends OptimizerState = OptimizerState> extends OptimizerState {
+  /** The transformation's state. */
   readonly inner: S;
+  /** The int32 step counter `name/iterations`: steps applied so far (`UpdateContext.step` is it, as float32). */
   readonly iterations: Variable;
 }
 
 /** An optimizer that is a gradient transformation plus `applyUpdates`: usable wherever either is. */
 export type TransformOptimizer<S extends OptimizerState = OptimizerState> = Optimizer<TransformOptimizerState<S>> & {
+  /** The transformation it is made of (what `chain` and the wrappers use). */
   readonly transform: GradientTransformation<S>;
 };
 
@@ -90,6 +111,7 @@ export function fromTransform<S extends OptimizerState>(t: GradientTransformatio
 
 /** State of a chain: each link's state, in order. */
 export interface ChainState extends OptimizerState {
+  /** The state of each link, in chain order. */
   readonly links: readonly OptimizerState[];
 }
 
@@ -161,6 +183,7 @@ export function hyperparameter(name: string, value: number): Variable {
   return v;
 }
 
+/** Whether `v` is a variable made by `hyperparameter` (what `TrainStep.setHyperparameter` may set). */
 export const isHyperparameter = (v: unknown): boolean => isVariable(v) && hyperparameters.has(v as Variable);
 
 /** A scalar argument of a transformation: a number, or a float32 scalar tensor (a hyperparameter, a schedule's value). */

@@ -30,6 +30,7 @@ export function lrArg(who: string, lr: unknown): LearningRateLike {
 
 /** State of a per-parameter rule: named slot variables, one per parameter each. */
 export interface SlotsState extends OptimizerState {
+  /** The slots by name (`m`, `v`, `momentum`, …), each a list with one variable per parameter, in parameter order. */
   readonly slots: Readonly<Record<string, readonly Variable[]>>;
 }
 
@@ -49,6 +50,7 @@ const tx = <S extends OptimizerState>(t: Omit<GradientTransformation<S>, 'kind'>
 /** A scalar argument as a graph value. */
 const asValue = (x: Scalar): TensorLike => x;
 
+/** Options of `scaleByAdam`. */
 export interface ScaleByAdamOptions {
   /** Decay of the first moment (0.9). */
   b1?: number;
@@ -58,7 +60,7 @@ export interface ScaleByAdamOptions {
   eps?: number;
   /** Added under the root (0), optax's eps_root. */
   epsRoot?: number;
-  /** Keep the largest second moment seen (AMSGrad, as PyTorch and Keras do it: the max of the raw moments). */
+  /** Keep the largest second moment seen (AMSGrad, as PyTorch and Keras do it: the max of the raw moments). Default false. */
   amsgrad?: boolean;
   /**
    * Kingma & Ba's "ε̂" form, Keras 2 and TF 1's: m·√(1 − b2ᵗ)/(1 − b1ᵗ) / (√v + ε) — ε added to the uncorrected
@@ -183,6 +185,7 @@ export function trace(opts: { decay: number; nesterov?: boolean; name?: string; 
 
 /** State of `scaleByLearningRate`: the hyperparameter a numeric rate became. */
 export interface LearningRateState extends OptimizerState {
+  /** The hyperparameter variable `name/lr` a numeric rate became; undefined for a tensor or a schedule. */
   readonly lr?: Variable;
 }
 

@@ -21,7 +21,9 @@ const pick = <T>(xs: readonly T[], idx: readonly number[]): T[] => idx.map((i) =
 
 /** State of `masked`: which parameters it applies to, and the inner state for those. */
 export interface MaskedState extends OptimizerState {
+  /** Positions (in the parameter list) of the parameters the mask selects, ascending. */
   readonly indices: readonly number[];
+  /** The inner transformation's state for those parameters; undefined when the mask selects none. */
   readonly inner?: OptimizerState;
 }
 
@@ -54,7 +56,15 @@ export function masked(inner: TransformLike, mask: Mask): GradientTransformation
 
 /** State of `partition`: each group's parameter indices and state. */
 export interface PartitionState extends OptimizerState {
-  readonly groups: readonly { readonly label: string; readonly indices: readonly number[]; readonly state: OptimizerState }[];
+  /** One entry per label that has parameters. */
+  readonly groups: readonly {
+    /** The group's label (a key of `transforms`). */
+    readonly label: string;
+    /** Positions of the group's parameters in the parameter list. */
+    readonly indices: readonly number[];
+    /** Its transformation's state for those parameters. */
+    readonly state: OptimizerState;
+  }[];
 }
 
 /**
@@ -116,6 +126,7 @@ function optimizerOf(who: string, x: unknown): Optimizer<any> {
 
 /** State of `applyIfFinite`: the inner state, and counts of non-finite steps. */
 export interface ApplyIfFiniteState extends OptimizerState {
+  /** The wrapped optimizer's state (unchanged by a non-finite step). */
   readonly inner: OptimizerState;
   /** Non-finite steps in a row (int32). */
   readonly notFiniteCount: Variable;
@@ -171,7 +182,9 @@ export function applyIfFinite(inner: Optimizer<any> | TransformLike, opts: { max
 
 /** State of `lookahead`: the inner transformation's, the slow weights, and the step counts. */
 export interface LookaheadState extends OptimizerState {
+  /** The inner transformation's state. */
   readonly inner: OptimizerState;
+  /** The slow weights, one per parameter. */
   readonly slow: readonly Variable[];
   /** Steps in all (int32): the inner transformation's step. */
   readonly iterations: Variable;
@@ -237,6 +250,7 @@ export function lookahead(inner: TransformLike, opts: { k?: number; alpha?: numb
 
 /** State of `emaParams`: the averaged copy of each parameter. */
 export interface EmaParamsState extends OptimizerState {
+  /** The averaged copy of each parameter (`ema/param`), in parameter order. */
   readonly averages: readonly Variable[];
 }
 

@@ -8,12 +8,16 @@ import type { Session } from './session.js';
 export class DeviceValue {
   /** @internal */
   constructor(
+    /** The session whose backend holds the value; it can be fed only to that session's functions. */
     readonly session: Session,
     /** @internal */ readonly tensor: DeviceTensor,
+    /** The value's fully known shape. */
     readonly shape: readonly number[],
+    /** The value's element type. */
     readonly dtype: HostTensor['dtype'],
   ) {}
   private disposed = false;
+  /** Whether `dispose` was called (or the session disposed it); a disposed value cannot be fed. */
   get isDisposed(): boolean {
     return this.disposed;
   }

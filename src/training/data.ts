@@ -10,7 +10,12 @@ export type Column =
   | readonly NestedArray[]
   | TypedArray
   | Float64Array
-  | { shape: readonly number[]; data: TypedArray | Float64Array | readonly number[] };
+  | {
+    /** The whole column's shape: [rows, …the input's row shape]. */
+    shape: readonly number[];
+    /** Row-major elements, as many as the product of `shape`. */
+    data: TypedArray | Float64Array | readonly number[];
+  };
 
 /** One batch: a value per input of the train step, in order. */
 export type Batch = readonly FeedValue[];

@@ -10,6 +10,7 @@ import {
 
 /** One finished training step. Plain numbers only. */
 export interface StepEvent {
+  /** Discriminates the event union: `'step'`. */
   readonly type: 'step';
   /** 0-based epoch. */
   readonly epoch: number;
@@ -23,35 +24,51 @@ export interface StepEvent {
   readonly runs: number;
   /** Wall-clock milliseconds of the step. */
   readonly ms: number;
+  /** The learning rate (step size) the step used, when the optimizer reports one (`StepResult.lr`). */
   readonly lr?: number;
+  /** Adaptive methods: whether the step was accepted (always true: a step retries until it is). */
   readonly accepted?: boolean;
+  /** Adaptive methods: attempts rejected before the accepted one. */
   readonly rejections?: number;
+  /** Adaptive methods: the error norm of the accepted step (≤ 1; see `StepResult.errorNorm`). */
   readonly errorNorm?: number;
 }
 
 /** The end of an epoch: the mean step loss, and validation loss and metrics when asked for. */
 export interface EpochEvent {
+  /** Discriminates the event union: `'epoch'`. */
   readonly type: 'epoch';
+  /** 0-based epoch that ended. */
   readonly epoch: number;
+  /** Mean loss of the epoch's steps (skipped ones excluded; NaN when every step was skipped). */
   readonly loss: number;
   /** Steps taken in this epoch (skipped ones excluded). */
   readonly steps: number;
+  /** With `validation`: the validation `loss` and each metric, row-weighted means over the validation data. */
   readonly val?: Readonly<Record<string, number>>;
+  /** Wall-clock milliseconds of the epoch (its steps and validation). */
   readonly ms: number;
 }
 
 /** A step refused because its loss, a gradient or a new value was not finite (with `onNonFinite: 'skip'`). */
 export interface SkippedEvent {
+  /** Discriminates the event union: `'skipped'`. */
   readonly type: 'skipped';
+  /** 0-based epoch. */
   readonly epoch: number;
+  /** 0-based step count over the whole run (a skipped step counts). */
   readonly step: number;
+  /** 0-based batch index within the epoch. */
   readonly batch: number;
+  /** The loss at the parameters the step started from (NaN or ±Inf when the loss was the reason). */
   readonly loss: number;
   /** What was not finite: the loss, a parameter's gradient, or a new value (see `NonFiniteReport`). */
   readonly reason?: 'loss' | 'gradient' | 'value';
+  /** The parameter whose gradient, or the variable whose new value, was not finite (when known). */
   readonly variable?: string;
 }
 
+/** What `fit` emits: a step, a skipped step, or the end of an epoch; narrow on `type`. */
 export type TrainEvent = StepEvent | EpochEvent | SkippedEvent;
 
 /** Hidden (symbol-keyed, non-enumerable) back-reference from an event to the session that trained it. */
@@ -68,15 +85,25 @@ export function sessionOf(e: TrainEvent): Session | undefined {
  * checkpoint (`meta.fit`); `fit(…, {resumeFrom})` continues from it.
  */
 export interface FitProgress {
+  /** The 0-based epoch to continue in. */
   readonly epoch: number;
+  /** The 0-based batch of that epoch to take next. */
   readonly batch: number;
+  /** Steps taken so far over the whole run (skipped ones included): the next step's number. */
   readonly step: number;
+  /** Sum of the losses of the epoch's steps so far (for its mean loss). */
   readonly lossSum: number;
+  /** Number of those steps (skipped ones excluded). */
   readonly lossCount: number;
+  /** Rows in the training data; a resumed fit must have as many. */
   readonly rows: number;
+  /** The fit's `batchSize`; a resumed fit must use the same. */
   readonly batchSize: number;
+  /** The fit's `shuffle`; a resumed fit must use the same. */
   readonly shuffle: boolean;
+  /** The fit's `seed`; a resumed fit must use the same. */
   readonly seed: number;
+  /** The fit's `dropRemainder`; a resumed fit must use the same. */
   readonly dropRemainder: boolean;
 }
 
@@ -87,10 +114,11 @@ export function progressOf(e: TrainEvent): FitProgress | undefined {
   return (e as unknown as Record<symbol, FitProgress | undefined>)[EVENT_PROGRESS];
 }
 
+/** `FitOptions.validation`: data and metrics evaluated at the end of each epoch (no updates, learning phase off). */
 export interface ValidationOptions {
   /** In-memory columns, one per input of the train step. */
   data: readonly Column[];
-  /** Scalar metrics evaluated on the validation data, e.g. `{ accuracy }`; `loss` is always included. */
+  /** Scalar metrics evaluated on the validation data, e.g. `{ accuracy }`; `loss` is always included (and a metric may not take its name). Default none. */
   metrics?: Readonly<Record<string, Tensor>>;
   /** Rows per evaluation run (default: all at once). Results are weighted by rows. */
   batchSize?: number;
@@ -101,6 +129,7 @@ export interface ValidationOptions {
   weights?: 'params' | 'averages';
 }
 
+/** Options of `fit`. */
 export interface FitOptions {
   /** Passes over the data (default 1). */
   epochs?: number;
@@ -108,9 +137,11 @@ export interface FitOptions {
   batchSize?: number;
   /** Shuffle in-memory rows each epoch (default true), reproducibly from `seed` (default 0). */
   shuffle?: boolean;
+  /** Seed of the shuffled order; each epoch's order depends on it and the epoch number. Default 0. */
   seed?: number;
   /** Drop a last batch smaller than `batchSize` (default false). */
   dropRemainder?: boolean;
+  /** Evaluate the loss and metrics on held-out data after each epoch (`EpochEvent.val`). Default: none. */
   validation?: ValidationOptions;
   /**
    * A step whose loss, a gradient or a new value is not finite errors the stream (default) or, with 'skip', is

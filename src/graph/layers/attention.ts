@@ -9,16 +9,21 @@ import { constant } from '../sources.js';
 import { shapeString, type Tensor, type Variable } from '../tensor.js';
 import { BaseLayer, checkPositiveInt, seedFor } from './base.js';
 
+/** Options of `nn.multiHeadAttention` (`numHeads` and `keyDim` are required). */
 export interface MultiHeadAttentionOptions {
+  /** The number of attention heads (a positive integer). */
   numHeads: number;
   /** The size of each head's query and key. */
   keyDim: number;
   /** The size of each head's value (default keyDim). */
   valueDim?: number;
-  /** Each position attends to itself and earlier ones only (Keras' `use_causal_mask`). */
+  /** Each position attends to itself and earlier ones only (Keras' `use_causal_mask`). Default false. */
   causal?: boolean;
+  /** Whether the four projections have biases (zeros at first). Default true. */
   useBias?: boolean;
+  /** Seeds the four Glorot-uniform kernels. Default: a random seed. */
   seed?: number;
+  /** The layer's name (made unique; its variables are `<name>/query/kernel`, …, `<name>/attention_output/bias`). Default 'multiHeadAttention'. */
   name?: string;
 }
 
@@ -30,11 +35,26 @@ export interface MultiHeadAttentionOptions {
  * Sequence lengths and feature sizes must be known.
  */
 export class MultiHeadAttention extends BaseLayer {
+  /** The number of heads. */
   readonly numHeads: number;
+  /** The size of each head's query and key. */
   readonly keyDim: number;
+  /** The size of each head's value (`keyDim` when not given). */
   readonly valueDim: number;
+  /** Whether the causal mask is applied (default false). */
   readonly causal: boolean;
-  weights?: Record<'query' | 'key' | 'value' | 'output', { kernel: Variable; bias?: Variable }>;
+  /**
+   * The projections' variables (undefined until the first call): query and key kernels [dim, numHeads·keyDim],
+   * value [dim, numHeads·valueDim], output [numHeads·valueDim, query's dim]; named `query`, `key`, `value`,
+   * `attention_output` as in Keras.
+   */
+  weights?: Record<'query' | 'key' | 'value' | 'output', {
+    /** The projection's Glorot-uniform kernel. */
+    kernel: Variable;
+    /** Its bias, absent with `useBias: false`. */
+    bias?: Variable;
+  }>;
+  /** @param opts numHeads, keyDim (both required), valueDim, causal, useBias, seed, name */
   constructor(readonly opts: MultiHeadAttentionOptions) {
     super('multiHeadAttention', opts?.name);
     if (opts === null || typeof opts !== 'object') throw new SymflowError(this.who, 'options {numHeads, keyDim} are required');
@@ -66,6 +86,7 @@ export class MultiHeadAttention extends BaseLayer {
       }
     }
   }
+  /** Makes the four projections' kernels (and biases) from the query's, key's and value's feature sizes. */
   protected build(xs: readonly Tensor[]): void {
     const [q, v, k] = this.args(xs);
     const h = this.numHeads, useBias = this.opts.useBias !== false;
@@ -81,6 +102,7 @@ export class MultiHeadAttention extends BaseLayer {
       output: proj('attention_output', h * this.valueDim, dq, 3),
     };
   }
+  /** Attention of the query [batch, Tq, dq] over the key and value: [batch, Tq, dq]. */
   protected call(xs: readonly Tensor[]): Tensor {
     const [q, v, k] = this.args(xs);
     const w = this.weights!;

@@ -36,9 +36,14 @@ export abstract class BaseLayer implements Layer {
   protected readonly who: string;
   private readonly trainable: Variable[] = [];
   private readonly frozen: Variable[] = [];
+  /** The model state updates its calls made; a subclass pushes to it in `call` (`updates` returns a copy). */
   protected readonly ownUpdates: Update[] = [];
   private built = false;
 
+  /**
+   * @param kind the layer kind (`'dense'`, `'lstm'`, …): the default name and what errors name
+   * @param name the requested name, made unique in the current name space; `kind` when undefined
+   */
   constructor(readonly kind: string, name: string | undefined) {
     if (name !== undefined && (typeof name !== 'string' || name.length === 0)) throw new SymflowError(kind, `name must be a non-empty string, got ${JSON.stringify(name)}`);
     this.name = uniqueName(name ?? kind);
@@ -83,7 +88,9 @@ export abstract class BaseLayer implements Layer {
 
   /** Refuses bad input (every call; the first call before `build`). */
   protected abstract check(xs: readonly Tensor[]): void;
+  /** Makes the variables (with `addWeight`), sized from the first call's arguments, after `check` passed. */
   protected abstract build(xs: readonly Tensor[]): void;
+  /** Builds the layer's output from its arguments (called inside the layer's name scope, after `check`). */
   protected abstract call(xs: readonly Tensor[]): Tensor;
 
   /** A static dimension of argument `arg`, or a clear error. */
@@ -94,6 +101,7 @@ export abstract class BaseLayer implements Layer {
     return d;
   }
 
+  /** Refuses an argument `arg` that is not float32, naming the layer, the argument and its shape. */
   protected checkFloat(arg: string, x: Tensor): void {
     if (x.dtype !== 'float32') throw new SymflowError(this.who, `${arg} must be float32, got ${x.dtype} (${arg} is ${shapeString(x.shape)})`);
   }

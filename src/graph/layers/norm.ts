@@ -10,13 +10,15 @@ import { learningPhase } from '../random.js';
 import { shapeString, type Tensor, type Variable } from '../tensor.js';
 import { BaseLayer } from './base.js';
 
+/** Options of `nn.batchNorm`. */
 export interface BatchNormOptions {
-  /** Keras' default 0.99: moving = moving·momentum + batch·(1 − momentum). */
+  /** In [0, 1]: moving = moving·momentum + batch·(1 − momentum). Default 0.99 (Keras'). */
   momentum?: number;
-  /** Keras' default 1e-3. */
+  /** Added to the variance before the square root; a positive number. Default 1e-3 (Keras'). */
   epsilon?: number;
-  /** The feature axis (default −1); statistics are taken over all the others. */
+  /** The feature axis (default −1, the last); statistics are taken over all the others. */
   axis?: number;
+  /** The layer's name (made unique; its variables are `<name>/gamma`, `/beta`, `/moving_mean`, `/moving_variance`). Default 'batchNorm'. */
   name?: string;
 }
 
@@ -39,13 +41,21 @@ function checkAxisOf(who: string, x: Tensor, axis: number): number {
  * compiled (an inference function computes no batch statistics). Pass `updates` to `compile`.
  */
 export class BatchNorm extends BaseLayer {
+  /** The scale, ones at first, one per feature; undefined until the first call. */
   gamma?: Variable;
+  /** The offset, zeros at first, one per feature; undefined until the first call. */
   beta?: Variable;
+  /** `moving_mean`, zeros at first (not trainable); undefined until the first call. */
   movingMean?: Variable;
+  /** `moving_variance`, ones at first (not trainable); undefined until the first call. */
   movingVariance?: Variable;
+  /** The moving statistics' momentum (default 0.99). */
   readonly momentum: number;
+  /** Added to the variance before the square root (default 1e-3). */
   readonly epsilon: number;
+  /** The feature axis as given (default −1). */
   readonly axis: number;
+  /** @param opts momentum, epsilon, axis and name */
   constructor(opts: BatchNormOptions = {}) {
     super('batchNorm', opts.name);
     this.momentum = opts.momentum ?? 0.99;
@@ -60,6 +70,7 @@ export class BatchNorm extends BaseLayer {
     this.staticDim('x', x!, a, 'feature dimension');
     this.checkSame('x', x!, a, this.gamma?.shape[0] as number | undefined, 'feature dimension');
   }
+  /** Makes `gamma`, `beta` and the moving statistics, sized from x's feature dimension. */
   protected build([x]: readonly Tensor[]): void {
     const c = x!.shape[checkAxisOf(this.who, x!, this.axis)] as number;
     this.gamma = this.addWeight('gamma', initializers.ones([c]));
@@ -67,6 +78,7 @@ export class BatchNorm extends BaseLayer {
     this.movingMean = this.addWeight('moving_mean', initializers.zeros([c]), { trainable: false });
     this.movingVariance = this.addWeight('moving_variance', initializers.ones([c]), { trainable: false });
   }
+  /** Declares this call's moving-statistics update and returns the `cond` on the learning phase. */
   protected call([x]: readonly Tensor[]): Tensor {
     const a = checkAxisOf(this.who, x!, this.axis);
     const c = x!.shape[a] as number;
@@ -82,19 +94,25 @@ export class BatchNorm extends BaseLayer {
   }
 }
 
+/** Options of `nn.layerNorm`. */
 export interface LayerNormOptions {
-  /** Keras' default 1e-3. */
+  /** Added to the variance before the square root; a positive number. Default 1e-3 (Keras'). */
   epsilon?: number;
-  /** The axis or axes normalised over (default −1); `gamma` and `beta` have their sizes. */
+  /** The axis or axes normalised over (default −1, the last); `gamma` and `beta` have their sizes. */
   axis?: number | readonly number[];
+  /** The layer's name (made unique; its variables are `<name>/gamma`, `<name>/beta`). Default 'layerNorm'. */
   name?: string;
 }
 
 /** Layer normalisation: x normalised with its mean and biased variance over `axis`, then `gamma·x̂ + beta`. */
 export class LayerNorm extends BaseLayer {
+  /** The scale, ones at first, shaped as the normalised axes; undefined until the first call. */
   gamma?: Variable;
+  /** The offset, zeros at first, shaped as the normalised axes; undefined until the first call. */
   beta?: Variable;
+  /** Added to the variance before the square root (default 1e-3). */
   readonly epsilon: number;
+  /** @param opts epsilon, axis and name */
   constructor(readonly opts: LayerNormOptions = {}) {
     super('layerNorm', opts.name);
     this.epsilon = checkEpsilon(this.who, opts.epsilon ?? 1e-3);
@@ -117,11 +135,13 @@ export class LayerNorm extends BaseLayer {
       }
     }
   }
+  /** Makes `gamma` and `beta`, shaped as x's normalised axes. */
   protected build([x]: readonly Tensor[]): void {
     const shape = this.axesOf(x!).map((a) => x!.shape[a] as number);
     this.gamma = this.addWeight('gamma', initializers.ones(shape));
     this.beta = this.addWeight('beta', initializers.zeros(shape));
   }
+  /** `gamma·(x − mean) / √(variance + epsilon) + beta`, statistics over the normalised axes. */
   protected call([x]: readonly Tensor[]): Tensor {
     const axes = this.axesOf(x!);
     const trailing = axes.every((a, i) => a === x!.rank - axes.length + i);

@@ -10,14 +10,17 @@ import { sigmoid, tanh } from '../ops/unary.js';
 import { shapeString, type Tensor, type Variable } from '../tensor.js';
 import { BaseLayer, checkPositiveInt, seedFor } from './base.js';
 
+/** Options of `nn.lstm` (and, with `resetAfter`, `nn.gru`). */
 export interface RecurrentOptions {
   /** Return the whole sequence of outputs [batch, T, units] (default: the last, [batch, units]). */
   returnSequences?: boolean;
-  /** Seeds the kernels (Glorot uniform; the recurrent kernel orthogonal, as Keras). */
+  /** Seeds the kernels (Glorot uniform; the recurrent kernel orthogonal, as Keras). Default: a random seed. */
   seed?: number;
+  /** The layer's name (made unique; its variables are `<name>/kernel`, `/recurrent_kernel`, `/bias`). Default 'lstm' or 'gru'. */
   name?: string;
 }
 
+/** Options of `nn.gru`. */
 export interface GruOptions extends RecurrentOptions {
   /** Keras' default true: the reset gate is applied after the recurrent product, with a separate recurrent bias. */
   resetAfter?: boolean;
@@ -30,9 +33,17 @@ function cols(x: Tensor, from: number, n: number): Tensor {
 
 /** The common part of the recurrent layers: a [batch, T, features] input with known T and features. */
 abstract class Recurrent extends BaseLayer {
+  /** The input kernel [features, gates·units], Glorot uniform; undefined until the first call. */
   kernel?: Variable;
+  /** The recurrent kernel [units, gates·units], orthogonal; undefined until the first call. */
   recurrentKernel?: Variable;
+  /** The bias (see the layer for its shape and first value); undefined until the first call. */
   bias?: Variable;
+  /**
+   * @param kind the layer kind (default name)
+   * @param units the state size (a positive integer)
+   * @param opts returnSequences, seed, name
+   */
   constructor(kind: string, readonly units: number, readonly opts: RecurrentOptions) {
     super(kind, opts.name);
     checkPositiveInt(this.who, 'units', units);
@@ -47,9 +58,11 @@ abstract class Recurrent extends BaseLayer {
   }
   /** One step from the input projection `xw` [batch, gates·units] and the state (undefined at t = 0). */
   protected abstract step(xw: Tensor, state: Tensor[] | undefined): Tensor[];
+  /** The bias added to the input projection `x·kernel` of all timesteps at once (here all of `bias`). */
   protected inputBias(): Tensor | undefined {
     return this.bias;
   }
+  /** Unrolls the recurrence over the timesteps: the last output [batch, units], or all of them [batch, T, units] with `returnSequences`. */
   protected call([x]: readonly Tensor[]): Tensor {
     const steps = x!.shape[1] as number;
     const b = this.inputBias();
@@ -73,9 +86,14 @@ abstract class Recurrent extends BaseLayer {
  * The recurrent kernel starts orthogonal, as in Keras.
  */
 export class Lstm extends Recurrent {
+  /**
+   * @param units the state size (a positive integer)
+   * @param opts returnSequences, seed, name
+   */
   constructor(units: number, opts: RecurrentOptions = {}) {
     super('lstm', units, opts);
   }
+  /** Makes `kernel` [features, 4u], `recurrent_kernel` [u, 4u] and `bias` [4u] (forget part 1, the rest 0). */
   protected build([x]: readonly Tensor[]): void {
     const u = this.units, f = x!.shape[2] as number;
     this.kernel = this.addWeight('kernel', initializers.glorotUniform([f, 4 * u], { seed: seedFor(this.opts.seed, 0) }));
@@ -99,11 +117,17 @@ export class Lstm extends Recurrent {
  * rows); without: `h̃ = tanh(x·W_h + b_h + (r·h)·U_h)`, `bias` [3u].
  */
 export class Gru extends Recurrent {
+  /** Whether the reset gate is applied after the recurrent product (default true, Keras'). */
   readonly resetAfter: boolean;
+  /**
+   * @param units the state size (a positive integer)
+   * @param opts resetAfter, returnSequences, seed, name
+   */
   constructor(units: number, opts: GruOptions = {}) {
     super('gru', units, opts);
     this.resetAfter = opts.resetAfter ?? true;
   }
+  /** Makes `kernel` [features, 3u], `recurrent_kernel` [u, 3u] and `bias` (zeros; [2, 3u] with resetAfter, else [3u]). */
   protected build([x]: readonly Tensor[]): void {
     const u = this.units, f = x!.shape[2] as number;
     this.kernel = this.addWeight('kernel', initializers.glorotUniform([f, 3 * u], { seed: seedFor(this.opts.seed, 0) }));

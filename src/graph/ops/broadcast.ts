@@ -25,10 +25,19 @@ export const broadcastLikeOp = defineOp({
   grad: (dy, _y, [x]) => [() => sumToShape(dy, x!), undefined],
 });
 
+/**
+ * Sums `x` over the axes along which `like` was broadcast, giving `like`'s shape (the axes found at run time); the
+ * gradient of a broadcast.
+ * @param x the broadcast value @param like the tensor whose shape to reduce to @returns x summed to like's shape
+ */
 export function sumToShape(x: Tensor, like: Tensor): Tensor {
   return makeNode(sumToShapeOp, [x, like], {});
 }
 
+/**
+ * Broadcasts `x` to the run-time shape of `like` (NumPy rules); x itself when both shapes are known and equal.
+ * @param x the tensor @param like the tensor whose shape to take @returns x broadcast to like's shape
+ */
 export function broadcastLike(x: Tensor, like: Tensor): Tensor {
   if (sameKnownShape(x.shape, like.shape)) return x;
   return makeNode(broadcastLikeOp, [x, like], {});

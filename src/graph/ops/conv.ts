@@ -9,22 +9,28 @@ import { pad, slice } from './slice.js';
 import { expandDims, squeeze } from './reshape.js';
 import { transpose } from './transpose.js';
 
+/** 'valid': no padding, windows inside the input; 'same': output size ceil(in / stride), padded as TF (an odd total puts the extra row / column at the bottom / right). */
 export type Padding = 'same' | 'valid';
 /** A stride or dilation: one number for both spatial axes, or `[h, w]`. */
 export type Pair = number | readonly [number, number];
 
+/** Options of `conv2d` and `depthwiseConv2d` (NHWC). */
 export interface Conv2DOptions {
-  /** Default 1. */
+  /** The step between windows, in pixels: one number for both spatial axes or `[h, w]`. Default 1. */
   strides?: Pair;
   /** 'valid' (no padding, the default) or 'same' (output size ceil(in / stride); an odd total pads one more at the bottom / right, as TF). */
   padding?: Padding;
-  /** Default 1. Strides and dilations may not both exceed 1 (as TF's `tf.nn.convolution`). */
+  /** The spacing between kernel taps (atrous convolution), one number or `[h, w]`. Default 1. Strides and dilations may not both exceed 1 (as TF's `tf.nn.convolution`). */
   dilations?: Pair;
 }
 
+/** Options of `conv1d` (NWC; it runs as `conv2d` on [batch, 1, width, channels]). */
 export interface Conv1DOptions {
+  /** The step between windows, in elements. Default 1. */
   stride?: number;
+  /** 'valid' (default) or 'same' (output width ceil(in / stride)). */
   padding?: Padding;
+  /** The spacing between kernel taps. Default 1; stride and dilation may not both exceed 1. */
   dilation?: number;
 }
 

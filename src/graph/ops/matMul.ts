@@ -4,8 +4,11 @@ import { defineOp, makeNode } from '../registry.js';
 import type { Dim, Tensor } from '../tensor.js';
 import { unbroadcast } from './broadcast.js';
 
+/** Options of `matMul`. */
 export interface MatMulOptions {
+  /** Use a's last two axes transposed: op(a) = aᵀ. Default false. */
   transposeA?: boolean;
+  /** Use b's last two axes transposed: op(b) = bᵀ. Default false. */
   transposeB?: boolean;
 }
 

@@ -18,6 +18,7 @@ export type PoolPadding = 'same' | 'valid';
 /** The attributes every pooling record carries: window `[h, w]`, strides `[h, w]`, padding. */
 export type PoolAttrs = { readonly size: readonly number[]; readonly strides: readonly number[]; readonly padding: string };
 
+/** Options of `maxPool`, `avgPool` and the `nn.maxPool2d` / `nn.avgPool2d` layers (NHWC). */
 export interface PoolOptions {
   /** The window: a number or `[h, w]`. */
   size: number | readonly [number, number];

@@ -79,6 +79,11 @@ export function reshape(x: Tensor, shape: readonly (number | null)[]): Tensor {
   return makeNode(reshapeOp, [x], { shape: s });
 }
 
+/**
+ * Reshapes `x` to the run-time shape of `like` (same number of elements): x itself when the shapes are known and
+ * equal, a plain `reshape` when like's shape is fully known.
+ * @param x the tensor @param like the tensor whose shape to take @returns x with like's shape
+ */
 export function reshapeLike(x: Tensor, like: Tensor): Tensor {
   if (isFullyKnown(like.shape)) return x.shape.length === like.rank && x.shape.every((d, i) => d === like.shape[i]) ? x : reshape(x, like.shape);
   return makeNode(reshapeLikeOp, [x, like], {});

@@ -51,9 +51,9 @@ export const cumsumOp = defineOp({
 
 /** Options of `cumsum`. */
 export interface CumsumOptions {
-  /** Each output leaves out its own element: [a, b, c] → [0, a, a + b]. */
+  /** Each output leaves out its own element: [a, b, c] → [0, a, a + b]. Default false. */
   exclusive?: boolean;
-  /** Sum from the end: [a, b, c] → [a + b + c, b + c, c]. */
+  /** Sum from the end: [a, b, c] → [a + b + c, b + c, c]. Default false. */
   reverse?: boolean;
 }
 

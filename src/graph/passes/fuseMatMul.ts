@@ -3,6 +3,8 @@ import type { GraphIR, NodeIR } from '../ir.js';
 import { consumers, redirect } from './replace.js';
 import { isZeroScalar } from './reluKernel.js';
 
+const RESHAPING = new Set(['reshape', 'reshapeLike', 'squeeze', 'expandDims']);
+
 /**
  * matMul + bias (+ relu) fusion, for backends with a fused kernel (TF.js `fused.matMul`, ONNX `Gemm`):
  * `add(matMul(a, b), bias)` with a rank-1 bias along the last axis becomes one `fusedMatMul`, and a following
@@ -14,8 +16,6 @@ import { isZeroScalar } from './reluKernel.js';
  * ```
  * @param ir the graph @returns the graph with fused nodes (each keeps the id of the node it replaces)
  */
-const RESHAPING = new Set(['reshape', 'reshapeLike', 'squeeze', 'expandDims']);
-
 export function fuseMatMul(ir: GraphIR): GraphIR {
   const uses = consumers(ir);
   const fed = new Set(ir.feeds);

@@ -2,6 +2,7 @@ import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { SymflowError } from '../../graph/errors.js';
 import type { TrainEvent } from '../fit.js';
 
+/** Options of `earlyStopping`. */
 export interface EarlyStoppingOptions {
   /** Epochs without improvement before stopping. */
   patience: number;

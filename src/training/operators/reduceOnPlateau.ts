@@ -7,7 +7,9 @@ import type { EpochEvent, TrainEvent } from '../fit.js';
  * learning rate has this shape).
  */
 export interface HyperparameterTarget {
+  /** Resolves to the named hyperparameter's current value. */
   getHyperparameter(name: string): Promise<number>;
+  /** Sets the named hyperparameter; resolves once it is set. */
   setHyperparameter(name: string, value: number): Promise<void>;
 }
 
@@ -15,15 +17,18 @@ export interface HyperparameterTarget {
 export interface PlateauReduction {
   /** The epoch whose end triggered it. */
   readonly epoch: number;
-  /** The hyperparameter's value before and after. */
+  /** The hyperparameter's value before. */
   readonly from: number;
+  /** Its value after: max(from·factor, minLr). */
   readonly to: number;
   /** The monitored value at that epoch. */
   readonly value: number;
 }
 
+/** What `reduceOnPlateau` watches: `'valLoss'` (`val.loss`), `'loss'` (the epoch's mean training loss), or `val.<metric>`. */
 export type PlateauMonitor = 'valLoss' | 'loss' | `val.${string}`;
 
+/** Options of `reduceOnPlateau`. */
 export interface ReduceOnPlateauOptions {
   /** Multiplies the hyperparameter at each reduction, in (0, 1) (default 0.1). */
   factor?: number;

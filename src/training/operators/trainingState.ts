@@ -4,23 +4,33 @@ import type { TrainEvent } from '../fit.js';
 
 /** One epoch in the history. */
 export interface EpochRecord {
+  /** 0-based epoch. */
   readonly epoch: number;
+  /** Its mean training loss (`EpochEvent.loss`). */
   readonly loss: number;
+  /** Its validation loss and metrics, when the fit validates (a copy of `EpochEvent.val`). */
   readonly val?: Readonly<Record<string, number>>;
 }
 
 /** An immutable snapshot of training progress. Safe to keep: later snapshots share unchanged parts with it. */
 export interface TrainingState {
+  /** The epoch of the latest event (0 before any). */
   readonly epoch: number;
+  /** Steps taken so far, skipped ones included (0 before any). */
   readonly step: number;
+  /** The loss of the latest step that was not skipped (NaN before any). */
   readonly lastLoss: number;
   /** Lowest epoch loss so far (validation loss when present). */
   readonly bestLoss: number;
+  /** The epoch of `bestLoss` (−1 before the first epoch ends). */
   readonly bestEpoch: number;
+  /** Steps skipped for non-finite values so far. */
   readonly skipped: number;
+  /** One record per finished epoch, in order. */
   readonly history: readonly EpochRecord[];
 }
 
+/** The state before any event: epoch 0, step 0, lastLoss NaN, bestLoss Infinity, bestEpoch −1, nothing skipped, no history. */
 export const initialTrainingState: TrainingState = Object.freeze({
   epoch: 0, step: 0, lastLoss: NaN, bestLoss: Infinity, bestEpoch: -1, skipped: 0, history: Object.freeze([]) as readonly EpochRecord[],
 });
