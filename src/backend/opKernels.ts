@@ -18,7 +18,15 @@ export type TfjsKernel<A extends Attrs = Attrs> = (inputs: tf.Tensor[], attrs: A
 export type OnnxElem = 'float32' | 'int32' | 'bool' | 'int64' | 'float64';
 
 /** An ONNX node attribute: an int, a string, ints, floats (`{floats}`) or a float (`{float}`). */
-export type OnnxAttr = number | string | readonly number[] | { readonly floats: readonly number[] } | { readonly float: number };
+export type OnnxAttr = number | string | readonly number[]
+  | {
+    /** A list of floats (a plain number list is taken as ints). */
+    readonly floats: readonly number[];
+  }
+  | {
+    /** One float (a plain number is taken as an int). */
+    readonly float: number;
+  };
 
 /** What a lowering may call of the ONNX graph builder (opset 17). */
 export interface OnnxBuilder {
@@ -34,9 +42,17 @@ export interface OnnxBuilder {
 
 /** The shapes and dtypes of a node and its inputs, as a lowering sees them (static: `null` for unknown dims). */
 export interface NodeTypes {
+  /** The node's output shape (`null` where a dimension is known only at run time). */
   readonly shape: Shape;
+  /** The node's output dtype. */
   readonly dtype: DType;
-  readonly inputs: readonly { readonly shape: Shape; readonly dtype: DType }[];
+  /** Each input's shape and dtype, in order. */
+  readonly inputs: readonly {
+    /** The input's shape (`null` for dimensions known only at run time). */
+    readonly shape: Shape;
+    /** The input's dtype. */
+    readonly dtype: DType;
+  }[];
 }
 
 /**
@@ -54,10 +70,15 @@ export type OnnxLowering<A extends Attrs = Attrs> = (b: OnnxBuilder, inputs: rea
  * own entry; `onnx` is the ONNX lowering. A backend with none uses the op's `compose` fallback, if it has one.
  */
 export interface OpKernels<A extends Attrs = Attrs> {
+  /** The kernel for every TF.js backend that has no entry of its own. */
   readonly tfjs?: TfjsKernel<A>;
+  /** The kernel on TF.js cpu (overrides `tfjs`). */
   readonly cpu?: TfjsKernel<A>;
+  /** The kernel on TF.js wasm (overrides `tfjs`). */
   readonly wasm?: TfjsKernel<A>;
+  /** The kernel on tfjs-node (overrides `tfjs`). */
   readonly tensorflow?: TfjsKernel<A>;
+  /** The ONNX lowering (the onnx backend compiles whole functions to one ONNX model). */
   readonly onnx?: OnnxLowering<A>;
 }
 

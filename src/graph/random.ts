@@ -74,9 +74,14 @@ export function learningPhase(): Tensor {
   return makeNode(learningPhaseOp, [], {});
 }
 
+/** Options of the random ops (`randomUniform`, `randomNormal`, `bernoulli`, `dropout`). */
 export interface RandomOptions {
-  /** An explicit seed (an integer): the values then depend on it and the step counter only. */
+  /**
+   * An explicit seed (an integer): the values then depend on it and the step counter only, so the same graph built
+   * again draws the same values. Default: the session's seed and the node's name.
+   */
   seed?: number;
+  /** The node's name (in the current name scope; without a seed, the draws depend on it). */
   name?: string;
 }
 

@@ -18,6 +18,7 @@ export { DeviceValue, Snapshot };
 
 const RUN_CACHE = 64;
 
+/** Options of `Session.create`: the backend and how it runs. */
 export interface SessionOptions {
   /** Backend: `auto` (default) picks tensorflow when tfjs-node can be imported, else onnx, else wasm, else cpu. */
   backend?: BackendChoice;
@@ -42,6 +43,7 @@ export interface SessionOptions {
   seed?: number;
 }
 
+/** What `session.function` compiles: its inputs, outputs and updates, and how it runs. */
 export interface FunctionSpec {
   /** Tensors fed, in order, by the function's arguments (usually placeholders; any tensor may be fed). */
   inputs?: readonly Tensor[];
@@ -85,7 +87,9 @@ export type FeedValue = Value | DeviceValue;
  */
 export interface SessionFunction {
   (values?: readonly FeedValue[]): Promise<HostTensor[]>;
+  /** The tensors each call's values feed, in order. */
   readonly inputs: readonly Tensor[];
+  /** The tensors each call returns, in order (plus the guard's verdict, last, with `applyIfFinite`). */
   readonly outputs: readonly Tensor[];
   /** Kernels the function can run (both branches of every cond counted). */
   readonly kernelCount: number;
@@ -99,6 +103,7 @@ export interface SessionFunction {
 /** @internal What a session function was compiled from, for plan pictures (`planToDot` re-plans it). */
 export const FUNCTION_SOURCE = Symbol('symflow.functionSource');
 
+/** The feeds of `session.run`: each fed tensor with its value, as a Map or a list of pairs. */
 export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
 
 /** `the function of outputs 'loss' and updates of 'w', 'b'`: how errors name a compiled function. */
@@ -499,7 +504,10 @@ export class Session {
    * @param path the file @param opts variables to restore (then extra entries in the file are ignored)
    * @returns the `meta` the file was saved with (fit's progress), if any
    */
-  async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<{ meta?: Record<string, unknown> }> {
+  async restore(path: string, opts: { variables?: readonly Variable[] } = {}): Promise<{
+    /** The JSON the checkpoint was saved with (`Session.save`'s `meta`; `checkpointEvery` stores fit's progress as `meta.fit`). */
+    meta?: Record<string, unknown>;
+  }> {
     this.checkAlive('Session.restore');
     const vars = checkVariableList('Session.restore', opts.variables ?? this.variables);
     const { entries, step, meta } = await readCheckpoint(path);
@@ -540,6 +548,7 @@ export class Session {
   // Queued before a dispose, run after it: refused (a released function's cleanup still runs).
   private readonly calls = new TransactionQueue((who) => (this.disposed && who !== 'release' ? new SymflowError(who, 'the session is disposed') : undefined));
 
+  /** Whether `dispose()` was called: every later call is refused. */
   get isDisposed(): boolean {
     return this.disposed;
   }

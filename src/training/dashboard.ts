@@ -11,6 +11,7 @@ import { dashboardPage } from './dashboardPage.js';
 /** One training stream, or several by name (shown side by side, one colour each). */
 export type DashboardRuns = Observable<TrainEvent> | Readonly<Record<string, Observable<TrainEvent>>>;
 
+/** Options of `dashboard(runs, opts)`. */
 export interface DashboardOptions {
   /** Port to listen on (default 0: a free port; see `Dashboard.url`). */
   port?: number;
@@ -26,6 +27,7 @@ export interface DashboardOptions {
 
 /** How a run stands: still training, its stream completed or errored, or stopped from the page or `stop()`. */
 export interface RunStatus {
+  /** Still training, its stream completed, stopped (from the page or `stop()`), or errored. */
   readonly status: 'running' | 'completed' | 'stopped' | 'error';
   /** Step events seen. */
   readonly steps: number;
@@ -33,10 +35,13 @@ export interface RunStatus {
   readonly error?: string;
 }
 
+/** A running dashboard: where it is, and how to stop runs and close it. */
 export interface Dashboard {
   /** Where the page is, e.g. `http://127.0.0.1:43117/`. */
   readonly url: string;
+  /** The address it is bound to. */
   readonly host: string;
+  /** The port it listens on (the free one chosen for port 0). */
   readonly port: number;
   /** Stops one run (or, without a name, all): unsubscribes its stream, so training stops at a step boundary. */
   stop(run?: string): void;

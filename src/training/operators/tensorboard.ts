@@ -21,9 +21,11 @@ export interface TensorBoardHistograms {
   buckets?: number;
 }
 
+/** Options of `tensorboard(logdir, opts)`. */
 export interface TensorBoardOptions {
   /** Write the step scalars of every n-th step (those whose index is a multiple of n; default 1). Epoch scalars are always written. */
   every?: number;
+  /** Histograms of parameters (`params/<name>`), read between steps; none by default. */
   histograms?: TensorBoardHistograms;
   /** Appends what is buffered at least this often, in milliseconds, while steps arrive (default 2000); also at each epoch's end. */
   flushMs?: number;
@@ -33,6 +35,7 @@ export interface TensorBoardOptions {
 
 /** The event file an operator wrote. */
 export interface TensorBoardFile {
+  /** The file's path (`<logdir>/events.out.tfevents.<seconds>.<host>.<pid>.<n>`). */
   readonly path: string;
   /** Records written, the file-version header included. */
   readonly records: number;
