@@ -214,6 +214,18 @@ describe.each(BACKENDS)('adaptive Runge–Kutta control on %s', (backend) => {
     expect(carried.evals.reduce((a, b) => a + b)).toBeLessThan(recomputed.evals.reduce((a, b) => a + b));
   });
 
+  it('a write of any variable the loss reads (not only the parameters) between steps makes FSAL recompute', async () => {
+    const p = variable(P0, { name: 'p' });
+    const scaleVar = variable(A, { name: 'scale', trainable: false });
+    const train = compile(rungeKutta({ tableau: tableaux.dormandPrince, lr: 0.05, adaptive: { rtol: 1e-3, atol: 1e-6 } }), s, { loss: mul(0.5, sum(mul(scaleVar, square(p)))), params: [p], inputs: [] });
+    expect((await train.step([])).gradientEvaluations).toBe(7);
+    expect((await train.step([])).gradientEvaluations).toBe(6);
+    await s.setValue(scaleVar, A.map((a) => 2 * a));
+    const r = await train.step([]);
+    // Recomputed: 7 for the first try (6 with a carried first stage), 6 per retry.
+    expect(r.gradientEvaluations).toBe(7 + 6 * r.rejections!);
+  });
+
   it('no FSAL reuse when the loss draws random values (the next step draws new ones)', async () => {
     const p = variable(P0, { name: 'p' });
     const loss = mul(0.5, sum(mul(constant(A), square(dropout(p, 0.1, { seed: 3 })))));

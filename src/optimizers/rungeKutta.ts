@@ -9,7 +9,7 @@ import { abs, sqrt } from '../graph/ops/unary.js';
 import { where } from '../graph/ops/where.js';
 import { scalarConstant, variable } from '../graph/sources.js';
 import { substitute } from '../graph/substitute.js';
-import { sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
+import { isVariable, sizeOf, type Tensor, type Variable } from '../graph/tensor.js';
 import { toposort } from '../graph/walk.js';
 import type { DeviceValue } from '../session/session.js';
 import { defineMultiRun, type MultiRunOptimizer, type NamedRun, type RunOutputs, type StepResult } from './compile.js';
@@ -237,7 +237,10 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       });
     }
     const sameBatch = batchTracker(opts.fullBatch === true);
-    const tokens = () => [...params, ...firstSlot].map((v) => session.valueToken(v));
+    // Every variable the loss and gradients read (parameters, and any other state, e.g. a fed-back constant), and
+    // the stored first stage: a write of any of them between steps makes the carried gradient stale.
+    const watched = reusable ? [...readVariables([ctx.loss, ...grads]), ...firstSlot] : [];
+    const tokens = () => watched.map((v) => session.valueToken(v));
     let carried: { tokens: unknown[]; loss: number; outputs: StepResult['outputs'] } | undefined;
     const program = stepScript(who, runs, evaluated, adaptive, {
       reuse: (batch) => {
@@ -269,6 +272,11 @@ type StageResult = Awaited<ReturnType<StageRun>>;
 /** Whether a graph draws random values (its gradient at a point then changes from step to step). */
 function readsRandom(roots: readonly Tensor[]): boolean {
   return toposort(roots, (x) => x.inputs).some((x) => x.op === 'random');
+}
+
+/** The variables a graph reads. */
+function readVariables(roots: readonly Tensor[]): Variable[] {
+  return toposort(roots, (x) => x.inputs).filter((x): x is Variable => isVariable(x));
 }
 
 /** Tells whether a step's batch is the previous step's: no inputs, the same device values, or declared full batch. */
