@@ -509,8 +509,8 @@ if (want('jax')) {
 if (want('busy')) {
   const settings = [...new Set([CORES, 1])];
   const steppers = await Promise.all(settings.map((threads) => symflowStep('onnx', undefined, threads)));
-  const steps = QUICK ? 20 : 60;
-  const rounds = 3;
+  const steps = QUICK ? 20 : 120;
+  const rounds = QUICK ? 2 : 4;
   const ts = [0, 1, 2].map(() => settings.map(() => [] as number[]));
   for (let r = 0; r < rounds; r++) {
     for (const n of [0, 1, 2]) {
