@@ -107,4 +107,6 @@ export interface GraphProgram {
   run(inputs: readonly DeviceTensor[]): Promise<(DeviceTensor | undefined)[]>;
   /** Releases what the program holds (an onnxruntime session and its threads). */
   dispose(): Promise<void>;
+  /** @internal The serialized model the program runs (onnx: the ModelProto bytes), for `exportOnnx`. */
+  readonly model?: Uint8Array;
 }

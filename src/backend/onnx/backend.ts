@@ -21,6 +21,8 @@ export interface OnnxOptions {
    * `SymflowError` carrying onnxruntime's message, so its `[E:onnxruntime:…]` line would only say it twice.
    */
   logs?: OnnxLogLevel;
+  /** onnxruntime execution providers, in order of preference (default `['cpu']`); see `SessionOptions.executionProviders`. */
+  executionProviders?: readonly (string | { readonly name: string; readonly [option: string]: unknown })[];
 }
 
 /**
@@ -34,10 +36,12 @@ export class OnnxBackend implements ProgramBackend {
   readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
   private readonly threads: number;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
+  private readonly executionProviders: ort.InferenceSession.SessionOptions['executionProviders'];
 
   constructor(opts: OnnxOptions = {}) {
     this.threads = opts.intraOpNumThreads ?? availableParallelism();
     this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
+    this.executionProviders = [...(opts.executionProviders ?? ['cpu'])] as ort.InferenceSession.SessionOptions['executionProviders'];
   }
 
   async activate(): Promise<void> {}
@@ -101,7 +105,7 @@ export class OnnxBackend implements ProgramBackend {
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-      logSeverityLevel: this.logSeverityLevel,
+      logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
       // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
       // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
       // the next model (heun measured 6.9× an sgd step that way).
@@ -111,6 +115,7 @@ export class OnnxBackend implements ProgramBackend {
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
     return {
+      model: bytes,
       async dispose() {
         await (await session.catch(() => undefined))?.release();
       },
