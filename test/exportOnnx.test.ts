@@ -159,7 +159,10 @@ describe('exportOnnx', () => {
       return false;
     }
   });
-  it.skipIf(python === undefined)('the exported model passes onnx.checker.check_model (skipped: no python3 with the onnx module here)', async () => {
+  const checkerTitle = python === undefined
+    ? 'the exported model passes onnx.checker.check_model — SKIPPED: neither /usr/bin/python3 nor python3 on PATH can `import onnx` (pip install onnx to run it)'
+    : `the exported model passes onnx.checker.check_model (${python})`;
+  it.skipIf(python === undefined)(checkerTitle, async () => {
     const { s, x, y, loss } = await mlp();
     const train = compile(adam({ lr: 0.01 }), s, { loss, inputs: [x, y] });
     const path = join(dir, 'checked.onnx');
@@ -182,6 +185,14 @@ describe('executionProviders', () => {
       await s.dispose();
     }
     expect(results[1]).toEqual(results[0]);
+  });
+
+  it('the list reaches onnxruntime: a provider it does not have is its refusal, at the first call', async () => {
+    const s = await Session.create({ backend: 'onnx', executionProviders: ['nosuchprovider'] });
+    const x = placeholder([2]);
+    const f = s.function({ inputs: [x], outputs: [mul(x, 2)] });
+    await expect(f([[1, 2]])).rejects.toThrow(/onnxruntime refused the compiled model: .*nosuchprovider/);
+    await s.dispose();
   });
 
   it('a non-array (or an empty array, or a bad entry) is refused, naming the option', async () => {
