@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import ort from 'onnxruntime-node';
 import { afterAll, describe, expect, it } from 'vitest';
 import {
-  Session, adam, compile, dropout, exportOnnx, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, sub, mul,
+  Session, adam, add, cond, compile, greater, variable, dropout, exportOnnx, heun, layers, mean, placeholder, sgd, sparseSoftmaxCrossEntropy, sub, mul,
   variablesOf, type AnyOptimizer, type HostTensor, type OnnxExportSidecar, type OnnxExportSource, type SessionFunction, type TrainStep,
 } from '../src/index.js';
 
@@ -115,6 +115,35 @@ describe('exportOnnx', () => {
     await s.dispose();
   });
 
+  // A function with a cond of updates: an ONNX If; the branch that leaves a variable as it is returns the empty marker.
+  async function condFunction() {
+    const { s, x, y, loss } = await mlp();
+    const params = variablesOf(loss);
+    const count = variable(0, { name: 'count' });
+    const upd = cond(greater(loss, 100), () => [[count, add(count, 1)]], () => params.map((p) => [p, mul(p, 0.5)] as const));
+    return { s, loss, f: s.function({ inputs: [x, y], outputs: [loss], updates: [upd] }), params, count };
+  }
+
+  it('a cond of updates (ONNX If): the untaken side\'s variables come back empty (unchanged), the rest bit for bit', async () => {
+    const { s, f, params, count } = await condFunction();
+    const path = join(dir, 'cond.onnx');
+    const car = await exportOnnx(f, path);
+    expect(car.updates.map((u) => u.variable).sort()).toEqual([...params.map((p) => p.name), count.name].sort());
+    const mine = await runExported(s, path, car, batchTensors());
+    const before = new Map(await Promise.all(s.variables.map(async (v) => [v.name, await s.getValue(v)] as const)));
+    const [l] = await f([xs, ys]);
+    expect(hex(l!)).toBe(hex(mine.outputs[0]!));
+    const empty = mine.updates.filter((u) => (u.value.data as Float32Array).length === 0).map((u) => u.variable);
+    expect(empty).toEqual([count.name]); // loss < 100: the else branch ran, count kept
+    for (const { variable, value } of mine.updates) {
+      const now = await s.getValue(s.variables.find((v) => v.name === variable)!);
+      expect(hex(now), variable).toBe(hex(empty.includes(variable) ? before.get(variable)! : value));
+      // Halved (a zero-initialised bias stays zero).
+      if (!empty.includes(variable) && Array.from(before.get(variable)!.data).some((v) => v !== 0)) expect(hex(now)).not.toBe(hex(before.get(variable)!));
+    }
+    await s.dispose();
+  });
+
   it('random sources become inputs the caller draws, described in the sidecar', async () => {
     const s = await Session.create({ backend: 'onnx' });
     const x = placeholder([null, 4], { name: 'x' });
@@ -167,8 +196,16 @@ describe('exportOnnx', () => {
     const train = compile(adam({ lr: 0.01 }), s, { loss, inputs: [x, y] });
     const path = join(dir, 'checked.onnx');
     await exportOnnx(train, path);
-    execFileSync(python!, ['-c', 'import onnx, sys; onnx.checker.check_model(onnx.load(sys.argv[1]), full_check=True)', path]);
+    const withIf = await condFunction();
+    const condPath = join(dir, 'checkedCond.onnx');
+    await exportOnnx(withIf.f, condPath);
+    for (const p of [path, condPath]) {
+      const out = execFileSync(python!, ['-c', 'import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print(sorted({n.op_type for n in m.graph.node}))', p], { encoding: 'utf8' });
+      expect(out).toMatch(/MatMul|Gemm/);
+      if (p === condPath) expect(out).toContain("'If'");
+    }
     await s.dispose();
+    await withIf.s.dispose();
   });
 });
 

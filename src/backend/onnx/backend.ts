@@ -102,6 +102,13 @@ export class OnnxBackend implements ProgramBackend {
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));
     const bytes = encodeModel(b.graph('symflow', inputs, outputs));
+    // For `exportOnnx`, encoded when asked: the same graph with its outputs' shapes declared (the ONNX checker
+    // requires a shape on a graph's outputs; onnxruntime does not, and the backend's own model goes without). A kept
+    // variable's output may be the empty marker, so it declares only its rank.
+    const exportModel = () => encodeModel(b.graph('symflow', inputs, spec.results.map((reg, k) => {
+      const shape = spec.nodeOfReg(reg).shape;
+      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
+    })));
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
@@ -115,7 +122,7 @@ export class OnnxBackend implements ProgramBackend {
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
     return {
-      model: bytes,
+      exportModel,
       async dispose() {
         await (await session.catch(() => undefined))?.release();
       },

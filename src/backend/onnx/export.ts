@@ -6,8 +6,8 @@ import type { CompiledFunction, Source } from '../../session/compileFunction.js'
 import { COMPILED_FUNCTION, type SessionFunction } from '../../session/session.js';
 import { STEP_RUNS, type TrainStep } from '../../optimizers/compile.js';
 
-// NOTE: no onnxruntime import here: the model bytes are those the onnx backend compiled (and onnxruntime loaded),
-// so exporting needs no runtime and this module may be reached from src/index.ts.
+// NOTE: no onnxruntime import here: the model is the graph the onnx backend compiled (and onnxruntime loaded), encoded
+// by the backend with its outputs' shapes declared, so exporting needs no runtime and src/index.ts may reach it.
 
 export type { OnnxExecutionProvider } from '../index.js';
 
@@ -77,7 +77,7 @@ function sourceOf(src: Source): OnnxExportSource {
 /** Builds the sidecar of a compiled function on the onnx backend. */
 function sidecarOf(compiled: CompiledFunction, model: string): OnnxExportSidecar {
   const exec = compiled.exec;
-  if (exec.kind !== 'program' || exec.program.model === undefined) {
+  if (exec.kind !== 'program' || exec.program.exportModel === undefined) {
     throw new SymflowError(WHO, `${compiled.who}: the function was not compiled to an ONNX model: create its session with { backend: 'onnx' }`);
   }
   const inputs = exec.inputs.map((src): OnnxExportInput => {
@@ -137,11 +137,11 @@ export async function exportOnnx(target: SessionFunction | TrainStep, path: stri
   const compiled = (fn as unknown as { [COMPILED_FUNCTION]: CompiledFunction })[COMPILED_FUNCTION];
   const exec = compiled.exec;
   // The onnx backend compiles no model for a function that computes nothing.
-  if (exec.kind === 'program' && exec.program.model === undefined && exec.results.length === 0) {
+  if (exec.kind === 'program' && exec.program.exportModel === undefined && exec.results.length === 0) {
     throw new SymflowError(WHO, `${compiled.who}: the function computes nothing (every output and new value is a fed value or a variable), so there is no model to export`);
   }
   const sidecar = sidecarOf(compiled, basename(path));
-  await writeFile(path, (exec as { program: { model: Uint8Array } }).program.model);
+  await writeFile(path, (exec as { program: { exportModel: () => Uint8Array } }).program.exportModel());
   await writeFile(`${path}.json`, `${JSON.stringify(sidecar, null, 2)}\n`);
   return sidecar;
 }
