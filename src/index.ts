@@ -46,4 +46,4 @@ export * from './graph/layers/index.js';
 // graph pictures
 export { toDot, toSvg, dotToSvg, planToDot, planToSvg, functionToDot, functionToSvg, type DotOptions } from './session/planDot.js';
 // portable steps
-export { exportOnnx, type OnnxExportSidecar, type OnnxExportInput, type OnnxExportSource, type OnnxExecutionProvider } from './backend/onnx/export.js';
+export { exportOnnx, type OnnxExportSidecar, type OnnxExportInput, type OnnxExportSource, type OnnxExecutionProvider, type OnnxExecutionProviderOptions, type OnnxBatchInput, type OnnxVariableInput, type OnnxRandomInput, type OnnxAxisOf, type OnnxConstantSource, type OnnxOutputSource, type OnnxInputSource, type OnnxExportOutput, type OnnxFunctionOutput, type OnnxExportUpdate, type OnnxGuard } from './backend/onnx/export.js';

@@ -36,7 +36,15 @@ export interface BackendOptions {
  * An onnxruntime execution provider, passed through as is to `InferenceSession.create`'s `executionProviders`: a
  * name (`'cpu'`, `'cuda'`, …) or an object with a `name` and that provider's options (e.g. `{ name: 'cuda', deviceId: 1 }`).
  */
-export type OnnxExecutionProvider = string | { readonly name: string; readonly [option: string]: unknown };
+export type OnnxExecutionProvider = string | OnnxExecutionProviderOptions;
+
+/** An execution provider with options of its own. */
+export interface OnnxExecutionProviderOptions {
+  /** The provider's name (`'cuda'`, `'cpu'`, …). */
+  readonly name: string;
+  /** That provider's options, as onnxruntime-node takes them. */
+  readonly [option: string]: unknown;
+}
 
 /** Refuses an `executionProviders` option that is not a non-empty array of names or `{name, …}` objects. */
 export function checkExecutionProviders(who: string, list: unknown): readonly OnnxExecutionProvider[] | undefined {

@@ -9,47 +9,163 @@ import { STEP_RUNS, type TrainStep } from '../../optimizers/compile.js';
 // NOTE: no onnxruntime import here: the model is the graph the onnx backend compiled (and onnxruntime loaded), encoded
 // by the backend with its outputs' shapes declared, so exporting needs no runtime and src/index.ts may reach it.
 
-export type { OnnxExecutionProvider } from '../index.js';
+export type { OnnxExecutionProvider, OnnxExecutionProviderOptions } from '../index.js';
 
 const WHO = 'exportOnnx';
 
-/** A model input of an exported step, and what the caller feeds to it. */
-export type OnnxExportInput =
-  /** A batch value: the function's `index`-th input (the step's `index`-th value), tensor `tensor`. */
-  | { readonly name: string; readonly kind: 'batch'; readonly index: number; readonly tensor: string; readonly dtype: string; readonly shape: readonly Dim[] }
-  /** A variable's current value (read before anything changes). */
-  | { readonly name: string; readonly kind: 'variable'; readonly variable: string; readonly dtype: string; readonly shape: readonly Dim[] }
-  /**
-   * A random source the caller draws (float32): `uniform` on [a, b), `normal` with mean a and stddev b, or `mask`:
-   * b with probability a, else 0 (dropout's scaled keep mask). A dimension `{input, axis}` is that axis of batch input
-   * `input`. symflow's own draws (keyed by seed, salt and the step counter) are not reproduced by the model.
-   */
-  | {
-    readonly name: string; readonly kind: 'random'; readonly node: string; readonly dist: string; readonly a: number; readonly b: number;
-    readonly seed: number; readonly salt: number; readonly dtype: 'float32'; readonly shape: readonly (number | { readonly input: number; readonly axis: number })[];
-  };
+/** A model input of an exported step, and what the caller feeds to it: a batch value, a variable's value, or a random draw. */
+export type OnnxExportInput = OnnxBatchInput | OnnxVariableInput | OnnxRandomInput;
+
+/** A batch value: the function's `index`-th input (the step's `index`-th value). */
+export interface OnnxBatchInput {
+  /** The model input's name. */
+  readonly name: string;
+  /** Tells the input kinds apart. */
+  readonly kind: 'batch';
+  /** Which of the function's inputs (the step's values) it is. */
+  readonly index: number;
+  /** The fed tensor's name. */
+  readonly tensor: string;
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Its shape (`null`: any size, e.g. the batch). */
+  readonly shape: readonly Dim[];
+}
+
+/** A variable's current value (read before anything changes). */
+export interface OnnxVariableInput {
+  /** The model input's name. */
+  readonly name: string;
+  /** Tells the input kinds apart. */
+  readonly kind: 'variable';
+  /** The variable's name (as in `session.variables`, checkpoints and the sidecar's `updates`). */
+  readonly variable: string;
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Its shape. */
+  readonly shape: readonly Dim[];
+}
+
+/**
+ * A random source the caller draws (float32): `uniform` on [a, b), `normal` with mean a and stddev b, or `mask`:
+ * b with probability a, else 0 (dropout's scaled keep mask). symflow's own draws (keyed by seed, salt and the step
+ * counter) are not part of the model: the model matches a symflow step only when fed the same draw.
+ */
+export interface OnnxRandomInput {
+  /** The model input's name. */
+  readonly name: string;
+  /** Tells the input kinds apart. */
+  readonly kind: 'random';
+  /** The random node's name. */
+  readonly node: string;
+  /** `'uniform'`, `'normal'` or `'mask'`. */
+  readonly dist: string;
+  /** The distribution's first parameter (min, mean, keep probability). */
+  readonly a: number;
+  /** Its second (max, stddev, the kept value). */
+  readonly b: number;
+  /** The node's seed (−1: the session's). */
+  readonly seed: number;
+  /** The node's salt (from its name). */
+  readonly salt: number;
+  /** Always float32. */
+  readonly dtype: 'float32';
+  /** Its shape: a number, or `{input, axis}` for that axis of batch input `input` (the batch size). */
+  readonly shape: readonly (number | OnnxAxisOf)[];
+}
+
+/** A dimension that is the size of an axis of a batch input. */
+export interface OnnxAxisOf {
+  /** The batch input's index (the function's input). */
+  readonly input: number;
+  /** The axis. */
+  readonly axis: number;
+}
 
 /** Where a value of the exported function comes from: a model output, or (a value the model does not compute) a model input or a constant. */
-export type OnnxExportSource = { readonly output: string } | { readonly input: string } | { readonly constant: readonly number[]; readonly shape: readonly number[] };
+export type OnnxExportSource = OnnxOutputSource | OnnxInputSource | OnnxConstantSource;
+
+/** A value the model computes. */
+export interface OnnxOutputSource {
+  /** The model output's name. */
+  readonly output: string;
+}
+
+/** A value the model does not compute: a model input passed through (a fed value, a variable's current value). */
+export interface OnnxInputSource {
+  /** The model input's name. */
+  readonly input: string;
+}
+
+/** A value the model does not compute: a constant. */
+export interface OnnxConstantSource {
+  /** Its elements, row-major. */
+  readonly constant: readonly number[];
+  /** Its shape. */
+  readonly shape: readonly number[];
+}
+
+/** A model output. */
+export interface OnnxExportOutput {
+  /** The model output's name. */
+  readonly name: string;
+  /** Its dtype. */
+  readonly dtype: string;
+}
+
+/** One of the function's outputs. */
+export interface OnnxFunctionOutput {
+  /** Its position among the function's outputs. */
+  readonly index: number;
+  /** The output tensor's name. */
+  readonly tensor: string;
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Where its value comes from. */
+  readonly from: OnnxExportSource;
+  /** Set on the guard's verdict (see `OnnxExportSidecar.guard`). */
+  readonly guard?: true;
+}
+
+/** A variable's new value. */
+export interface OnnxExportUpdate {
+  /** The variable's name. */
+  readonly variable: string;
+  /** Its dtype. */
+  readonly dtype: string;
+  /** Its shape. */
+  readonly shape: readonly Dim[];
+  /** Where its new value comes from (0 elements for a non-empty variable: unchanged). */
+  readonly from: OnnxExportSource;
+}
 
 /** The JSON sidecar `exportOnnx` writes next to the model (`path + '.json'`). */
 export interface OnnxExportSidecar {
+  /** This layout's name and version. */
   readonly format: 'symflow-onnx-step/1';
   /** The model file's name (same directory). */
   readonly model: string;
   /** Every model input, in the model's order: all must be fed. */
   readonly inputs: readonly OnnxExportInput[];
   /** Every model output, in the model's order. */
-  readonly outputs: readonly { readonly name: string; readonly dtype: string }[];
+  readonly outputs: readonly OnnxExportOutput[];
   /** The function's outputs, in order (a TrainStep's run: the loss first), each with where it comes from. */
-  readonly functionOutputs: readonly { readonly index: number; readonly tensor: string; readonly dtype: string; readonly from: OnnxExportSource; readonly guard?: true }[];
+  readonly functionOutputs: readonly OnnxFunctionOutput[];
   /**
    * The variables' new values: after a run, assign each `from` to its variable (all of them, and only when `guard`,
    * if any, is true). An output with 0 elements for a variable with more means "unchanged" (a cond branch kept it).
    */
-  readonly updates: readonly { readonly variable: string; readonly dtype: string; readonly shape: readonly Dim[]; readonly from: OnnxExportSource }[];
+  readonly updates: readonly OnnxExportUpdate[];
   /** For a guarded step (`applyIfFinite`, a TrainStep's default): the function output (a bool scalar) that says whether to apply the updates. */
-  readonly guard?: { readonly index: number; readonly output: string };
+  readonly guard?: OnnxGuard;
+}
+
+/** Where a guarded step's verdict is. */
+export interface OnnxGuard {
+  /** Its position among the function's outputs. */
+  readonly index: number;
+  /** The model output that holds it. */
+  readonly output: string;
 }
 
 /** The one session function behind an export target, refusing what cannot be exported as one model. */
