@@ -244,6 +244,8 @@ function sidecarOf(compiled: CompiledFunction, model: string): OnnxExportSidecar
  * `heun({ fused: true })`); a multi-run step is refused, as is a function compiled on another backend. A function
  * with random sources (dropout) is exported with them as model inputs: the sidecar says their distribution and
  * shape, and the caller draws them (the model then matches symflow's step only for the same draws).
+ * `accumulate`'s step exports its per-step run (its flush is a function of its own); a learning-rate schedule or
+ * the step counter is a variable like any other, fed and updated through the sidecar.
  * @param target the function or step @param path where the model goes (the sidecar goes to `path + '.json'`)
  * @returns the sidecar it wrote
  */
