@@ -45,3 +45,5 @@ export { substitute } from './graph/substitute.js';
 export * from './graph/layers/index.js';
 // graph pictures
 export { toDot, toSvg, dotToSvg, planToDot, planToSvg, functionToDot, functionToSvg, type DotOptions } from './session/planDot.js';
+// portable steps
+export { exportOnnx, type OnnxExportSidecar, type OnnxExportInput, type OnnxExportSource, type OnnxExecutionProvider, type OnnxExecutionProviderOptions, type OnnxBatchInput, type OnnxVariableInput, type OnnxRandomInput, type OnnxAxisOf, type OnnxConstantSource, type OnnxOutputSource, type OnnxInputSource, type OnnxExportOutput, type OnnxFunctionOutput, type OnnxExportUpdate, type OnnxGuard } from './backend/onnx/export.js';

@@ -29,6 +29,34 @@ async function loadTensorflow(): Promise<boolean> {
 export interface BackendOptions {
   threads?: number;
   onnxLogs?: OnnxLogLevel;
+  executionProviders?: readonly OnnxExecutionProvider[];
+}
+
+/**
+ * An onnxruntime execution provider, passed through as is to `InferenceSession.create`'s `executionProviders`: a
+ * name (`'cpu'`, `'cuda'`, …) or an object with a `name` and that provider's options (e.g. `{ name: 'cuda', deviceId: 1 }`).
+ */
+export type OnnxExecutionProvider = string | OnnxExecutionProviderOptions;
+
+/** An execution provider with options of its own. */
+export interface OnnxExecutionProviderOptions {
+  /** The provider's name (`'cuda'`, `'cpu'`, …). */
+  readonly name: string;
+  /** That provider's options, as onnxruntime-node takes them. */
+  readonly [option: string]: unknown;
+}
+
+/** Refuses an `executionProviders` option that is not a non-empty array of names or `{name, …}` objects. */
+export function checkExecutionProviders(who: string, list: unknown): readonly OnnxExecutionProvider[] | undefined {
+  if (list === undefined) return undefined;
+  const bad = (why: string) => new SymflowError(who, `executionProviders must be a non-empty array of provider names (e.g. ['cuda', 'cpu']) or { name, ... } objects; ${why}`);
+  if (!Array.isArray(list)) throw bad(`got ${list === null ? 'null' : typeof list}`);
+  if (list.length === 0) throw bad('got an empty array');
+  list.forEach((p: unknown, i) => {
+    const ok = (typeof p === 'string' && p.length > 0) || (typeof p === 'object' && p !== null && typeof (p as { name?: unknown }).name === 'string');
+    if (!ok) throw bad(`executionProviders[${i}] is ${JSON.stringify(p) ?? typeof p}`);
+  });
+  return list as OnnxExecutionProvider[];
 }
 
 /**
@@ -43,6 +71,7 @@ export async function loadBackend(choice: BackendChoice, opts: BackendOptions = 
   if (opts.onnxLogs !== undefined && !ONNX_LOG_LEVELS.includes(opts.onnxLogs)) {
     throw new SymflowError('Session.create', `onnxLogs must be one of ${ONNX_LOG_LEVELS.map((l) => `'${l}'`).join(', ')}, got ${JSON.stringify(opts.onnxLogs)}`);
   }
+  checkExecutionProviders('Session.create', opts.executionProviders);
   if (choice === 'tensorflow' && !(await loadTensorflow())) {
     throw new SymflowError('Session.create', "backend 'tensorflow' needs @tensorflow/tfjs-node-gpu or @tensorflow/tfjs-node (same version as @tensorflow/tfjs-core), which could not be imported");
   }
@@ -67,6 +96,7 @@ async function create(name: BackendName, opts: BackendOptions): Promise<Backend>
     return new OnnxBackend({
       ...(opts.threads === undefined ? {} : { intraOpNumThreads: opts.threads }),
       ...(opts.onnxLogs === undefined ? {} : { logs: opts.onnxLogs }),
+      ...(opts.executionProviders === undefined ? {} : { executionProviders: opts.executionProviders }),
     });
   }
   const { TfjsBackend } = await import('./tfjs.js');

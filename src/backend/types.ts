@@ -107,4 +107,9 @@ export interface GraphProgram {
   run(inputs: readonly DeviceTensor[]): Promise<(DeviceTensor | undefined)[]>;
   /** Releases what the program holds (an onnxruntime session and its threads). */
   dispose(): Promise<void>;
+  /**
+   * @internal The serialized model, for `exportOnnx` (onnx: the ModelProto the program runs, with its outputs'
+   * shapes declared), encoded when asked.
+   */
+  readonly exportModel?: () => Uint8Array;
 }

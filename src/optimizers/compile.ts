@@ -5,7 +5,7 @@ import { checkRows } from '../graph/rows.js';
 import type { HostTensor } from '../graph/hostValue.js';
 import { isTensor, isVariable, type Tensor, type Variable } from '../graph/tensor.js';
 import { variablesOf } from '../graph/traverse.js';
-import { DeviceValue, type FeedValue, type Session } from '../session/session.js';
+import { DeviceValue, type FeedValue, type Session, type SessionFunction } from '../session/session.js';
 import { checkPolicy, guardedRun, NonFiniteError, type NonFinitePolicy, type NonFiniteReport, Refused, stepDiagnosis } from './nonFinite.js';
 import { checkLoss, checkParams, type Optimizer, type OptimizerState, paramGradients, slotLike } from './optimizer.js';
 import { fromTransform, type GradientTransformation, isHyperparameter } from './transform.js';
@@ -31,6 +31,12 @@ export interface StepResult {
   /** With `onNonFinite: 'skip'`: the step was refused (nothing applied), and why. */
   skipped?: NonFiniteReport;
 }
+
+/**
+ * @internal The session functions a `TrainStep` runs per step, in the order they were compiled (its model-update
+ * run last, when it has one; the flush of `accumulate` is not a per-step run): `exportOnnx` exports a step that has one.
+ */
+export const STEP_RUNS = Symbol('symflow.stepRuns');
 
 /** One compiled run of a multi-run step: a session function fed with the step's batch, then its `feeds`' values. */
 export type Run = (batch: readonly DeviceValue[]) => Promise<HostTensor[]>;
@@ -265,6 +271,7 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
   const policy = checkPolicy('compile', opts.onNonFinite);
   const grads = paramGradients('compile', opts.loss, params, 'leave it out of params, or omit params to train every trainable variable the loss reads');
   let runsThisStep = 0;
+  const runFunctions: SessionFunction[] = [];
   const ctx: RunContext = {
     session, loss: opts.loss, params, grads, inputs, outputs,
     run: ((spec: RunSpec & { outputs?: readonly Tensor[] | RunOutputs }) => {
@@ -276,7 +283,9 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
       feeds.forEach((t, i) => { if (!isTensor(t)) throw new SymflowError('RunContext.run', `feeds[${i}] is not a Tensor`); });
       const fed = feeds.length > 0 ? [...inputs, ...feeds] : inputs;
       // A step's runs are compiled for training: the learning phase is true in them (dropout drops).
-      const f: Run = policy === 'apply' ? session.function({ inputs: fed, ...spec2, training: true }) : guardedRun(session, fed, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+      const compiled = policy === 'apply' ? session.function({ inputs: fed, ...spec2, training: true }) : guardedRun(session, fed, opts.loss, spec2, spec.guard ?? true, spec.finite ?? []);
+      runFunctions.push('fn' in compiled ? compiled.fn : compiled);
+      const f: Run = compiled;
       const run: Run = (batch) => {
         runsThisStep++;
         return f(batch);
@@ -396,6 +405,7 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
   return Object.freeze({
     session, optimizer: given as AnyOptimizer as Optimizer | MultiRunOptimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
     flush: async () => (flushRun ? flushRun() : false),
+    [STEP_RUNS]: stateRun === undefined ? runFunctions : [...runFunctions, stateRun],
     hyperparameters,
     averages,
     async setHyperparameter(name: string, value: number) {

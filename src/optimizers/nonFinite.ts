@@ -61,12 +61,13 @@ export function checkPolicy(who: string, p: unknown): NonFinitePolicy {
 export function guardedRun(
   session: Session, inputs: readonly Tensor[], loss: Tensor, spec: { outputs: readonly Tensor[]; updates: readonly Update[] }, guard: boolean,
   finite: readonly Tensor[] = [],
-): (batch: readonly DeviceValue[]) => Promise<HostTensor[]> {
+): ((batch: readonly DeviceValue[]) => Promise<HostTensor[]>) & { readonly fn: SessionFunction } {
   const lossAt = spec.outputs.indexOf(loss);
   const lossOf = (out: readonly HostTensor[]) => (lossAt >= 0 ? out[lossAt]!.data[0]! : undefined);
   const checked = lossAt >= 0 ? [loss, ...finite] : [...finite];
   const f = session.function({ inputs, outputs: spec.outputs, updates: spec.updates, training: true, ...(guard ? { applyIfFinite: checked } : {}) });
-  return async (batch) => {
+  // `fn`: the session function itself, for `exportOnnx` (see STEP_RUNS in compile.ts).
+  return Object.assign(async (batch: readonly DeviceValue[]) => {
     const out = await f(batch);
     const l = lossOf(out);
     if (!guard) {
@@ -81,7 +82,7 @@ export function guardedRun(
     // Every element is finite: a sum overflowed (values beyond ~1e38). The state is unchanged, so the same run
     // without the check computes the same values, and applies them.
     return once(session.function({ inputs, outputs: spec.outputs, updates: spec.updates, training: true }), batch);
-  };
+  }, { fn: f });
 }
 
 /**

@@ -1,4 +1,4 @@
-import { type BackendChoice, type BackendName, type DeviceTensor, type Backend, type GraphProgram, loadBackend, type OnnxLogLevel } from '../backend/index.js';
+import { type BackendChoice, type BackendName, type DeviceTensor, type Backend, type GraphProgram, loadBackend, type OnnxExecutionProvider, type OnnxLogLevel } from '../backend/index.js';
 import type { Update } from '../graph/cond.js';
 import { SymflowError } from '../graph/errors.js';
 import { checkFed } from '../graph/feedChecks.js';
@@ -36,6 +36,15 @@ export interface SessionOptions {
    * Other backends ignore it.
    */
   onnxLogs?: OnnxLogLevel;
+  /**
+   * The onnx backend's onnxruntime execution providers, in order of preference, passed through to
+   * `InferenceSession.create` (default `['cpu']`): names (`'cuda'`, `'cpu'`, …) or `{ name, ...providerOptions }`
+   * objects. Other backends ignore it. Validated here (a non-empty array of names or objects); whether a provider
+   * works is onnxruntime-node's business. NOTE: only `['cpu']` is tested here (no GPU on the test hosts). To check a
+   * GPU provider, pass `['cuda', 'cpu']` where your onnxruntime-node build has CUDA and compare one training step
+   * from the same state against a `['cpu']` session's (close, not bit-identical: GPU kernels sum in another order).
+   */
+  executionProviders?: readonly OnnxExecutionProvider[];
   /**
    * The seed of random nodes built without a seed of their own (default 0): their values depend on it, the node
    * (its name) and the step counter. Nodes with an explicit seed ignore it.
@@ -102,6 +111,9 @@ export interface SessionFunction {
 
 /** @internal What a session function was compiled from, for plan pictures (`planToDot` re-plans it). */
 export const FUNCTION_SOURCE = Symbol('symflow.functionSource');
+
+/** @internal The compiled function behind a session function (`exportOnnx` reads its program and sources). */
+export const COMPILED_FUNCTION = Symbol('symflow.compiledFunction');
 
 /** The feeds of `session.run`: each fed tensor with its value, as a Map or a list of pairs. */
 export type Feeds = Map<Tensor, FeedValue> | readonly (readonly [Tensor, FeedValue])[];
@@ -192,7 +204,7 @@ export class Session {
     if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
       throw new SymflowError('Session.create', `seed must be an integer from 0 to 4294967295, got ${String(seed)}`);
     }
-    return new Session(await loadBackend(opts.backend ?? 'auto', { threads, onnxLogs: opts.onnxLogs }), opts.optimize ?? true, seed);
+    return new Session(await loadBackend(opts.backend ?? 'auto', { threads, onnxLogs: opts.onnxLogs, executionProviders: opts.executionProviders }), opts.optimize ?? true, seed);
   }
 
   /** The backend that runs this session's kernels. */
@@ -219,7 +231,7 @@ export class Session {
       return released;
     };
     const source = { spec: { ...spec }, passes: this.backendImpl.passes, rewrite: this.optimizeGraphs };
-    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose, [FUNCTION_SOURCE]: source });
+    return Object.assign(f, { inputs: compiled.inputs, outputs: compiled.outputs, kernelCount: compiled.kernelCount, dispose, [FUNCTION_SOURCE]: source, [COMPILED_FUNCTION]: compiled });
   }
 
   /**

@@ -21,6 +21,8 @@ export interface OnnxOptions {
    * `SymflowError` carrying onnxruntime's message, so its `[E:onnxruntime:…]` line would only say it twice.
    */
   logs?: OnnxLogLevel;
+  /** onnxruntime execution providers, in order of preference (default `['cpu']`); see `SessionOptions.executionProviders`. */
+  executionProviders?: readonly (string | { readonly name: string; readonly [option: string]: unknown })[];
 }
 
 /**
@@ -34,10 +36,12 @@ export class OnnxBackend implements ProgramBackend {
   readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
   private readonly threads: number;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
+  private readonly executionProviders: ort.InferenceSession.SessionOptions['executionProviders'];
 
   constructor(opts: OnnxOptions = {}) {
     this.threads = opts.intraOpNumThreads ?? availableParallelism();
     this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
+    this.executionProviders = [...(opts.executionProviders ?? ['cpu'])] as ort.InferenceSession.SessionOptions['executionProviders'];
   }
 
   async activate(): Promise<void> {}
@@ -98,10 +102,17 @@ export class OnnxBackend implements ProgramBackend {
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));
     const bytes = encodeModel(b.graph('symflow', inputs, outputs));
+    // For `exportOnnx`, encoded when asked: the same graph with its outputs' shapes declared (the ONNX checker
+    // requires a shape on a graph's outputs; onnxruntime does not, and the backend's own model goes without). A kept
+    // variable's output may be the empty marker, so it declares only its rank.
+    const exportModel = () => encodeModel(b.graph('symflow', inputs, spec.results.map((reg, k) => {
+      const shape = spec.nodeOfReg(reg).shape;
+      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
+    })));
     // Created once, when the function is compiled; the first call waits for it.
     const session = ort.InferenceSession.create(bytes, {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-      logSeverityLevel: this.logSeverityLevel,
+      logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
       // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
       // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
       // the next model (heun measured 6.9× an sgd step that way).
@@ -111,6 +122,7 @@ export class OnnxBackend implements ProgramBackend {
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
     return {
+      exportModel,
       async dispose() {
         await (await session.catch(() => undefined))?.release();
       },
