@@ -1,9 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import {
   Session, accumulate, adam, compile, heun, layers, mean, mul, placeholder, reshape, rungeKutta, sam, sgd,
-  sparseSoftmaxCrossEntropy, tableaux, variable, type AnyOptimizer, type SessionFunction,
+  sparseSoftmaxCrossEntropy, tableaux, variable, type AnyOptimizer,
 } from '../src/index.js';
-import { BACKENDS } from './helpers.js';
+import { BACKENDS, failingSession } from './helpers.js';
 
 /**
  * Every run of every multi-run step can fail; whichever does, the step leaves parameters and optimizer state as
@@ -19,25 +19,6 @@ const cases: [string, () => AnyOptimizer][] = [
   ['soft batch accumulate(adam, 2)', () => accumulate(adam({ lr: 0.01 }), { steps: 2 })],
 ];
 
-/**
- * A session whose functions count their calls: `failAt(n)` makes call n (counted across all of them) throw
- * instead of running; `failAt(-1)` turns that off.
- */
-async function failingSession(backend: (typeof BACKENDS)[number]) {
-  const s = await Session.create({ backend });
-  let count = 0;
-  let failing = -1;
-  const original = s.function.bind(s);
-  s.function = ((spec) => {
-    const f = original(spec);
-    const wrapped = (async (values) => {
-      if (count++ === failing) throw new Error(`injected failure in call ${failing}`);
-      return f(values);
-    }) as SessionFunction;
-    return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount });
-  }) as Session['function'];
-  return { s, calls: () => count, failAt: (n: number) => { failing = n; } };
-}
 
 async function bits(s: Session): Promise<string[]> {
   const out: string[] = [];

@@ -1,5 +1,5 @@
 import { expect } from 'vitest';
-import type { HostTensor } from '../src/index.js';
+import { type HostTensor, Session, type SessionFunction } from '../src/index.js';
 
 /** The kernel backends every suite runs on. */
 export const BACKENDS = ['cpu', 'wasm', 'onnx'] as const;
@@ -35,4 +35,24 @@ export function expectClose(actual: ArrayLike<number>, expected: ArrayLike<numbe
     const ok = Math.abs(a - e) <= atol + rtol * Math.abs(e);
     expect(ok, `element ${i}: got ${a}, expected ${e} (rtol ${rtol}, atol ${atol})`).toBe(true);
   }
+}
+
+/**
+ * A session whose functions count their calls: `failAt(n)` makes call n (counted across all of them) throw
+ * instead of running; `failAt(-1)` turns that off.
+ */
+export async function failingSession(backend: (typeof BACKENDS)[number]) {
+  const s = await Session.create({ backend });
+  let count = 0;
+  let failing = -1;
+  const original = s.function.bind(s);
+  s.function = ((spec) => {
+    const f = original(spec);
+    const wrapped = (async (values) => {
+      if (count++ === failing) throw new Error(`injected failure in call ${failing}`);
+      return f(values);
+    }) as SessionFunction;
+    return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount, dispose: f.dispose });
+  }) as Session['function'];
+  return { s, calls: () => count, failAt: (n: number) => { failing = n; } };
 }

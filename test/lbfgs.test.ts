@@ -2,9 +2,9 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   NonFiniteError, Session, SymflowError, add, compile, constant, defineMultiRun, exp, lbfgs, mean, mul, neg, placeholder, softplus, square, sub, sum, variable,
-  type LbfgsOptions, type SessionFunction, type Tensor, type Variable,
+  type LbfgsOptions, type Tensor, type Variable,
 } from '../src/index.js';
-import { BACKENDS, bits, values } from './helpers.js';
+import { BACKENDS, bits, failingSession, values } from './helpers.js';
 
 interface LbfgsCase {
   name: string;
@@ -214,22 +214,6 @@ describe.each(BACKENDS)('lbfgs on %s', (backend) => {
   });
 });
 
-/** A session whose functions count their calls; `failAt(n)` makes call n throw instead of running (−1: none). */
-async function failingSession(backend: (typeof BACKENDS)[number]) {
-  const s = await Session.create({ backend });
-  let count = 0;
-  let failing = -1;
-  const original = s.function.bind(s);
-  s.function = ((spec) => {
-    const f = original(spec);
-    const wrapped = (async (vals) => {
-      if (count++ === failing) throw new Error(`injected failure in call ${failing}`);
-      return f(vals);
-    }) as SessionFunction;
-    return Object.assign(wrapped, { inputs: f.inputs, outputs: f.outputs, kernelCount: f.kernelCount, dispose: f.dispose });
-  }) as Session['function'];
-  return { s, calls: () => count, failAt: (n: number) => { failing = n; } };
-}
 
 /** L = k/2·‖w − (3, −1)‖² + ‖w‖⁴₄/4 from w = 0: not quadratic, so the curvature history shapes every step. */
 function quarticProblem(): { loss: Tensor; w: Variable; k: Tensor } {

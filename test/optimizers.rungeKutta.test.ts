@@ -3,6 +3,7 @@ import {
   add, type ButcherTableau, compile, constant, div, heun, mul, rungeKutta, Session, square, sum, SymflowError, tableaux,
   variable,
 } from '../src/index.js';
+import { flowError } from './flow.js';
 import { BACKENDS, expectClose, values } from './helpers.js';
 
 /** L = 0.5·Σ a·p² with a = [1, 4]: gradient flow dp/dt = −a·p. */
@@ -30,31 +31,6 @@ const STAGES: Record<keyof typeof tableaux, number> = {
 /** Stages a non-adaptive step evaluates: a last stage of weight 0 that nothing reads is skipped (RK45: 6 of 7). */
 const EVALUATED: Record<keyof typeof tableaux, number> = { ...STAGES, bogackiShampine: 3, dormandPrince: 6, tsit5: 6 };
 
-/** p0ᵢ = 0.5 + frac(i·0.6180339887), rounded to float32 (what the variable holds). */
-const N_FLOW = 4096;
-const P0 = Float32Array.from({ length: N_FLOW }, (_, i) => {
-  const x = i * 0.6180339887;
-  return 0.5 + (x - Math.floor(x));
-});
-
-/**
- * Integrates the linear gradient flow dp/dt = −a·p (loss 0.5·Σ aᵢpᵢ²) to time T with N = T/h full-batch steps and
- * returns |mean over i of (p_N,i / exact_i − 1)|, exact_i = p0ᵢ·e^(−aᵢT). Float32 round-off is unbiased and averages
- * out over the 4096 components; the truncation error is the same in every component with the same aᵢ.
- */
-async function flowError(s: Session, tableau: ButcherTableau, spectrum: 'decay' | 'symmetric', h: number, T: number): Promise<number> {
-  const a = Array.from({ length: N_FLOW }, (_, i) => (spectrum === 'decay' || i % 2 === 0 ? 1 : -1));
-  const p = variable(P0, { name: 'flow' });
-  const loss = mul(0.5, sum(mul(constant(a), square(p))));
-  const train = compile(rungeKutta({ tableau, lr: h }), s, { loss, inputs: [] });
-  const steps = Math.round(T / h);
-  expect(Math.abs(steps * h - T)).toBeLessThan(1e-12);
-  for (let i = 0; i < steps; i++) await train.step([]);
-  const got = (await s.getValue(p)).data;
-  let acc = 0;
-  for (let i = 0; i < N_FLOW; i++) acc += got[i]! / (P0[i]! * Math.exp(-a[i]! * T)) - 1;
-  return Math.abs(acc / N_FLOW);
-}
 
 /**
  * Order tests. Step sizes are chosen so that (a) the error at h/2 is still well above the float32 round-off floor

@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type ButcherTableau, compile, constant, mul, rungeKutta, Session, square, sum, SymflowError, tableaux, variable } from '../src/index.js';
+import { type ButcherTableau, Session, SymflowError, tableaux } from '../src/index.js';
 import { checkTableau, isFsal } from '../src/optimizers/tableaux.js';
+import { flowError } from './flow.js';
 import { BACKENDS } from './helpers.js';
 
 /**
@@ -174,29 +175,6 @@ function linearFlowError(t: ButcherTableau, spectrum: 'decay' | 'symmetric', h: 
   return Math.abs(as.reduce((s, a) => s + stability(t, a, h, float32Coefficients) ** n / Math.exp(-a * T) - 1, 0) / as.length);
 }
 
-/** p0ᵢ = 0.5 + frac(i·0.6180339887), rounded to float32 (what the variable holds). */
-const N_FLOW = 4096;
-const P0 = Float32Array.from({ length: N_FLOW }, (_, i) => {
-  const x = i * 0.6180339887;
-  return 0.5 + (x - Math.floor(x));
-});
-
-/**
- * Integrates dp/dt = −a·p (loss ½Σaᵢpᵢ², aᵢ = 1 or ±1 alternating) to time T with T/h steps of `rungeKutta`
- * and returns |mean over i of (p_N,i / exact_i − 1)|: float32 round-off averages out over the 4096 components.
- */
-async function flowError(s: Session, tableau: ButcherTableau, spectrum: 'decay' | 'symmetric', h: number, T: number): Promise<number> {
-  const a = Array.from({ length: N_FLOW }, (_, i) => (spectrum === 'decay' || i % 2 === 0 ? 1 : -1));
-  const p = variable(P0, { name: 'flow' });
-  const loss = mul(0.5, sum(mul(constant(a), square(p))));
-  const train = compile(rungeKutta({ tableau, lr: h }), s, { loss, inputs: [] });
-  const steps = Math.round(T / h);
-  for (let i = 0; i < steps; i++) await train.step([]);
-  const got = (await s.getValue(p)).data;
-  let acc = 0;
-  for (let i = 0; i < N_FLOW; i++) acc += got[i]! / (P0[i]! * Math.exp(-a[i]! * T)) - 1;
-  return Math.abs(acc / N_FLOW);
-}
 
 /**
  * Step sizes where the error at h/2 stays above float32's floor (~1e-8 after averaging) and the float64 slope

@@ -46,6 +46,9 @@ export interface GradientTransformation<S extends OptimizerState = OptimizerStat
   averages?(state: S): readonly Variable[] | undefined;
 }
 
+/** A transformation from its parts (adds `kind`, freezes it). */
+export const makeTransform = <S extends OptimizerState>(t: Omit<GradientTransformation<S>, 'kind'>): GradientTransformation<S> => Object.freeze({ kind: 'transform' as const, ...t });
+
 /** What `chain` and the wrappers take: a transformation, or an optimizer made of one (`adam()`, a chain). */
 export type TransformLike = GradientTransformation<any> | (Optimizer<any> & {
   /** The transformation the optimizer is made of. */

@@ -16,7 +16,7 @@ import type { TensorLike } from '../graph/convert.js';
 import { isTensor, type Tensor, type Variable } from '../graph/tensor.js';
 import { hyper, type OptimizerState } from './optimizer.js';
 import {
-  type GradientTransformation, hyperparameter, hyperVariables, type Scalar, scalarArg, type UpdateContext,
+  type GradientTransformation, hyperparameter, hyperVariables, makeTransform, type Scalar, scalarArg, type UpdateContext,
 } from './transform.js';
 
 /** A learning rate: a number (made a hyperparameter), a float32 scalar tensor, or a schedule of the step counter. */
@@ -45,7 +45,26 @@ function slotsFor(owner: string, names: readonly string[], params: readonly Vari
   return { slots, variables: [...Object.values(slots).flat(), ...hyperVariables(...extra)] };
 }
 
-const tx = <S extends OptimizerState>(t: Omit<GradientTransformation<S>, 'kind'>): GradientTransformation<S> => Object.freeze({ kind: 'transform' as const, ...t });
+/**
+ * A transformation with one slot per parameter: `rule(u, old)` gives the new update and the slot's new value (RMS
+ * and Adagrad accumulators, momentum).
+ */
+function oneSlot(who: string, owner: string, slot: string, initial: number, rule: (u: Tensor, old: Tensor) => [Tensor, Tensor]): GradientTransformation<SlotsState> {
+  return makeTransform({
+    name: who,
+    init: (params) => slotsFor(owner, [slot], params, initial),
+    update(updates, state) {
+      const assigns: Update[] = [];
+      const out = updates.map((g, i) => {
+        const [u, next] = rule(g, state.slots[slot]![i]!);
+        assigns.push([state.slots[slot]![i]!, next]);
+        return u;
+      });
+      return [out, assigns];
+    },
+  });
+}
+
 
 /** A scalar argument as a graph value. */
 const asValue = (x: Scalar): TensorLike => x;
@@ -84,7 +103,7 @@ export function scaleByAdam(opts: ScaleByAdamOptions = {}): GradientTransformati
   const amsgrad = opts.amsgrad ?? false;
   const hat = opts.epsilonHat ?? false;
   const owner = opts.name ?? who;
-  return tx({
+  return makeTransform({
     name: who,
     init: (params) => slotsFor(owner, amsgrad ? ['m', 'v', 'vhat'] : ['m', 'v'], params),
     update(updates, state, _params, { step }) {
@@ -121,19 +140,9 @@ export function scaleByRms(opts: { decay?: number; eps?: number; initialScale?: 
   const eps = hyper(who, 'eps', opts.eps ?? 1e-8, { min: 0 });
   const initial = hyper(who, 'initialScale', opts.initialScale ?? 0, { min: 0 });
   const inSqrt = opts.epsInSqrt ?? true;
-  const owner = opts.name ?? who;
-  return tx({
-    name: who,
-    init: (params) => slotsFor(owner, ['accumulator'], params, initial),
-    update(updates, state) {
-      const assigns: Update[] = [];
-      const out = updates.map((g, i) => {
-        const a = add(mul(decay, state.slots['accumulator']![i]!), mul(sub(1, decay), square(g)));
-        assigns.push([state.slots['accumulator']![i]!, a]);
-        return div(g, inSqrt ? sqrt(add(a, eps)) : add(sqrt(a), eps));
-      });
-      return [out, assigns];
-    },
+  return oneSlot(who, opts.name ?? who, 'accumulator', initial, (g, old) => {
+    const a = add(mul(decay, old), mul(sub(1, decay), square(g)));
+    return [div(g, inSqrt ? sqrt(add(a, eps)) : add(sqrt(a), eps)), a];
   });
 }
 
@@ -142,19 +151,9 @@ export function scaleByAdagrad(opts: { initialAccumulatorValue?: number; eps?: n
   const who = 'scaleByAdagrad';
   const initial = hyper(who, 'initialAccumulatorValue', opts.initialAccumulatorValue ?? 0, { min: 0 });
   const eps = hyper(who, 'eps', opts.eps ?? 1e-7, { min: 0 });
-  const owner = opts.name ?? who;
-  return tx({
-    name: who,
-    init: (params) => slotsFor(owner, ['accumulator'], params, initial),
-    update(updates, state) {
-      const assigns: Update[] = [];
-      const out = updates.map((g, i) => {
-        const a = add(state.slots['accumulator']![i]!, square(g));
-        assigns.push([state.slots['accumulator']![i]!, a]);
-        return div(g, add(sqrt(a), eps));
-      });
-      return [out, assigns];
-    },
+  return oneSlot(who, opts.name ?? who, 'accumulator', initial, (g, old) => {
+    const a = add(old, square(g));
+    return [div(g, add(sqrt(a), eps)), a];
   });
 }
 
@@ -166,20 +165,9 @@ export function trace(opts: { decay: number; nesterov?: boolean; name?: string; 
   const who = 'trace';
   const decay = hyper(who, 'decay', opts?.decay, { min: 0 });
   const nesterov = opts.nesterov ?? false;
-  const owner = opts.name ?? who;
-  const slot = opts.slot ?? 'momentum';
-  return tx({
-    name: who,
-    init: (params) => slotsFor(owner, [slot], params),
-    update(updates, state) {
-      const assigns: Update[] = [];
-      const out = updates.map((g, i) => {
-        const t = add(g, mul(decay, state.slots[slot]![i]!));
-        assigns.push([state.slots[slot]![i]!, t]);
-        return nesterov ? add(g, mul(decay, t)) : t;
-      });
-      return [out, assigns];
-    },
+  return oneSlot(who, opts.name ?? who, opts.slot ?? 'momentum', 0, (g, old) => {
+    const t = add(g, mul(decay, old));
+    return [nesterov ? add(g, mul(decay, t)) : t, t];
   });
 }
 
@@ -205,7 +193,7 @@ export function scaleByLearningRate(lr: LearningRateLike, opts: { decay?: number
     if (!isTensor(base) || base.dtype !== 'float32' || base.rank !== 0) throw new SymflowError(who, 'a schedule must return a float32 scalar tensor');
     return decay > 0 ? mul(base, div(1, add(1, mul(decay, step)))) : base;
   };
-  return tx({
+  return makeTransform({
     name: who,
     init: () => {
       if (typeof lr === 'number') {
@@ -226,7 +214,7 @@ export function scaleByLearningRate(lr: LearningRateLike, opts: { decay?: number
 /** Multiplies the updates by a fixed factor (optax `scale`). */
 export function scale(factor: Scalar): GradientTransformation {
   const f = scalarArg('scale', 'factor', factor);
-  return tx({ name: 'scale', init: () => stateless(f), update: (updates) => [updates.map((u) => mul(asValue(f), u)), []] });
+  return makeTransform({ name: 'scale', init: () => stateless(f), update: (updates) => [updates.map((u) => mul(asValue(f), u)), []] });
 }
 
 /** Which parameters a transformation applies to: a flag per parameter, or a predicate. */
@@ -252,7 +240,7 @@ export function addDecayedWeights(opts: { rate: Scalar; mask?: Mask }): Gradient
   const who = 'addDecayedWeights';
   const rate = scalarArg(who, 'rate', opts?.rate, { min: 0 });
   const mask = opts.mask;
-  return tx<OptimizerState & { flags?: readonly boolean[] }>({
+  return makeTransform<OptimizerState & { flags?: readonly boolean[] }>({
     name: who,
     init: (params) => ({ variables: hyperVariables(rate), ...(mask === undefined ? {} : { flags: maskFlags(who, mask, params) }) }),
     update(updates, { flags }, params) {
@@ -273,7 +261,7 @@ export function globalNorm(xs: readonly Tensor[]): Tensor {
  */
 export function clipByGlobalNorm(maxNorm: Scalar): GradientTransformation {
   const max = scalarArg('clipByGlobalNorm', 'maxNorm', maxNorm, { min: 0, minExclusive: true });
-  return tx({
+  return makeTransform({
     name: 'clipByGlobalNorm',
     init: () => stateless(max),
     update(updates) {
@@ -287,7 +275,7 @@ export function clipByGlobalNorm(maxNorm: Scalar): GradientTransformation {
 /** Scales each update by min(1, maxNorm / ‖uᵢ‖), its own norm (Keras' `clipnorm`). */
 export function clipByNorm(maxNorm: Scalar): GradientTransformation {
   const max = scalarArg('clipByNorm', 'maxNorm', maxNorm, { min: 0, minExclusive: true });
-  return tx({
+  return makeTransform({
     name: 'clipByNorm',
     init: () => stateless(max),
     update(updates) {
@@ -306,7 +294,7 @@ export function clipUpdatesByValue(bounds: number | { min: number; max: number }
     ? [-hyper(who, 'maxDelta', bounds, { min: 0 }), hyper(who, 'maxDelta', bounds, { min: 0 })]
     : [hyper(who, 'min', bounds?.min), hyper(who, 'max', bounds?.max)];
   if (lo > hi) throw new SymflowError(who, `min (${lo}) must be <= max (${hi})`);
-  return tx({ name: who, init: () => stateless(), update: (updates) => [updates.map((u) => clipTensor(u, lo, hi)), []] });
+  return makeTransform({ name: who, init: () => stateless(), update: (updates) => [updates.map((u) => clipTensor(u, lo, hi)), []] });
 }
 
 /**
@@ -330,7 +318,7 @@ export function adaptiveGradClip(clipping: number, opts: { eps?: number } = {}):
   const who = 'adaptiveGradClip';
   const c = hyper(who, 'clipping', clipping, { min: 0, minExclusive: true });
   const eps = hyper(who, 'eps', opts.eps ?? 1e-3, { min: 0 });
-  return tx({
+  return makeTransform({
     name: who,
     init: () => stateless(),
     update(updates, _state, params) {

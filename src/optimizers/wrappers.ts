@@ -11,10 +11,9 @@ import { where } from '../graph/ops/where.js';
 import type { Tensor, Variable } from '../graph/tensor.js';
 import { exactlyFinite } from '../session/updates.js';
 import { checkGrads, counter, hyper, makeOptimizer, type Optimizer, type OptimizerState, slotLike } from './optimizer.js';
-import { fromTransform, type GradientTransformation, type TransformLike, transformOf, type UpdateContext } from './transform.js';
+import { fromTransform, type GradientTransformation, makeTransform, type TransformLike, transformOf, type UpdateContext } from './transform.js';
 import { type Mask, maskFlags } from './transforms.js';
 
-const tx = <S extends OptimizerState>(t: Omit<GradientTransformation<S>, 'kind'>): GradientTransformation<S> => Object.freeze({ kind: 'transform' as const, ...t });
 
 /** The parameters at `idx`, and a way to put results for them back among all of them. */
 const pick = <T>(xs: readonly T[], idx: readonly number[]): T[] => idx.map((i) => xs[i]!);
@@ -35,7 +34,7 @@ export interface MaskedState extends OptimizerState {
 export function masked(inner: TransformLike, mask: Mask): GradientTransformation<MaskedState> {
   const t = transformOf('masked', inner, 'inner');
   if (typeof mask !== 'function' && !Array.isArray(mask)) throw new SymflowError('masked', `mask must be a predicate or an array of booleans, got ${mask === null ? 'null' : typeof mask}`);
-  return tx({
+  return makeTransform({
     name: `masked(${t.name})`,
     init(params) {
       const indices = maskFlags('masked', mask, params).flatMap((on, i) => (on ? [i] : []));
@@ -82,7 +81,7 @@ export function partition(transforms: Readonly<Record<string, TransformLike>>, l
   const ts = Object.entries(transforms).map(([label, x]) => [label, transformOf('partition', x, `transforms.${label}`)] as const);
   if (ts.length === 0) throw new SymflowError('partition', 'transforms has no labels');
   const known = new Map(ts);
-  return tx({
+  return makeTransform({
     name: `partition(${ts.map(([l, x]) => `${l}: ${x.name}`).join(', ')})`,
     init(params) {
       const labels = typeof labelOf === 'function' ? params.map((p, i) => labelOf(p, i)) : labelOf;
@@ -265,7 +264,7 @@ export interface EmaParamsState extends OptimizerState {
 export function emaParams(opts: { decay?: number; name?: string } = {}): GradientTransformation<EmaParamsState> {
   const decay = hyper('emaParams', 'decay', opts.decay ?? 0.999, { min: 0, max: 1 });
   const owner = opts.name ?? 'ema';
-  return tx({
+  return makeTransform({
     name: 'emaParams',
     init(params) {
       const averages = params.map((p) => slotLike(owner, 'average', p));
