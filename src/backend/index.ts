@@ -2,7 +2,7 @@ import { SymflowError } from '../graph/errors.js';
 import { type Backend, type BackendName, ONNX_LOG_LEVELS, type OnnxLogLevel } from './types.js';
 
 export type {
-  Backend, BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, KernelStep, OnnxLogLevel, PassRequests, ProgramBackend, ProgramSpec,
+  Backend, BackendName, DeviceTensor, GraphProgram, Kernel, KernelBackend, KernelNode, KernelStep, OnnxLogLevel, PassRequests, ProgramBackend, ProgramSpec, StepsProgram, StepsSpec,
 } from './types.js';
 
 /** What `Session.create` accepts: a backend name, or `auto` for the best one available here. */

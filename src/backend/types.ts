@@ -112,4 +112,29 @@ export interface GraphProgram {
    * shapes declared), encoded when asked.
    */
   readonly exportModel?: () => Uint8Array;
+  /**
+   * @internal The same function run k times in ONE call (onnx: an ONNX `Loop`), where the backend can; compiled
+   * when first asked and released with the program. See `StepsSpec`.
+   */
+  readonly steps?: (spec: StepsSpec) => StepsProgram;
+}
+
+/**
+ * k consecutive calls of one program as one: each call's feeds (and random draws) are stacked along a new leading
+ * axis, the variables the calls write are carried from one call to the next, the others read as they are.
+ */
+export interface StepsSpec {
+  /** Inputs fed per call, stacked [k, …shape]: feeds and random draws. */
+  readonly stacked: readonly number[];
+  /** Inputs the same in every call: the variables no call writes. */
+  readonly fixed: readonly number[];
+  /** The variables the calls write: the register a call reads it from (if it reads it) and that of its new value. */
+  readonly carried: readonly { readonly reg?: number; readonly next: number; readonly dtype: DType; readonly shape: readonly number[] }[];
+  /** Registers returned by every call, stacked [k, …shape]. */
+  readonly scanned: readonly number[];
+}
+
+/** A compiled `StepsSpec`: inputs in the spec's order; the carried values after the k-th call and the stacked results. */
+export interface StepsProgram {
+  run(stacked: readonly DeviceTensor[], fixed: readonly DeviceTensor[], carried: readonly DeviceTensor[], k: number): Promise<{ carried: DeviceTensor[]; scanned: DeviceTensor[] }>;
 }

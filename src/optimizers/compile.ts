@@ -5,7 +5,10 @@ import { checkRows } from '../graph/rows.js';
 import type { HostTensor } from '../graph/hostValue.js';
 import { isTensor, isVariable, type Tensor, type Variable } from '../graph/tensor.js';
 import { variablesOf } from '../graph/traverse.js';
-import { DeviceValue, type FeedValue, type Session, type SessionFunction } from '../session/session.js';
+import { checkFed } from '../graph/feedChecks.js';
+import { toHostTensor } from '../graph/hostValue.js';
+import type { CompiledFunction } from '../session/compileFunction.js';
+import { COMPILED_FUNCTION, DeviceValue, type FeedValue, type Session, type SessionFunction } from '../session/session.js';
 import { checkPolicy, guardedRun, NonFiniteError, type NonFinitePolicy, type NonFiniteReport, Refused, stepDiagnosis } from './nonFinite.js';
 import { checkLoss, checkParams, type Optimizer, type OptimizerState, paramGradients, slotLike } from './optimizer.js';
 import { fromTransform, type GradientTransformation, isHyperparameter } from './transform.js';
@@ -230,6 +233,15 @@ export interface TrainStep {
   readonly onNonFinite: NonFinitePolicy;
   /** One step on one batch: values for `inputs`, in order. Atomic: if it throws, nothing changed. */
   step(values: readonly FeedValue[], opts?: StepOptions): Promise<StepResult>;
+  /**
+   * k steps, one per batch, with the results of k `step` calls bit for bit (the same values, draws and counters),
+   * atomic as a whole: one transaction of the session (nothing lands between its steps), and if it throws, every
+   * variable and the step counter are as they were before it. A step refused under `onNonFinite: 'skip'` is skipped
+   * as `step` skips it, and the others apply. On onnx, the consecutive batches of one shape of a single-run step run
+   * as ONE onnxruntime call (an ONNX `Loop` over the stacked batches: per-call costs paid once); elsewhere, and for
+   * multi-run steps, it takes the steps one by one.
+   */
+  steps(batches: readonly (readonly FeedValue[])[], opts?: StepOptions): Promise<StepResult[]>;
   /** Finishes a pending partial step (soft batch's ragged last group); resolves to false when there was none. */
   flush(): Promise<boolean>;
   /** The optimizer's hyperparameters (a numeric lr, `hyperparameter(…)`s it was given): what `setHyperparameter` sets. */
@@ -334,13 +346,17 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
 
   const diagnose = stepDiagnosis(session, inputs, opts.loss, params, grads);
 
+  const checkBatch = (who: string, values: readonly FeedValue[], what = '') => {
+    if (!Array.isArray(values) || values.length !== inputs.length) {
+      throw new SymflowError(who, `${what}expected ${inputs.length} value(s) (${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${Array.isArray(values) ? values.length : typeof values}`);
+    }
+    checkRows(who, inputs, values);
+  };
+
   async function step(values: readonly FeedValue[], stepOpts: StepOptions = {}): Promise<StepResult> {
     const onNonFinite = stepOpts?.onNonFinite === undefined ? policy : checkPolicy('TrainStep.step', stepOpts.onNonFinite);
     if (onNonFinite === 'apply' && policy !== 'apply') throw new SymflowError('TrainStep.step', "onNonFinite 'apply' needs a step compiled with it (the check is compiled in)");
-    if (!Array.isArray(values) || values.length !== inputs.length) {
-      throw new SymflowError('TrainStep.step', `expected ${inputs.length} value(s) (${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${Array.isArray(values) ? values.length : typeof values}`);
-    }
-    checkRows('TrainStep.step', inputs, values);
+    checkBatch('TrainStep.step', values);
     // The whole step — its runs, its snapshot and any rollback — is one transaction of the session: calls issued
     // meanwhile (a setValue, a save, another fit's step) take effect before or after it, never in between.
     return session.transaction(async () => {
@@ -390,6 +406,61 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
     });
   }
 
+  // A single-run step without a host-side check runs k batches of one shape as one call of its k-step form.
+  const fusable = built !== undefined && program.runsPerStep === 1 && stateRun === undefined && runFunctions.length === 1;
+
+  /** k steps of one shape in one call; undefined when a step was refused (nothing applied: they go one by one). */
+  async function fusedSteps(group: readonly (readonly FeedValue[])[]): Promise<StepResult[] | undefined> {
+    const fn = (runFunctions[0] as unknown as { [COMPILED_FUNCTION]: CompiledFunction })[COMPILED_FUNCTION];
+    const outcome = await session.callSteps(fn, group, session.step);
+    if (outcome === undefined || 'refused' in outcome) return undefined;
+    for (let i = 0; i < group.length; i++) session.advanceStep();
+    return outcome.outputs.map((out) => built!.resultOf(fn.guard === undefined ? out : out.slice(0, fn.guard)));
+  }
+
+  async function steps(batches: readonly (readonly FeedValue[])[], stepOpts: StepOptions = {}): Promise<StepResult[]> {
+    const who = 'TrainStep.steps';
+    if (!Array.isArray(batches)) throw new SymflowError(who, `batches must be an array of batches (each an array of values for ${inputs.map((t) => `'${t.name}'`).join(', ')}), got ${typeof batches}`);
+    const onNonFinite = stepOpts?.onNonFinite === undefined ? policy : checkPolicy(who, stepOpts.onNonFinite);
+    if (onNonFinite === 'apply' && policy !== 'apply') throw new SymflowError(who, "onNonFinite 'apply' needs a step compiled with it (the check is compiled in)");
+    batches.forEach((values, i) => checkBatch(who, values, `batches[${i}]: `));
+    // Read once, so the batches' shapes are known before anything runs (and a bad value refused before any step).
+    const fed = batches.map((values: readonly FeedValue[], i) => values.map((v: FeedValue, j): HostTensor | DeviceValue => {
+      if (v instanceof DeviceValue) return v;
+      const t = inputs[j]!;
+      const where = `${who}: batches[${i}] feed '${t.name}'`;
+      return checkFed(where, t, toHostTensor(where, v, t.dtype, t.shape));
+    }));
+    // Compiled with 'apply' but asked to refuse: the loss is checked on the host after each step (see `step`).
+    const oneCall = fusable && !(policy === 'apply' && onNonFinite !== 'apply');
+    return session.transaction(async () => {
+      const first = session.step;
+      const snap = session.snapshot(everything);
+      try {
+        const results: StepResult[] = [];
+        for (let at = 0; at < fed.length;) {
+          let end = at + 1;
+          while (oneCall && end < fed.length && sameShapes(fed[at]!, fed[end]!)) end++;
+          const fused = end - at > 1 ? await fusedSteps(fed.slice(at, end)) : undefined;
+          for (const [i, values] of fed.slice(at, end).entries()) {
+            if (fused !== undefined) results.push(fused[i]!);
+            else results.push(await step(values, stepOpts).catch((e: unknown) => { throw stepsError(e, at + i, fed.length); }));
+          }
+          at = end;
+        }
+        return results;
+      } catch (e) {
+        if (!session.isDisposed) {
+          snap.restore();
+          session.rewindStep(first);
+        }
+        throw e;
+      } finally {
+        snap.dispose();
+      }
+    });
+  }
+
   const hyperparameters = stateVariables.filter(isHyperparameter);
   const hyperNamed = (who: string, name: string): Variable => {
     if (typeof name !== 'string') throw new SymflowError(who, `name must be a string, got ${typeof name}`);
@@ -403,7 +474,7 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
   };
   const averages = built?.state && optimizer.kind === 'single' ? optimizer.averages?.(built.state) : undefined;
   return Object.freeze({
-    session, optimizer: given as AnyOptimizer as Optimizer | MultiRunOptimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, onNonFinite: policy,
+    session, optimizer: given as AnyOptimizer as Optimizer | MultiRunOptimizer, runsPerStep: program.runsPerStep, params, loss: opts.loss, inputs, stateVariables, step, steps, onNonFinite: policy,
     flush: async () => (flushRun ? flushRun() : false),
     [STEP_RUNS]: stateRun === undefined ? runFunctions : [...runFunctions, stateRun],
     hyperparameters,
@@ -419,25 +490,33 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
   });
 }
 
-function singleRun(opt: Optimizer, ctx: RunContext, modelUpdates: readonly Update[]): { program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState } {
+function singleRun(opt: Optimizer, ctx: RunContext, modelUpdates: readonly Update[]): {
+  program: MultiRunProgram; flushRun?: () => Promise<boolean>; state: OptimizerState;
+  /** A step's result from its run's outputs in order (loss, the extra outputs, the rate): for `steps`. */
+  resultOf(out: readonly HostTensor[]): StepResult;
+} {
   const state = opt.init(ctx.params);
   // An optimizer may take over the model's updates (accumulate pools moments over its mini-batches).
   const model = opt.modelUpdates && modelUpdates.length > 0 ? opt.modelUpdates(modelUpdates, state) : { updates: [...modelUpdates], variables: [] };
   // The learning rate the step uses, read where the step reads everything: before it applies anything.
   const lr = opt.learningRate?.(state);
   const run = ctx.run({ outputs: { loss: ctx.loss, outputs: ctx.outputs, lr: lr === undefined ? [] : [lr] }, updates: [...opt.update(ctx.grads, state, ctx.params), ...model.updates] });
+  const result = (loss: HostTensor, outputs: HostTensor[], rate: readonly HostTensor[]): StepResult =>
+    ({ loss: loss.data[0]!, outputs, runs: 1, ...(rate.length > 0 ? { lr: rate[0]!.data[0]! } : {}) });
+  const n = ctx.outputs.length;
+  const resultOf = (out: readonly HostTensor[]) => result(out[0]!, out.slice(1, 1 + n), out.slice(1 + n));
   const program: MultiRunProgram = {
     runsPerStep: 1,
     variables: model.variables,
     async step(batch) {
       const { loss, outputs, lr: rate } = await run(batch);
-      return { loss: loss.data[0]!, outputs, runs: 1, ...(rate.length > 0 ? { lr: rate[0]!.data[0]! } : {}) };
+      return result(loss, outputs, rate);
     },
   };
-  if (opt.flush === undefined) return { program, state };
+  if (opt.flush === undefined) return { program, state, resultOf };
   const { updates, pending } = opt.flush(state, ctx.params);
   const flushFn = ctx.session.function({ outputs: [pending], updates });
-  return { program, state, flushRun: async () => (await flushFn())[0]!.data[0] === 1 };
+  return { program, state, resultOf, flushRun: async () => (await flushFn())[0]!.data[0] === 1 };
 }
 
 /** The variables an update list assigns (in conds too), each once; anything else is left to session.function to refuse. */
@@ -461,4 +540,17 @@ function updatedVariables(who: string, updates: readonly Update[]): Variable[] {
   };
   walk(updates);
   return [...out];
+}
+
+/** Whether two batches feed values of the same shapes (one k-step call needs them stacked). */
+function sameShapes(a: readonly (HostTensor | DeviceValue)[], b: readonly (HostTensor | DeviceValue)[]): boolean {
+  return a.every((x, i) => x.shape.length === b[i]!.shape.length && x.shape.every((d, j) => d === b[i]!.shape[j]));
+}
+
+/** A step of `steps` failed: the error says which batch, and that none of the steps applied. */
+function stepsError(e: unknown, i: number, k: number): unknown {
+  const undone = `none of the ${k} steps was applied`;
+  if (e instanceof NonFiniteError) return new NonFiniteError('TrainStep.steps', { ...e.report, message: `batches[${i}]: ${e.report.message}; ${undone}` });
+  if (e instanceof SymflowError) return new SymflowError(e.op, `${e.message.slice(e.op.length + 2)} (TrainStep.steps, batches[${i}]; ${undone})`);
+  return e;
 }

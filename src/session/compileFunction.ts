@@ -1,4 +1,4 @@
-import type { Backend, GraphProgram, KernelStep, PassRequests, ProgramBackend } from '../backend/index.js';
+import type { Backend, GraphProgram, KernelStep, PassRequests, ProgramBackend, StepsSpec } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { type GraphIR, type NodeIR, toIR } from '../graph/ir.js';
 import { checkElements, knownElements, MAX_ELEMENTS } from '../graph/limits.js';
@@ -42,6 +42,8 @@ export type Execution =
     readonly inputs: readonly Source[];
     /** The registers the program returns, in order. */
     readonly results: readonly number[];
+    /** What k calls in one run stack, carry and return (see `GraphProgram.steps`). */
+    readonly steps: StepsSpec;
   };
 
 /** Everything a call needs, decided once at compile time. */
@@ -169,7 +171,18 @@ function compileProgram(
     results: computed,
     keeps,
   });
-  return { kind: 'program', program, inputs, results: computed };
+  // For k calls in one run: feeds and draws are stacked, the written variables carried, the rest read as they are.
+  const written = new Set(p.variables);
+  const steps: StepsSpec = {
+    stacked: sources.filter((s) => s.kind === 'feed' || s.kind === 'random').map((s) => s.reg),
+    fixed: sources.filter((s) => s.kind === 'variable' && !written.has(s.tensor)).map((s) => s.reg),
+    carried: p.variables.map((v, i) => {
+      const own = sources.find((s) => s.kind === 'variable' && s.tensor === v);
+      return { ...(own === undefined ? {} : { reg: own.reg }), next: updateRegs[i]!, dtype: v.dtype, shape: v.shape as number[] };
+    }),
+    scanned: outputRegs,
+  };
+  return { kind: 'program', program, inputs, results: computed, steps };
 }
 
 /**

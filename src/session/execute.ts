@@ -1,7 +1,7 @@
 import type { DeviceTensor, KernelBackend, KernelStep } from '../backend/index.js';
 import { SymflowError } from '../graph/errors.js';
 import { checkFed } from '../graph/feedChecks.js';
-import { type HostTensor, toHostTensor } from '../graph/hostValue.js';
+import { type HostTensor, toHostTensor, typedArrayFor } from '../graph/hostValue.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
 import type { Block } from '../schedule/plan.js';
@@ -54,6 +54,66 @@ export async function executeProgram(
   const computed = new Map(exec.results.map((reg, k) => [reg, results[k]]));
   // A variable the taken branch left as it was comes back undefined: it keeps its value.
   return applyResults(session, fn, (reg) => (computed.has(reg) ? computed.get(reg) : regs[reg]), (news) => news.map(({ t }) => t));
+}
+
+/** What `executeSteps` found: each call's outputs, or the index of a call whose guard refused (nothing applied). */
+export type StepsOutcome = { readonly outputs: HostTensor[][] } | { readonly refused: number };
+
+/**
+ * k calls of a function as ONE run of the program's k-step form: call i is fed batch i and draws at step counter
+ * `firstStep + i`, each call reads the variables as the previous one left them, and the variables take the last
+ * call's values only after the run succeeded and every call's guard (if any) accepted — all of them or nothing.
+ * Undefined when the backend has no k-step form; the feeds of all calls must have the same shapes.
+ */
+export async function executeSteps(
+  session: Session, fn: CompiledFunction, exec: Extract<CompiledFunction['exec'], { kind: 'program' }>,
+  batches: readonly (readonly FeedValue[])[], firstStep: number,
+): Promise<StepsOutcome | undefined> {
+  const program = exec.program.steps?.(exec.steps);
+  if (program === undefined) return undefined;
+  const backend = session.backendImpl;
+  const k = batches.length;
+  const feeds = batches.map((b) => readFeeds(session, fn, b).map((f) => (f instanceof DeviceValue ? backend.download(f.tensor) : f)));
+  const sourceOf = new Map(fn.sources.map((src) => [src.reg, src]));
+  const stacked = exec.steps.stacked.map((reg) => {
+    const src = sourceOf.get(reg)!;
+    const parts = feeds.map((f, i) => (src.kind === 'feed' ? f[src.index]! : session.randomValue(src as Extract<typeof src, { kind: 'random' }>, f, firstStep + i)));
+    return backend.upload(stack(fn, parts));
+  });
+  const varOf = (reg: number) => (sourceOf.get(reg) as Extract<CompiledFunction['sources'][number], { kind: 'variable' }>).tensor;
+  const fixed = exec.steps.fixed.map((reg) => session.variableTensor(varOf(reg)));
+  const carried = fn.updates.map(({ variable }) => session.variableTensor(variable));
+  const out = await program.run(stacked, fixed, carried, k);
+  if (session.isDisposed) throw new SymflowError(fn.who, 'the session was disposed during the call; nothing was applied');
+  const scanned = out.scanned.map((t) => backend.download(t));
+  const outputs = Array.from({ length: k }, (_, i) => scanned.map((s) => unstack(s, i, k)));
+  if (fn.guard !== undefined) {
+    const refused = outputs.findIndex((o) => o[fn.guard!]!.data[0] === 0);
+    if (refused >= 0) return { refused };
+  }
+  fn.updates.forEach(({ variable }, i) => checkShape(fn, variable, backend.shapeOf(out.carried[i]!)));
+  session.assign(fn.updates.map(({ variable }, i) => [variable, out.carried[i]!] as const));
+  return { outputs };
+}
+
+/** The calls' values of one input stacked along a new leading axis (every call's value has the same shape). */
+function stack(fn: CompiledFunction, parts: readonly HostTensor[]): HostTensor {
+  const first = parts[0]!;
+  const n = first.data.length;
+  const data = typedArrayFor(first.dtype, n * parts.length);
+  parts.forEach((p, i) => {
+    if (p.shape.length !== first.shape.length || p.shape.some((d, j) => d !== first.shape[j])) {
+      throw new SymflowError(fn.who, `the calls of one run must be fed the same shapes: ${shapeString(first.shape)} and ${shapeString(p.shape)}`);
+    }
+    data.set(p.data, i * n);
+  });
+  return { shape: [parts.length, ...first.shape], dtype: first.dtype, data };
+}
+
+/** Call i's slice of a result stacked along axis 0. */
+function unstack(t: HostTensor, i: number, k: number): HostTensor {
+  const n = t.data.length / k;
+  return { shape: t.shape.slice(1), dtype: t.dtype, data: t.data.slice(i * n, (i + 1) * n) };
 }
 
 /**

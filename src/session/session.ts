@@ -10,7 +10,7 @@ import { isTensor, isVariable, shapeString, type Tensor, type Variable } from '.
 import { compileFunction, type CompiledFunction, type Source } from './compileFunction.js';
 import { drawRandom, randomKey } from '../graph/random.js';
 import { checkVariableList, encodeCheckpoint, readCheckpoint, uploadAll, writeAtomic } from './checkpoint.js';
-import { execute, executeProgram } from './execute.js';
+import { execute, executeProgram, executeSteps, type StepsOutcome } from './execute.js';
 import { DeviceValue, Snapshot } from './handles.js';
 import { TransactionQueue } from './transactions.js';
 
@@ -176,10 +176,20 @@ export class Session {
     this.draws = new Map();
   }
 
-  /** @internal The value of a random source for one call: its shape read from the feeds, drawn at this step. */
-  randomValue(src: Extract<Source, { kind: 'random' }>, feeds: readonly { readonly shape: readonly number[] }[]): HostTensor {
+  /** @internal Sets the step counter back (`TrainStep.steps` undoing the steps of a call that failed). */
+  rewindStep(step: number): void {
+    this.randomStep = step;
+    this.draws = new Map();
+  }
+
+  /**
+   * @internal The value of a random source for one call: its shape read from the feeds, drawn at this step (or at
+   * `step`, for the later calls of `TrainStep.steps`: drawn as that step will draw it, not kept).
+   */
+  randomValue(src: Extract<Source, { kind: 'random' }>, feeds: readonly { readonly shape: readonly number[] }[], step = this.randomStep): HostTensor {
     const shape = src.dims.map((d) => (typeof d === 'number' ? d : feeds[d.input]!.shape[d.axis]!));
     const a = src.node.attrs as { dist: string; seed: number; salt: number; a: number; b: number };
+    if (step !== this.randomStep) return { shape, dtype: 'float32', data: drawRandom(a, randomKey(a, this.seed, step), shape) };
     const key = `${src.key}|${shape.join(',')}`;
     let d = this.draws.get(key);
     if (d === undefined) {
@@ -634,6 +644,27 @@ export class Session {
           return execute(this, compiled, exec.top, values);
         }
         const run = executeProgram(this, compiled, exec, values);
+        this.running = run.catch(() => undefined);
+        return await run;
+      } catch (e) {
+        this.dropFirstValues(fresh);
+        throw e;
+      }
+    }, compiled.who);
+  }
+
+  /**
+   * @internal k calls of a compiled function in one run of the backend (see `executeSteps`), call i drawing at
+   * step counter `firstStep + i`; undefined where the backend cannot (kernel backends), with nothing done.
+   */
+  callSteps(compiled: CompiledFunction, batches: readonly (readonly FeedValue[])[], firstStep: number): Promise<StepsOutcome | undefined> {
+    return this.exclusive(async () => {
+      this.checkAlive(compiled.who);
+      const exec = compiled.exec;
+      if (exec.kind !== 'program') return undefined;
+      const fresh = compiled.sources.flatMap((src) => (src.kind === 'variable' && !this.store.has(src.tensor) ? [src.tensor] : []));
+      try {
+        const run = executeSteps(this, compiled, exec, batches, firstStep);
         this.running = run.catch(() => undefined);
         return await run;
       } catch (e) {

@@ -4,11 +4,11 @@ import { SymflowError } from '../../graph/errors.js';
 import { isDrawn } from '../../graph/random.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
-import type { Block } from '../../schedule/plan.js';
-import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec } from '../types.js';
+import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec, type StepsProgram } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
-import { hasLowering, lowerNode } from './lower.js';
+import { checkLowerings, emitBlock } from './emit.js';
 import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
+import { stepsModel, stepsProgram } from './steps.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
@@ -110,21 +110,33 @@ export class OnnxBackend implements ProgramBackend {
       return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
     })));
     // Created once, when the function is compiled; the first call waits for it.
-    const session = ort.InferenceSession.create(bytes, {
+    const options: ort.InferenceSession.SessionOptions = {
       intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
       logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
       // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
       // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
       // the next model (heun measured 6.9× an sgd step that way).
       extra: { session: { force_spinning_stop: '1' } },
-    });
+    };
+    const session = ort.InferenceSession.create(bytes, options);
     session.catch(() => undefined);
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
+    // The k-step Loop model, made when `steps` is first asked for (one per program: its spec never changes).
+    let loop: { program: StepsProgram; session: Promise<ort.InferenceSession> } | undefined;
     return {
       exportModel,
+      steps(steps) {
+        if (loop === undefined) {
+          const looped = ort.InferenceSession.create(stepsModel(spec, steps), options);
+          looped.catch(() => undefined);
+          loop = { program: stepsProgram(steps, looped, (e) => runError(e, spec)), session: looped };
+        }
+        return loop.program;
+      },
       async dispose() {
         await (await session.catch(() => undefined))?.release();
+        await (await loop?.session.catch(() => undefined))?.release();
       },
       async run(values) {
         const s = await session.catch((e: unknown) => {
@@ -146,59 +158,6 @@ export class OnnxBackend implements ProgramBackend {
       },
     };
   }
-}
-
-/** Refuses, at compile time and in plan order, the first node the onnx backend has no lowering for. */
-function checkLowerings(block: Block): void {
-  for (const step of block.steps) {
-    if (step.kind === 'cond') step.blocks.forEach(checkLowerings);
-    else if (!hasLowering(step.node.op)) throw new SymflowError(step.node.op, `no ONNX lowering for op '${step.node.op}' (node '${step.node.name}') on backend onnx`);
-  }
-}
-
-/**
- * Lowers a planned block; a cond step becomes an ONNX `If` whose branches are the planned blocks. Values made
- * inside a branch get names of their own (a node both branches need is computed in each), outer ones keep theirs.
- */
-function emitBlock(
-  b: GraphBuilder, block: Block, spec: ProgramSpec, names: ReadonlyMap<number, string>, top: boolean, keeps: ReadonlyMap<number, number>,
-): Map<number, string> {
-  const local = new Map(names);
-  const name = (reg: number) => local.get(reg) ?? `s${reg}`;
-  const define = (reg: number) => {
-    const n = top ? `s${reg}` : b.fresh(`s${reg}`);
-    local.set(reg, n);
-    return n;
-  };
-  for (const step of block.steps) {
-    if (step.kind === 'node') {
-      const inputs = step.inputs.map(name);
-      lowerNode(b, step.node, inputs, step.node.inputs.map((id) => spec.ir.nodes[id]!), define(step.out));
-      continue;
-    }
-    const pred = name(step.pred);
-    const branches = step.blocks.map((inner, side) => {
-      const c = b.child();
-      const innerNames = emitBlock(c, inner, spec, local, false, keeps);
-      const outs = inner.results.map((reg, i) => {
-        const dtype = spec.nodeOfReg(reg).dtype;
-        // A zero-size variable is passed through: its empty value is indistinguishable from the kept marker.
-        const kept = keeps.get(step.outs[i]!) === reg && sizeOf(spec.nodeOfReg(reg).shape as number[]) > 0;
-        const src = kept ? c.constant(dtype, [0], []) : innerNames.get(reg) ?? name(reg);
-        const o = c.node('Identity', [src], {}, c.fresh(`branch${side}_${i}`));
-        return valueInfo(o, dtype);
-      });
-      return c.graph(side === 0 ? 'then' : 'else', [], outs);
-    });
-    b.nodes.push({
-      opType: 'If', input: [pred], output: step.outs.map(define),
-      attribute: [
-        { name: 'then_branch', type: 5, g: branches[0]! },
-        { name: 'else_branch', type: 5, g: branches[1]! },
-      ],
-    });
-  }
-  return local;
 }
 
 /** Names the symflow node an onnxruntime error came from (ONNX node names are `symflowName#k`). */
