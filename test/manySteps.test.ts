@@ -1,6 +1,9 @@
 import ort from 'onnxruntime-node';
-import { afterEach, describe, expect, it, vi } from 'vitest';
-import { add, adam, compile, dense, dropout, matMul, mean, placeholder, relu, Session, sgd, softmaxCrossEntropy, square, sub, variable } from '../src/index.js';
+import { describe, expect, it, vi } from 'vitest';
+import {
+  accumulate, add, adam, compile, dropout, heun, matMul, mean, nn, NonFiniteError, placeholder, relu, Session, sgd, softmaxCrossEntropy, SymflowError,
+  variable, type FeedValue, type TrainStep, type Variable,
+} from '../src/index.js';
 import { BACKENDS, bits, rng } from './helpers.js';
 
 // A small MLP with dropout: the draws of each step are keyed by the step counter, so k steps in one call must draw
@@ -27,25 +30,163 @@ function batches(k: number, rows: number, seed: number) {
   });
 }
 
+/** Steps one by one, as a user without `steps` would. */
+async function oneByOne(train: TrainStep, data: readonly (readonly FeedValue[])[], opts?: Parameters<TrainStep['step']>[1]) {
+  const out = [];
+  for (const b of data) out.push(await train.step(b, opts));
+  return out;
+}
+
+const valuesOf = async (s: Session, vs: readonly Variable[]) => (await Promise.all(vs.map((v) => s.getValue(v)))).map(bits);
+
+/** Counts onnxruntime runs while `f` runs. */
+async function countRuns<T>(f: () => Promise<T>): Promise<{ result: T; runs: number }> {
+  const spy = vi.spyOn(ort.InferenceSession.prototype, 'run');
+  try {
+    const result = await f();
+    return { result, runs: spy.mock.calls.length };
+  } finally {
+    spy.mockRestore();
+  }
+}
+
 describe.each(BACKENDS)('TrainStep.steps on %s', (backend) => {
-  it('k steps in one call equal k single steps bit for bit (adam, dropout)', async () => {
+  const m = mlp(1);
+  const compiled = async (make: () => Parameters<typeof compile>[0], opts: Partial<Parameters<typeof compile>[2]> = {}) => {
+    const s = await Session.create({ backend, seed: 3 });
+    const train = compile(make(), s, { loss: m.loss, inputs: [m.x, m.y], ...opts });
+    return { s, train, all: [...m.params, ...train.stateVariables] };
+  };
+
+  it('k steps in one call equal k single steps bit for bit (adam, dropout): one onnxruntime run on onnx', async () => {
     const data = batches(8, 5, 7);
-    const m = mlp(1);
-    const run = async (fused: boolean) => {
-      const s = await Session.create({ backend, seed: 3 });
-      const train = compile(adam({ lr: 0.01 }), s, { loss: m.loss, inputs: [m.x, m.y] });
-      const calls = vi.spyOn(ort.InferenceSession.prototype, 'run');
-      const results = fused ? await train.steps(data) : await (async () => { const out = []; for (const b of data) out.push(await train.step(b)); return out; })();
-      // On onnx the 8 steps are one onnxruntime run; elsewhere there is no runtime call to count.
-      if (backend === 'onnx') expect(calls).toHaveBeenCalledTimes(fused ? 1 : 8);
-      calls.mockRestore();
-      const values = await Promise.all([...m.params, ...train.stateVariables].map((v) => s.getValue(v)));
-      return { losses: results.map((r) => r.loss), values: values.map(bits), step: s.step, lr: results.map((r) => r.lr) };
+    const a = await compiled(() => adam({ lr: 0.01 })), b = await compiled(() => adam({ lr: 0.01 }));
+    const one = await countRuns(() => oneByOne(a.train, data));
+    const many = await countRuns(() => b.train.steps(data));
+    if (backend === 'onnx') {
+      expect(one.runs).toBe(8);
+      expect(many.runs).toBe(1);
+    }
+    expect(b.s.step).toBe(8);
+    expect(many.result.map((r) => r.loss)).toEqual(one.result.map((r) => r.loss));
+    expect(many.result.map((r) => r.lr)).toEqual(one.result.map((r) => r.lr));
+    expect(many.result.every((r) => r.runs === 1 && r.outputs.length === 0)).toBe(true);
+    // The losses move: the steps really trained.
+    expect(new Set(many.result.map((r) => r.loss)).size).toBe(8);
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    // And the next single step after them draws what it would have drawn.
+    const next = batches(1, 5, 99)[0]!;
+    expect((await b.train.step(next)).loss).toBe((await a.train.step(next)).loss);
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
+  it('accumulate (a cond in every step), a ragged last batch, extra outputs and model updates: the same as one by one', async () => {
+    const data = [...batches(5, 6, 11), ...batches(2, 3, 12)];
+    const bn = nn.batchNorm({ momentum: 0.8, name: 'bnSteps' });
+    const bnLoss = add(m.loss, mean(bn.apply(m.x)));
+    const make = async () => {
+      const s = await Session.create({ backend, seed: 5 });
+      const train = compile(accumulate(sgd({ lr: 0.1, momentum: 0.9 }), { steps: 3 }), s, {
+        loss: bnLoss, inputs: [m.x, m.y], outputs: [mean(m.x)], updates: bn.updates,
+      });
+      return { s, train, all: [...train.params, ...train.stateVariables, bn.movingMean!, bn.movingVariance!] };
     };
-    const one = await run(false), many = await run(true);
-    expect(many.step).toBe(8);
-    expect(many.losses).toEqual(one.losses);
-    expect(many.lr).toEqual(one.lr);
-    expect(many.values).toEqual(one.values);
+    const a = await make(), b = await make();
+    const one = await countRuns(() => oneByOne(a.train, data));
+    const many = await countRuns(() => b.train.steps(data));
+    // Five batches of 6 rows in one run, then the two of 3 rows in another.
+    if (backend === 'onnx') expect(many.runs).toBe(2);
+    expect(many.result.map((r) => [r.loss, r.lr, ...r.outputs.map((o) => o.data[0])])).toEqual(one.result.map((r) => [r.loss, r.lr, ...r.outputs.map((o) => o.data[0])]));
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    expect(Array.from((await b.s.getValue(bn.movingMean!)).data).some((v) => v !== 0)).toBe(true);
+    // The partial group the 7 steps left (7 = 2·3 + 1) flushes alike.
+    expect(await b.train.flush()).toBe(true);
+    expect(await a.train.flush()).toBe(true);
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
+  it('a multi-run step (heun) takes the steps one by one, with the same results', async () => {
+    const data = batches(4, 5, 21);
+    const a = await compiled(() => heun({ lr: 0.05 })), b = await compiled(() => heun({ lr: 0.05 }));
+    const one = await oneByOne(a.train, data);
+    const many = await b.train.steps(data);
+    expect(many.map((r) => [r.loss, r.runs])).toEqual(one.map((r) => [r.loss, r.runs]));
+    expect(many[0]!.runs).toBe(2);
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
+  it('atomic as a whole: a non-finite batch refuses all of them (onNonFinite error), naming the batch; skip skips only it', async () => {
+    const data = batches(5, 5, 31);
+    const bad = data.map((b) => [...b]);
+    bad[2]![0] = { shape: [5, 6], data: Float32Array.from({ length: 30 }, (_, i) => (i === 7 ? NaN : 0.5)) };
+    const a = await compiled(() => adam({ lr: 0.01 }));
+    await a.train.step(data[0]!); // not at the initial state
+    const before = await valuesOf(a.s, a.all);
+    const err = await a.train.steps(bad).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(NonFiniteError);
+    expect((err as Error).message).toMatch(/^TrainStep\.steps: batches\[2\]: .*none of the 5 steps was applied/);
+    expect(await valuesOf(a.s, a.all)).toEqual(before);
+    expect(a.s.step).toBe(1);
+    // Under 'skip' the refused step is reported and the others apply, as five single steps would.
+    const c = await compiled(() => adam({ lr: 0.01 }), { onNonFinite: 'skip' }), d = await compiled(() => adam({ lr: 0.01 }), { onNonFinite: 'skip' });
+    const one = await oneByOne(c.train, bad);
+    const many = await d.train.steps(bad);
+    expect(many.map((r) => r.skipped?.what)).toEqual([undefined, undefined, 'loss', undefined, undefined]);
+    expect(many.map((r) => r.loss)).toEqual(one.map((r) => r.loss));
+    expect(await valuesOf(d.s, d.all)).toEqual(await valuesOf(c.s, c.all));
+    expect(d.s.step).toBe(5);
+    for (const x of [a, c, d]) await x.s.dispose();
+  });
+
+  it('is one transaction: calls issued meanwhile land before or after all of its steps', async () => {
+    const data = batches(6, 5, 41);
+    const a = await compiled(() => sgd({ lr: 0.1 }));
+    const w = m.params[0]!;
+    const start = bits(await a.s.getValue(w));
+    const during = a.train.steps(data);
+    const read = a.s.getValue(w); // issued after steps: sees all six steps
+    const other = a.train.steps(data.slice(0, 2)); // a second caller: after the first
+    const [many, seen, more] = await Promise.all([during, read, other]);
+    expect(many).toHaveLength(6);
+    expect(more).toHaveLength(2);
+    const b = await compiled(() => sgd({ lr: 0.1 }));
+    await oneByOne(b.train, data);
+    expect(bits(seen)).toEqual(bits(await b.s.getValue(w)));
+    expect(bits(seen)).not.toEqual(start);
+    await oneByOne(b.train, data.slice(0, 2));
+    expect(await valuesOf(a.s, a.all)).toEqual(await valuesOf(b.s, b.all));
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
+  it('refuses bad input naming the batch, before any step runs; no batches is no step', async () => {
+    const a = await compiled(() => sgd({ lr: 0.1 }));
+    const data = batches(3, 5, 51);
+    const before = await valuesOf(a.s, a.all);
+    await expect(a.train.steps('x' as never)).rejects.toThrow(/^TrainStep\.steps: batches must be an array of batches/);
+    await expect(a.train.steps([data[0]!, [data[1]![0]!]])).rejects.toThrow(/^TrainStep\.steps: batches\[1\]: expected 2 value\(s\) \('x(_\d+)?', 'y(_\d+)?'\), got 1/);
+    await expect(a.train.steps([data[0]!, [{ shape: [5, 7], data: new Float32Array(35) }, data[1]![1]!]])).rejects.toThrow(/batches\[1\] feed 'x(_\d+)?'.*\[5,7\]/);
+    await expect(a.train.steps([data[0]!, [data[1]![0]!, { shape: [4, 3], data: new Float32Array(12) }]])).rejects.toThrow(SymflowError);
+    expect(await a.train.steps([])).toEqual([]);
+    expect(await valuesOf(a.s, a.all)).toEqual(before);
+    expect(a.s.step).toBe(0);
+    await a.s.dispose();
+  });
+
+  it('takes uploaded batches (DeviceValue) too', async () => {
+    const data = batches(4, 5, 61);
+    const a = await compiled(() => sgd({ lr: 0.1 })), b = await compiled(() => sgd({ lr: 0.1 }));
+    const up = data.map(([xs, ys]) => [b.s.upload(m.x, xs!), b.s.upload(m.y, ys!)]);
+    await oneByOne(a.train, data);
+    await b.train.steps(up);
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    for (const u of up.flat()) u.dispose();
+    await a.s.dispose();
+    await b.s.dispose();
   });
 });
