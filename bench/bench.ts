@@ -1,14 +1,14 @@
 // `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
 // Not part of `npm test`. Set STEPS (default 100), CNN_STEPS (default 20) or QUICK=1 for a short smoke run; name
 // sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, composition, ode, overhead, cnn, memory, peak, jax,
-// busy).
+// busy, steps).
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
 import {
   Session, accumulate, adam, adamw, add, chain, clipByGlobalNorm, compile, dropout, heun, nn, layers, mean, placeholder, rungeKutta, sgd,
   sparseSoftmaxCrossEntropy, tableaux, variablesOf,
-  type AnyOptimizer, type BackendName, type NonFinitePolicy, type Tensor,
+  type AnyOptimizer, type BackendName, type NonFinitePolicy, type Tensor, type TrainStep,
 } from '../src/index.js';
 import { withNeighbours } from './busy.js';
 import { startJax } from './jaxPeer.js';
@@ -54,7 +54,7 @@ function mlp(seedBase = 1, drop = 0): { x: Tensor; y: Tensor; loss: Tensor } {
   return { x, y, loss: mean(sparseSoftmaxCrossEntropy(h, y)) };
 }
 
-interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown> }
+interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown>; train: TrainStep; inputs: readonly Tensor[] }
 
 async function symflowStep(
   backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number, onNonFinite?: NonFinitePolicy, drop = 0,
@@ -71,7 +71,7 @@ async function symflowStep(
   await train.step([xv, yv]);
   const firstCallMs = performance.now() - t1;
   const step = () => train.step([xv, yv]);
-  return { ms: 0, compileMs, firstCallMs, session, step };
+  return { ms: 0, compileMs, firstCallMs, session, step, train, inputs: [x, y] };
 }
 
 async function measure(backend: BackendName, make?: () => AnyOptimizer, steps = STEPS): Promise<StepBench> {
@@ -351,7 +351,7 @@ const row = (what: string, value: string, note = '') => { rows.push([what, value
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const CORES = availableParallelism();
 // `npm run bench -- cnn dropout` runs only those sections (all without arguments).
-const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy'] as const;
+const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy', 'steps'] as const;
 const only = process.argv.slice(2);
 const unknown = only.filter((a) => !(SECTIONS as readonly string[]).includes(a));
 if (unknown.length > 0) throw new Error(`bench: unknown section(s) ${unknown.join(', ')}; the sections are ${SECTIONS.join(', ')}`);
@@ -556,10 +556,38 @@ if (want('busy')) {
   target('onnx step with one busy neighbour ≤ 1.3× quiet (best thread setting)', best <= 1.3);
 }
 
+// Issue 16 §3: k steps per call (`TrainStep.steps`: one onnxruntime run of an ONNX Loop over the stacked batches)
+// against one step per call, per step, on the MLP; alternating blocks, each the same 32 steps' work.
+let stepsPerStepMs: number | undefined;
+if (want('steps')) {
+  const ks = [1, 8, 32];
+  const b = await symflowStep('onnx');
+  const { xs, ys } = batch();
+  const x = b.session.upload(b.inputs[0]!, xs), y = b.session.upload(b.inputs[1]!, ys);
+  const work = QUICK ? 32 : 64;
+  const calls = ks.map((k) => async () => {
+    for (let i = 0; i < work; i += k) {
+      if (k === 1) await b.train.step([x, y]);
+      else await b.train.steps(Array.from({ length: k }, () => [x, y]));
+    }
+  });
+  const { ms } = await alternating(QUICK ? 2 : 10, calls, QUICK ? 2 : 5);
+  const per = ms.map((t) => t / work);
+  stepsPerStepMs = per[per.length - 1];
+  ks.forEach((k, i) => row(`MLP SGD step, ${k} step${k === 1 ? '' : 's'} per call (onnx)`, `${per[i]!.toFixed(3)} ms per step`,
+    i === 0 ? `${(MFLOP / per[i]!).toFixed(1)} GFLOP/s` : `${(per[0]! / per[i]!).toFixed(2)}× faster than one per call; ${(MFLOP / per[i]!).toFixed(1)} GFLOP/s`));
+  b.session.dispose();
+}
+
 if (want('memory')) row('memory', await leakAndRss());
 if (want('peak')) {
   const peak = await matmulPeakGflops();
   row('matmul peak (onnxruntime, 1024³, all cores)', `${peak.toFixed(0)} GFLOP/s`, mlpOnnxMs === undefined ? '' : `the onnx MLP step reaches ${((100 * MFLOP) / mlpOnnxMs / peak).toFixed(0)} % of it`);
+  // The physical limit of the MLP step: its FLOPs at that peak.
+  const limitMs = MFLOP / peak;
+  if (stepsPerStepMs !== undefined) {
+    row('  MLP step at 32 steps per call / the physical limit', `${(stepsPerStepMs / limitMs).toFixed(2)}×`, `${stepsPerStepMs.toFixed(3)} ms against ${MFLOP.toFixed(0)} MFLOP at ${peak.toFixed(0)} GFLOP/s = ${limitMs.toFixed(3)} ms`);
+  }
 }
 
 console.log(`\n| measure | value | notes |\n|---|---|---|`);

@@ -34,8 +34,20 @@ export function stepsModel(spec: ProgramSpec, steps: StepsSpec): Uint8Array {
   for (const reg of steps.stacked) body.node('Gather', [`k${reg}`, 'iter'], { axis: 0 }, `s${reg}`);
   emitBlock(body, spec.top, spec, new Map(), true, new Map());
   const condOut = body.node('Identity', ['cond_in'], {}, 'cond_out');
-  const nextOut = steps.carried.map((c, i) => body.node('Identity', [`s${c.next}`], {}, `n${i}`));
-  const scanOut = steps.scanned.map((reg, j) => body.node('Identity', [`s${reg}`], {}, `o${j}`));
+  // A value a body node makes is returned under its own name; an Identity (a copy: 0.1 ms of an MLP step for its
+  // weights) only where a value is returned twice or is not made in the body (a carried or outer value).
+  const made = new Set(body.nodes.flatMap((n) => n.output ?? []));
+  const returned = new Set<string>();
+  const out = (reg: number, alias: string) => {
+    const v = `s${reg}`;
+    if (made.has(v) && !returned.has(v)) {
+      returned.add(v);
+      return v;
+    }
+    return body.node('Identity', [v], {}, alias);
+  };
+  const nextOut = steps.carried.map((c, i) => out(c.next, `n${i}`));
+  const scanOut = steps.scanned.map((reg, j) => out(reg, `o${j}`));
   const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
   const bodyOutputs = [condOut, ...nextOut, ...scanOut];
   body.replaceNodes(dropUnreadOutputs(fuseConvBias(body.nodes, [], shapeOf), bodyOutputs));
