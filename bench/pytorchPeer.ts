@@ -7,12 +7,12 @@ import { createInterface } from 'node:readline';
 /** The peer's model: the bench MLP, or Keras' mnist_cnn (NCHW, PyTorch's own layout). */
 export type PeerModel = 'mlp' | 'cnn';
 
-const MODELS: Record<PeerModel, (batch: number) => string> = {
-  mlp: (batch) => `
-sizes=[784,256,256,10]
+const MODELS: Record<PeerModel, (batch: number, sizes: readonly number[]) => string> = {
+  mlp: (batch, sizes) => `
+sizes=${JSON.stringify(sizes)}
 layers=[torch.nn.Linear(sizes[i],sizes[i+1]) for i in range(3)]
 model=torch.nn.Sequential(layers[0],torch.nn.ReLU(),layers[1],torch.nn.ReLU(),layers[2])
-x=torch.rand(${batch},784); y=torch.arange(${batch})%10`,
+x=torch.rand(${batch},sizes[0]); y=torch.arange(${batch})%sizes[-1]`,
   cnn: (batch) => `
 N=torch.nn
 model=N.Sequential(N.Conv2d(1,32,3),N.ReLU(),N.Conv2d(32,64,3),N.ReLU(),N.MaxPool2d(2),N.Dropout(0.25),N.Flatten(),N.Linear(9216,128),N.ReLU(),N.Dropout(0.5),N.Linear(128,10))
@@ -20,11 +20,11 @@ model.train()
 x=torch.rand(${batch},1,28,28); y=torch.arange(${batch})%10`,
 };
 
-const script = (threads: number, batch: number, kind: PeerModel) => `
+const script = (threads: number, batch: number, kind: PeerModel, sizes: readonly number[]) => `
 import json, sys, time, torch
 torch.manual_seed(0)
 torch.set_num_threads(${threads})
-${MODELS[kind](batch)}
+${MODELS[kind](batch, sizes)}
 opt=torch.optim.SGD(model.parameters(),lr=0.01)
 loss_fn=torch.nn.CrossEntropyLoss()
 def step():
@@ -56,16 +56,17 @@ function python(): string | undefined {
 
 /**
  * Starts the peer with `threads` intra-op threads (OpenMP and OpenBLAS pinned to the same count), warmed up.
+ * `sizes`: the MLP's layer widths (three Linear layers, ReLU between them).
  * @returns the peer, or why there is none (no `import torch` here)
  */
-export async function startPytorch(threads: number, batch: number, kind: PeerModel = 'mlp'): Promise<PytorchPeer | { why: string }> {
+export async function startPytorch(threads: number, batch: number, kind: PeerModel = 'mlp', sizes: readonly number[] = [784, 256, 256, 10]): Promise<PytorchPeer | { why: string }> {
   const exe = python();
   if (exe === undefined) return { why: "skipped: `python3 -c 'import torch'` fails here (install python3-torch to include it)" };
   // OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE pin old OpenBLAS kernels on some machines here; unset both for the peer.
   const env: NodeJS.ProcessEnv = { ...process.env, OMP_NUM_THREADS: String(threads), OPENBLAS_NUM_THREADS: String(threads) };
   delete env['OPENBLAS_CORETYPE'];
   delete env['OPENBLAS_L2_SIZE'];
-  const child: ChildProcessWithoutNullStreams = spawn(exe, ['-c', script(threads, batch, kind)], { env });
+  const child: ChildProcessWithoutNullStreams = spawn(exe, ['-c', script(threads, batch, kind, sizes)], { env });
   child.stderr.pipe(process.stderr);
   const lines = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
   const next = async () => {
