@@ -519,14 +519,19 @@ if (want('jax')) {
   const jax = await startJax(SIZES, xs, ys, 0.01);
   const wasm = await symflowStep('wasm');
   const onnx = await symflowStep('onnx');
-  const contenders = [wasm.step, onnx.step, ...('why' in jax ? [] : [jax.step])];
+  // onnxruntime-web: the same ONNX models in WebAssembly (its threads: worker_threads, all cores).
+  const onnxWasm = await symflowStep('onnx-wasm');
+  const contenders = [wasm.step, onnx.step, onnxWasm.step, ...('why' in jax ? [] : [jax.step])];
   for (let i = 0; i < 10; i++) for (const f of contenders) await f();
-  const { ms: [wasmMs, onnxMs, jaxMs], byRound } = await alternating(STEPS, contenders);
+  const { ms: [wasmMs, onnxMs, onnxWasmMs, jaxMs], byRound } = await alternating(STEPS, contenders);
   // A slow spell of the VM (other load) slows the blocks of one round alike: the median over rounds of the ratio
   // of neighbouring blocks holds where the ratio of the medians may not.
-  const wasmOverJax = jaxMs === undefined ? undefined : median(byRound[0]!.map((w, r) => w / byRound[2]![r]!));
+  const overJax = (k: number) => (jaxMs === undefined ? undefined : median(byRound[k]!.map((w, r) => w / byRound[3]![r]!)));
+  const wasmOverJax = overJax(0);
+  const onnxWasmOverJax = overJax(2);
   wasm.session.dispose();
   onnx.session.dispose();
+  onnxWasm.session.dispose();
   row('MLP SGD step, batch 128: symflow wasm', `${wasmMs!.toFixed(2)} ms`, `${(MFLOP / wasmMs!).toFixed(1)} GFLOP/s`);
   row('  symflow onnx', `${onnxMs!.toFixed(2)} ms`, `${(MFLOP / onnxMs!).toFixed(1)} GFLOP/s, ${CORES} threads`);
   if ('why' in jax) row('  jax-js', '—', `jax-js: ${jax.why}`);
@@ -536,7 +541,10 @@ if (want('jax')) {
       `${(MFLOP / jaxMs!).toFixed(1)} GFLOP/s; ${jax.about}; onnx ${(jaxMs! / onnxMs!).toFixed(1)}× faster`);
     row('  symflow wasm step / jax-js wasm step', `${wasmOverJax!.toFixed(2)}×`, `median over 10 rounds of the ratio of neighbouring blocks; ratio of the medians ${(wasmMs! / jaxMs!).toFixed(2)}×`);
   }
-  target('wasm ≥ jax-js speed on the MLP', wasmOverJax === undefined ? true : wasmOverJax <= 1);
+  row('  symflow onnx-wasm (onnxruntime-web)', `${onnxWasmMs!.toFixed(2)} ms`, `${(MFLOP / onnxWasmMs!).toFixed(1)} GFLOP/s, ${CORES} threads`);
+  if (onnxWasmOverJax !== undefined) row('  symflow onnx-wasm step / jax-js wasm step', `${onnxWasmOverJax.toFixed(2)}×`, `ratio of the medians ${(onnxWasmMs! / jaxMs!).toFixed(2)}×`);
+  target('wasm (TF.js) ≥ jax-js speed on the MLP', wasmOverJax === undefined ? true : wasmOverJax <= 1);
+  target('onnx-wasm (the backend README recommends without a native addon) ≥ jax-js speed on the MLP', onnxWasmOverJax === undefined ? true : onnxWasmOverJax <= 1);
 }
 
 // Issue 16 §1: the onnx MLP step with 0, 1 and 2 busy neighbours (processes spinning a core each), at threads 2

@@ -228,7 +228,7 @@ describe.each(BACKENDS)('convolutions on %s, more', (backend) => {
     const y = conv2d(x, f, { padding: 'same' });
     expect(y.shape).toEqual([1, null, null, 1]);
     const run = s.run(y, [[x, feed([1, 4, 4, 1], data([16]))], [f, feed([1, 1, 1, 1], [2])]]);
-    if (backend === 'onnx') await expect(run).rejects.toThrow(/^conv2d: the onnx lowering needs the static filter's spatial size \(node 'conv2d(_\d+)?'\), got \[\?,\?,1,1\]/);
+    if (backend.startsWith('onnx')) await expect(run).rejects.toThrow(/^conv2d: the onnx lowering needs the static filter's spatial size \(node 'conv2d(_\d+)?'\), got \[\?,\?,1,1\]/);
     else expect((await run).shape).toEqual([1, 4, 4, 1]);
   });
 

@@ -2,7 +2,7 @@ import { expect } from 'vitest';
 import { type HostTensor, Session, type SessionFunction } from '../src/index.js';
 
 /** The kernel backends every suite runs on. */
-export const BACKENDS = ['cpu', 'wasm', 'onnx'] as const;
+export const BACKENDS = ['cpu', 'wasm', 'onnx', 'onnx-wasm'] as const;
 
 /** The raw bytes of a host value: bit-for-bit comparison (NaN- and −0-exact). */
 export function bits(t: HostTensor): number[] {

@@ -92,6 +92,7 @@ describe('the plan is plain data', () => {
     const node = { ...ir.nodes[ir.outputs[1]!]!, op: 'noSuchOp', name: 'mystery' };
     const plan: Block = { steps: [{ kind: 'node', inputs: [x.id], out: node.id, free: [], node }], results: [node.id], transfer: [true] };
     const spec = { ir, top: plan, nodeOfReg: (r: number) => ir.nodes[r]!, inputs: [x.id], constants: [], results: [node.id], keeps: new Map() };
-    expect(() => new OnnxBackend().compileProgram(spec)).toThrow("no ONNX lowering for op 'noSuchOp' (node 'mystery') on backend onnx");
+    const ort = (await import('onnxruntime-node')).default;
+    expect(() => new OnnxBackend({}, ort).compileProgram(spec)).toThrow("no ONNX lowering for op 'noSuchOp' (node 'mystery') on backend onnx");
   });
 });

@@ -287,8 +287,8 @@ describe.each(BACKENDS)('pooling on %s', (backend) => {
     const xp = placeholder([null, null, null, 3]);
     const opts = { size: c.size, strides: c.strides, padding: c.padding };
     const [m, gm, gmax] = await s.run([maxPool(xp, opts), gradients(sum(maxPool(xp, opts)), xp), gradients(sum(avgPool(xp, opts)), xp)], [[xp, host(c.shape, x)]]).then(
-      (r) => r, (e: unknown) => { if (backend === 'onnx') return [undefined, undefined, e]; throw e; });
-    if (backend === 'onnx') {
+      (r) => r, (e: unknown) => { if (backend.startsWith('onnx')) return [undefined, undefined, e]; throw e; });
+    if (backend.startsWith('onnx')) {
       // avgPool's gradient on onnx is a ConvTranspose sized at compile time.
       expect(String(gmax)).toMatch(/avgPoolGrad: on onnx the gradient of avgPool needs a static height and width, x is \[\?,\?,\?,3\]/);
       const [mo, go] = await s.run([maxPool(xp, opts), gradients(sum(maxPool(xp, opts)), xp)], [[xp, host(c.shape, x)]]);

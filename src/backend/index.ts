@@ -1,4 +1,6 @@
+import { availableParallelism } from 'node:os';
 import { SymflowError } from '../graph/errors.js';
+import type { OnnxRuntime } from './onnx/backend.js';
 import { type Backend, type BackendName, ONNX_LOG_LEVELS, type OnnxLogLevel } from './types.js';
 
 export type {
@@ -64,7 +66,7 @@ export function checkExecutionProviders(who: string, list: unknown): readonly On
  * `@tensorflow/tfjs-node` can be imported), else onnx (onnxruntime-node, an optional dependency), else wasm, else cpu.
  */
 export async function loadBackend(choice: BackendChoice, opts: BackendOptions = {}): Promise<Backend> {
-  const names: BackendName[] = ['tensorflow', 'onnx', 'wasm', 'cpu'];
+  const names: BackendName[] = ['tensorflow', 'onnx', 'onnx-wasm', 'wasm', 'cpu'];
   if (choice !== 'auto' && !names.includes(choice)) {
     throw new SymflowError('Session.create', `unknown backend ${JSON.stringify(choice)}; use 'auto', ${names.map((n) => `'${n}'`).join(', ')}`);
   }
@@ -91,17 +93,45 @@ export async function loadBackend(choice: BackendChoice, opts: BackendOptions = 
 }
 
 async function create(name: BackendName, opts: BackendOptions): Promise<Backend> {
-  if (name === 'onnx') {
-    const { OnnxBackend } = await import('./onnx/backend.js').catch(missingOnnxruntime);
-    return new OnnxBackend({
+  if (name === 'onnx' || name === 'onnx-wasm') {
+    const onnxOpts = {
       ...(opts.threads === undefined ? {} : { intraOpNumThreads: opts.threads }),
       ...(opts.onnxLogs === undefined ? {} : { logs: opts.onnxLogs }),
       ...(opts.executionProviders === undefined ? {} : { executionProviders: opts.executionProviders }),
-    });
+    };
+    const { OnnxBackend } = await import('./onnx/backend.js');
+    if (name === 'onnx') return new OnnxBackend(onnxOpts, runtimeOf(await import('onnxruntime-node').catch(missingOnnxruntime)), 'onnx');
+    return new OnnxBackend(onnxOpts, await loadOnnxruntimeWeb(opts.threads), 'onnx-wasm');
   }
   const { TfjsBackend } = await import('./tfjs.js');
   return new TfjsBackend(name);
 }
+
+/** A CommonJS module's exports: its namespace under Node's ESM loader, or the namespace's default under a transpiler. */
+function runtimeOf(m: unknown): OnnxRuntime {
+  const ns = m as Partial<OnnxRuntime> & { default?: OnnxRuntime };
+  return ns.InferenceSession !== undefined ? (ns as OnnxRuntime) : ns.default!;
+}
+
+// onnxruntime-web is an optional peer (139 MB of WebAssembly builds): loaded through a variable, like tfjs-node.
+const ORT_WEB = 'onnxruntime-web';
+
+/**
+ * onnxruntime-web for backend `onnx-wasm`. Its thread count is one setting of the process (`env.wasm.numThreads`),
+ * read when its WebAssembly module starts, i.e. by the first `onnx-wasm` session: later ones share that pool.
+ */
+async function loadOnnxruntimeWeb(threads: number | undefined): Promise<OnnxRuntime> {
+  let ort: OnnxRuntime & { env: { wasm: { numThreads?: number } } };
+  try {
+    ort = runtimeOf(await import(ORT_WEB)) as typeof ort;
+  } catch {
+    throw new Error("backend 'onnx-wasm' needs onnxruntime-web (an optional peer dependency): npm install onnxruntime-web");
+  }
+  if (!webStarted) ort.env.wasm.numThreads = threads ?? availableParallelism();
+  webStarted = true;
+  return ort;
+}
+let webStarted = false;
 
 // onnxruntime-node is an optional dependency: npm drops it when its install script fails (the script downloads CUDA
 // libraries from outside the npm registry), and the CPU build it ships would have worked.

@@ -4,7 +4,7 @@ import type { Block, NodeStep } from '../schedule/plan.js';
 import type { Attrs, DType, Shape } from '../graph/tensor.js';
 
 /** Names of the kernel backends a session can run on. */
-export type BackendName = 'onnx' | 'wasm' | 'cpu' | 'tensorflow';
+export type BackendName = 'onnx' | 'onnx-wasm' | 'wasm' | 'cpu' | 'tensorflow';
 
 /** Severities of onnxruntime's logger, most verbose first (its own names). */
 export const ONNX_LOG_LEVELS = ['verbose', 'info', 'warning', 'error', 'fatal'] as const;

@@ -1,5 +1,6 @@
 import { availableParallelism } from 'node:os';
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
+import type onnxProto from 'onnx-proto';
 import { SymflowError } from '../../graph/errors.js';
 import { isDrawn } from '../../graph/random.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
@@ -26,22 +27,36 @@ export interface OnnxOptions {
 }
 
 /**
- * A compiled native CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic
- * gradient, updates, and lazy `cond` as ONNX `If`) run by onnxruntime-node. Variables live in host buffers owned
- * by the session; new values come back as outputs and replace the old ones only after the run succeeded.
+ * The onnxruntime the backend runs on: onnxruntime-node (native, backend `onnx`) or onnxruntime-web (WebAssembly,
+ * backend `onnx-wasm`). Both implement onnxruntime-common's API; only these two of its classes are used.
+ */
+export interface OnnxRuntime {
+  readonly InferenceSession: typeof ort.InferenceSession;
+  readonly Tensor: typeof ort.Tensor;
+}
+
+/**
+ * A compiled CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic gradient,
+ * updates, and lazy `cond` as ONNX `If`) run by onnxruntime — native (onnxruntime-node, backend `onnx`) or
+ * WebAssembly (onnxruntime-web, backend `onnx-wasm`: the same models, for hosts where no native addon installs).
+ * Variables live in host buffers owned by the session; new values come back as outputs and replace the old ones
+ * only after the run succeeded.
  */
 export class OnnxBackend implements ProgramBackend {
   readonly kind = 'program' as const;
-  readonly name = 'onnx' as const;
   readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
   private readonly threads: number;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
   private readonly executionProviders: ort.InferenceSession.SessionOptions['executionProviders'];
 
-  constructor(opts: OnnxOptions = {}) {
+  /**
+   * @param opts threads, logs, providers @param ort the runtime (onnxruntime-node's module for `onnx`)
+   * @param name `onnx`, or `onnx-wasm` for onnxruntime-web
+   */
+  constructor(opts: OnnxOptions, private readonly ort: OnnxRuntime, readonly name: 'onnx' | 'onnx-wasm' = 'onnx') {
     this.threads = opts.intraOpNumThreads ?? availableParallelism();
     this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
-    this.executionProviders = [...(opts.executionProviders ?? ['cpu'])] as ort.InferenceSession.SessionOptions['executionProviders'];
+    this.executionProviders = [...(opts.executionProviders ?? [name === 'onnx' ? 'cpu' : 'wasm'])] as ort.InferenceSession.SessionOptions['executionProviders'];
   }
 
   async activate(): Promise<void> {}
@@ -54,7 +69,7 @@ export class OnnxBackend implements ProgramBackend {
 
   upload(value: HostTensor): DeviceTensor {
     // A copy, as the caller may write into its array later; a random draw is never written (see graph/random.ts).
-    return asDevice(new ort.Tensor(value.dtype, isDrawn(value.data) ? value.data : value.data.slice(), value.shape));
+    return asDevice(new this.ort.Tensor(value.dtype, isDrawn(value.data) ? value.data : value.data.slice(), value.shape));
   }
 
   download(t: DeviceTensor): HostTensor {
@@ -78,7 +93,7 @@ export class OnnxBackend implements ProgramBackend {
   }
 
   compileProgram(spec: ProgramSpec): GraphProgram {
-    checkLowerings(spec.top);
+    checkLowerings(spec.top, this.name);
     // Nothing to compute (every result is a source the host hands over): no model at all.
     if (spec.results.length === 0) return { run: async () => [], dispose: async () => {} };
     const b = new GraphBuilder();
@@ -118,7 +133,9 @@ export class OnnxBackend implements ProgramBackend {
       // the next model (heun measured 6.9× an sgd step that way).
       extra: { session: { force_spinning_stop: '1' } },
     };
-    const session = ort.InferenceSession.create(bytes, options);
+    const runtime = this.ort;
+    const backendName = this.name;
+    const session = runtime.InferenceSession.create(bytes, options);
     session.catch(() => undefined);
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
@@ -128,9 +145,9 @@ export class OnnxBackend implements ProgramBackend {
       exportModel,
       steps(steps) {
         if (loop === undefined) {
-          const looped = ort.InferenceSession.create(stepsModel(spec, steps), options);
+          const looped = runtime.InferenceSession.create(stepsModel(spec, steps), options);
           looped.catch(() => undefined);
-          loop = { program: stepsProgram(steps, looped, (e) => runError(e, spec)), session: looped };
+          loop = { program: stepsProgram(runtime, steps, looped, (e) => runError(e, spec, backendName, b.nodes)), session: looped };
         }
         return loop.program;
       },
@@ -148,7 +165,7 @@ export class OnnxBackend implements ProgramBackend {
         try {
           out = await s.run(feeds, outputNames);
         } catch (e) {
-          throw runError(e, spec);
+          throw runError(e, spec, backendName, b.nodes);
         }
         // A kept variable comes back empty (see `keeps`): it is unchanged.
         return outputNames.map((n, k) => {
@@ -160,13 +177,36 @@ export class OnnxBackend implements ProgramBackend {
   }
 }
 
-/** Names the symflow node an onnxruntime error came from (ONNX node names are `symflowName#k`). */
-function runError(e: unknown, spec: ProgramSpec): SymflowError {
+// ONNX ops whose kernels check their inputs' values or shapes at run time: where onnxruntime-web's message names
+// no node (it reports the failed check, not the node), the symflow node that has the only such op is the one.
+const CHECKING = new Set(['Reshape', 'Gather', 'GatherElements', 'ArgMax', 'ArgMin', 'Expand']);
+
+/**
+ * Names the symflow node an onnxruntime error came from: by the ONNX node name native onnxruntime reports
+ * (`symflowName#k`), else (onnxruntime-web) by the op its message names (`…/cpu/tensor/reshape_helper.h…`) or,
+ * failing that, the only node of the model whose op checks its inputs at run time.
+ */
+function runError(e: unknown, spec: ProgramSpec, backend: string, nodes: readonly onnxProto.onnx.INodeProto[]): SymflowError {
   const msg = e instanceof Error ? e.message : String(e);
-  const owner = /Name:'([^']*)#\d+'/.exec(msg)?.[1];
+  const ownersOf = (pick: (opType: string) => boolean) => {
+    const found = new Set<string>();
+    const visit = (ns: readonly onnxProto.onnx.INodeProto[]) => {
+      for (const n of ns) {
+        if (pick(n.opType ?? '') && n.name) found.add(n.name.replace(/#\d+$/, ''));
+        for (const a of n.attribute ?? []) if (a.g) visit(a.g.node ?? []);
+      }
+    };
+    visit(nodes);
+    return [...found];
+  };
+  const named = /Name:'([^']*)#\d+'/.exec(msg)?.[1];
+  const file = /providers\/cpu\/\w+\/([a-z_]+?)(?:_helper|_op|_impl)?\.(?:h|cc)/.exec(msg)?.[1]?.replace(/_/g, '');
+  const byFile = file === undefined ? [] : ownersOf((t) => t.toLowerCase() === file);
+  const checking = ownersOf((t) => CHECKING.has(t));
+  const owner = named ?? (byFile.length === 1 ? byFile[0] : named === undefined && byFile.length === 0 && checking.length === 1 ? checking[0] : undefined);
   const node = owner === undefined ? undefined : Object.values(spec.ir.nodes).find((n) => n.name === owner);
-  if (node === undefined) return new SymflowError('onnx', `run failed on backend onnx: ${msg}`);
+  if (node === undefined) return new SymflowError(backend, `run failed on backend ${backend}: ${msg}`);
   const shapes = node.inputs.map((id) => shapeString(spec.ir.nodes[id]!.shape)).join(', ');
   const why = node.op === 'gather' && /out of data bounds/.test(msg) ? `an index is outside [0, n) along axis ${node.attrs['axis']}; ` : '';
-  return new SymflowError(node.op, `failed at node '${node.name}' on backend onnx: ${why}${msg} (inputs ${shapes})`);
+  return new SymflowError(node.op, `failed at node '${node.name}' on backend ${backend}: ${why}${msg} (inputs ${shapes})`);
 }

@@ -7,10 +7,10 @@ import { type GraphBuilder, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
 
 /** Refuses, at compile time and in plan order, the first node the onnx backend has no lowering for. */
-export function checkLowerings(block: Block): void {
+export function checkLowerings(block: Block, backend: string): void {
   for (const step of block.steps) {
-    if (step.kind === 'cond') step.blocks.forEach(checkLowerings);
-    else if (!hasLowering(step.node.op)) throw new SymflowError(step.node.op, `no ONNX lowering for op '${step.node.op}' (node '${step.node.name}') on backend onnx`);
+    if (step.kind === 'cond') step.blocks.forEach((b) => checkLowerings(b, backend));
+    else if (!hasLowering(step.node.op)) throw new SymflowError(step.node.op, `no ONNX lowering for op '${step.node.op}' (node '${step.node.name}') on backend ${backend}`);
   }
 }
 

@@ -55,9 +55,11 @@ const lowerings: Readonly<Record<KernelOpName, Lowering | Compose>> = {
   div: (b, [x, y], n, _i, out) => {
     if (n.dtype === 'float32') { b.node('Div', [x!, y!], {}, out); return; }
     // int32 floors (ONNX truncates, and traps on x / 0): the double quotient of two int32s floors exactly; x / 0 is
-    // 0 and INT32_MIN / −1 wraps (int64 → int32 keeps the low bits), see docs/semantics.md.
+    // 0 and INT32_MIN / −1 wraps to INT32_MIN, see docs/semantics.md. The one quotient out of int32's range (2³¹)
+    // is picked out explicitly: a Cast of it saturates on onnxruntime-web and happened to wrap natively.
     const f = (v: string) => b.node('Cast', [v], { to: ELEM.float64 });
-    const q = b.node('Cast', [b.node('Cast', [b.node('Floor', [b.node('Div', [f(x!), f(y!)])])], { to: ELEM.int64 })], { to: ELEM.int32 });
+    const qd = b.node('Floor', [b.node('Div', [f(x!), f(y!)])]);
+    const q = b.node('Where', [b.node('Equal', [qd, b.scalar('float64', 2 ** 31)]), b.scalar('int32', -(2 ** 31)), b.node('Cast', [qd], { to: ELEM.int32 })]);
     b.node('Where', [b.node('Equal', [y!, b.scalar('int32', 0)]), b.scalar('int32', 0), q], {}, out);
   },
   neg: simple('Neg'), exp: simple('Exp'), log: simple('Log'), sqrt: simple('Sqrt'), abs: simple('Abs'), sign: simple('Sign'), relu: simple('Relu'),

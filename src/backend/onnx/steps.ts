@@ -2,12 +2,13 @@
 // Each call's feeds are one slice of inputs stacked along a new leading axis, the variables the calls write are
 // the Loop's carried values, and each call's results are its scan outputs. What k single runs pay k times — the
 // trip through the JS binding with every variable in and every new value out, the thread wake-ups — is paid once.
-import ort from 'onnxruntime-node';
+import type ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { SymflowError } from '../../graph/errors.js';
 import type { DeviceTensor, ProgramSpec, StepsProgram, StepsSpec } from '../types.js';
 import type { TypedArray } from '../../graph/hostValue.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
+import type { OnnxRuntime } from './backend.js';
 import { emitBlock } from './emit.js';
 import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
 
@@ -81,7 +82,7 @@ export function stepsModel(spec: ProgramSpec, steps: StepsSpec): Uint8Array {
 }
 
 /** Runs a Loop model made by `stepsModel` in `session`: inputs in the spec's order, k steps. */
-export function stepsProgram(steps: StepsSpec, session: Promise<ort.InferenceSession>, fail: (e: unknown) => SymflowError): StepsProgram {
+export function stepsProgram(runtime: OnnxRuntime, steps: StepsSpec, session: Promise<ort.InferenceSession>, fail: (e: unknown) => SymflowError): StepsProgram {
   const stackedNames = steps.stacked.map((reg) => `k${reg}`);
   const fixedNames = steps.fixed.map((reg) => `s${reg}`);
   const finals = steps.carried.map((_, i) => `final${i}`);
@@ -91,7 +92,7 @@ export function stepsProgram(steps: StepsSpec, session: Promise<ort.InferenceSes
       const s = await session.catch((e: unknown) => {
         throw new SymflowError('onnx', `onnxruntime refused the k-step model: ${e instanceof Error ? e.message : String(e)}`);
       });
-      const feeds: Record<string, ort.Tensor> = { trip: new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), []) };
+      const feeds: Record<string, ort.Tensor> = { trip: new runtime.Tensor('int64', BigInt64Array.of(BigInt(k)), []) };
       stackedNames.forEach((n, i) => (feeds[n] = asOrt(stacked[i]!)));
       fixedNames.forEach((n, i) => (feeds[n] = asOrt(fixed[i]!)));
       carried.forEach((t, i) => (feeds[`v${i}`] = asOrt(t)));
