@@ -266,7 +266,7 @@ describe.each(BACKENDS)('steps are transactions on %s', (backend) => {
 });
 
 describe('sessions of different TF.js backends do not mix', () => {
-  it('cpu and wasm sessions used at the same time each give bit-identical results to running alone', async () => {
+  it('cpu, wasm, onnx and onnx-wasm sessions used at the same time each give bit-identical results to running alone', async () => {
     const make = async (backend: 'cpu' | 'wasm') => {
       const s = await Session.create({ backend });
       const x = placeholder([null, 64], { name: 'x' });
@@ -294,20 +294,25 @@ describe('sessions of different TF.js backends do not mix', () => {
     });
     expect(wrong).toBe(0);
     // Training steps too: an sgd step on each, interleaved, equals each alone.
-    const trainOn = async (backend: 'cpu' | 'wasm' | 'onnx') => {
+    const trainOn = async (backend: 'cpu' | 'wasm' | 'onnx' | 'onnx-wasm') => {
       const s = await Session.create({ backend });
       const m = model(4);
       return { s, train: compile(sgd({ lr: 0.1, momentum: 0.9 }), s, { loss: m.loss, inputs: [m.x, m.y] }) };
     };
-    const [c1, w1, o1] = await Promise.all([trainOn('cpu'), trainOn('wasm'), trainOn('onnx')]);
-    await Promise.all(Array.from({ length: 20 }, (_, i) => [c1.train.step(data(i)), w1.train.step(data(i)), o1.train.step(data(i))]).flat());
-    for (const [backend, got] of [['cpu', c1], ['wasm', w1], ['onnx', o1]] as const) {
+    // Two onnx-wasm sessions among them: onnxruntime-web's sessions share one WebAssembly instance.
+    const [c1, w1, o1, ow1, ow2] = await Promise.all([trainOn('cpu'), trainOn('wasm'), trainOn('onnx'), trainOn('onnx-wasm'), trainOn('onnx-wasm')]);
+    // The second takes its 20 steps in calls of 5 (onnxruntime Loop runs) while the others step one at a time.
+    await Promise.all([
+      ...Array.from({ length: 20 }, (_, i) => [c1, w1, o1, ow1].map((t) => t.train.step(data(i)))).flat(),
+      ...Array.from({ length: 4 }, (_, j) => ow2.train.steps(Array.from({ length: 5 }, (_, i) => data(5 * j + i)))),
+    ]);
+    for (const [backend, got] of [['cpu', c1], ['wasm', w1], ['onnx', o1], ['onnx-wasm', ow1], ['onnx-wasm', ow2]] as const) {
       const ref = await trainOn(backend);
       for (let i = 0; i < 20; i++) await ref.train.step(data(i));
       expect(await state(got.s), backend).toEqual(await state(ref.s));
       await ref.s.dispose();
     }
-    for (const x of [cpu, wasm, c1, w1, o1]) await x.s.dispose();
+    for (const x of [cpu, wasm, c1, w1, o1, ow1, ow2]) await x.s.dispose();
   });
 });
 

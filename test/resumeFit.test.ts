@@ -93,6 +93,53 @@ describe.each(BACKENDS)('resumable fit on %s', (backend) => {
   });
 });
 
+describe.each(BACKENDS)('fit with stepsPerCall on %s', (backend) => {
+  const strip = (e: TrainEvent) => ({ ...e, ms: 0 });
+  it('gives the events and the state of one step per call, bit for bit; a save due inside a call is made at its end, and resumes exactly', async () => {
+    const one = await build(backend);
+    const reference = await record(fit(one.train, [X, Y], { ...OPTS, validation: { data: [X, Y] } }));
+    const four = await build(backend);
+    const path = join(dir, `perCall_${backend}.ckpt`);
+    // 5 batches an epoch: calls of 4 + 1 steps; the save due at step 3 waits for the end of its call (step 4).
+    const grouped = await record(fit(four.train, [X, Y], { ...OPTS, validation: { data: [X, Y] }, stepsPerCall: 4 }).pipe(checkpointEvery(3, path)));
+    expect(grouped.map(strip)).toEqual(reference.map(strip));
+    expect(await everything(four.s, four.train)).toEqual(await everything(one.s, one.train));
+    // The last save: due at step 15, the last step of the last call (5 batches an epoch: calls of steps 11–14 and 15).
+    const { meta } = decodeCheckpointFile(new Uint8Array(await readFile(path)));
+    const saved = meta?.['fit'] as { step: number; epoch: number; batch: number };
+    expect([saved.epoch, saved.batch, saved.step]).toEqual([2, 5, 15]);
+    // Resume from a save inside the run: the one due at step 3, made at step 4.
+    const early = join(dir, `perCallEarly_${backend}.ckpt`);
+    const crashed = await build(backend);
+    await record(fit(crashed.train, [X, Y], { ...OPTS, stepsPerCall: 4 }).pipe(checkpointEvery(3, early)), 4);
+    for (let i = 0; i < 200; i++) {
+      if (existsSync(early)) break;
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    await new Promise((res) => setTimeout(res, 50));
+    expect((decodeCheckpointFile(new Uint8Array(await readFile(early))).meta?.['fit'] as { step: number }).step).toBe(4);
+    await crashed.s.dispose();
+    const resumed = await build(backend);
+    await record(fit(resumed.train, [X, Y], { ...OPTS, validation: { data: [X, Y] }, resumeFrom: early, stepsPerCall: 4 }));
+    expect(await everything(resumed.s, resumed.train)).toEqual(await everything(one.s, one.train));
+    for (const x of [one, four, resumed]) await x.s.dispose();
+  });
+
+  it("under onNonFinite 'error' stops at the same batch with the same state as one step per call", async () => {
+    const bad = X.map((row, i) => (i === 21 ? [NaN, ...row.slice(1)] : row));
+    const runs = await Promise.all([1, 4].map(async (k) => {
+      const m = await build(backend);
+      const err = await record(fit(m.train, [bad, Y], { ...OPTS, shuffle: false, stepsPerCall: k })).catch((e: unknown) => e);
+      return { err: (err as Error).message, state: await everything(m.s, m.train), step: m.s.step, s: m.s };
+    }));
+    expect(runs[0]!.err).toMatch(/^fit: non-finite .* at epoch 0, batch 2/);
+    expect(runs[1]!.err).toBe(runs[0]!.err);
+    expect(runs[1]!.state).toEqual(runs[0]!.state);
+    expect(runs[1]!.step).toBe(runs[0]!.step);
+    for (const r of runs) await r.s.dispose();
+  });
+});
+
 describe('restoring before compile', () => {
   it('says what to do when the session does not know the optimizer’s variables yet', async () => {
     const path = join(dir, 'early.ckpt');

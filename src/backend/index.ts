@@ -129,9 +129,34 @@ async function loadOnnxruntimeWeb(threads: number | undefined): Promise<OnnxRunt
   }
   if (!webStarted) ort.env.wasm.numThreads = threads ?? availableParallelism();
   webStarted = true;
-  return ort;
+  return serialised(ort);
 }
 let webStarted = false;
+let queue: Promise<unknown> = Promise.resolve();
+
+/**
+ * onnxruntime-web with every session creation and run of the process in one queue: its sessions share one
+ * WebAssembly instance, and two runs in flight at once (two symflow sessions training side by side) failed with
+ * "Unexpected input data type. Actual: (((null)))".
+ */
+function serialised(ort: OnnxRuntime): OnnxRuntime {
+  const inTurn = <T>(f: () => Promise<T>): Promise<T> => {
+    const turn = queue.then(f);
+    queue = turn.catch(() => undefined);
+    return turn;
+  };
+  type Created = Awaited<ReturnType<OnnxRuntime['InferenceSession']['create']>>;
+  const create = async (...args: unknown[]): Promise<Created> => {
+    const session = await inTurn(() => (ort.InferenceSession.create as (...a: unknown[]) => Promise<Created>)(...args));
+    const run = session.run.bind(session) as (...a: unknown[]) => ReturnType<Created['run']>;
+    const release = session.release.bind(session);
+    return Object.assign(session, {
+      run: (...a: unknown[]) => inTurn(() => run(...a)),
+      release: () => inTurn(() => release()),
+    });
+  };
+  return { InferenceSession: { create } as unknown as OnnxRuntime['InferenceSession'], Tensor: ort.Tensor };
+}
 
 // onnxruntime-node is an optional dependency: npm drops it when its install script fails (the script downloads CUDA
 // libraries from outside the npm registry), and the CPU build it ships would have worked.

@@ -3,6 +3,7 @@ import { Observable } from 'rxjs';
 import { SymflowError } from '../graph/errors.js';
 import type { Tensor } from '../graph/tensor.js';
 import type { StepResult, TrainStep } from '../optimizers/compile.js';
+import { NonFiniteError } from '../optimizers/nonFinite.js';
 import type { Session, SessionFunction } from '../session/session.js';
 import {
   type Batch, batchReader, type Column, type DataSource, epochOrder, inMemoryBatches, type PreparedColumn, prepareColumns,
@@ -109,6 +110,17 @@ export interface FitProgress {
 
 export const EVENT_PROGRESS: unique symbol = Symbol('symflow.progress');
 
+/**
+ * Marks a step event that is not the last of its call under `stepsPerCall`: the session already holds the state
+ * after later steps, so nothing must be saved as the state after it (`checkpointEvery` waits for the call's end).
+ */
+export const EVENT_AHEAD: unique symbol = Symbol('symflow.ahead');
+
+/** Whether the session is past this event (an event inside a call of several steps, not its last). */
+export function isAhead(e: TrainEvent): boolean {
+  return (e as unknown as Record<symbol, boolean | undefined>)[EVENT_AHEAD] === true;
+}
+
 /** The fit's progress after an event (in-memory data only), or undefined. */
 export function progressOf(e: TrainEvent): FitProgress | undefined {
   return (e as unknown as Record<symbol, FitProgress | undefined>)[EVENT_PROGRESS];
@@ -159,6 +171,13 @@ export interface FitOptions {
    * batchSize, shuffle, seed, dropRemainder and the row count must be the saved ones.
    */
   resumeFrom?: string | FitProgress;
+  /**
+   * Steps per call of the train step (default 1): up to this many batches go to `TrainStep.steps` at once — on onnx
+   * one onnxruntime run for all of them. The same steps, values and events as one at a time; the step events of a
+   * call are emitted when the call is done, and `checkpointEvery` saves at the end of a call (where the state is
+   * the state after an event). Unsubscribing stops after the call in progress.
+   */
+  stepsPerCall?: number;
 }
 
 /**
@@ -185,6 +204,7 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
   const shuffle = opts.shuffle ?? true;
   const seed = opts.seed ?? 0;
   const dropRemainder = opts.dropRemainder ?? false;
+  const stepsPerCall = positiveInt('stepsPerCall', opts.stepsPerCall ?? 1);
   if (opts.resumeFrom !== undefined && columns === undefined) throw new SymflowError('fit', 'resumeFrom needs in-memory data (columns): a data source is positioned by whoever owns it');
   // The settings the batches depend on, checked against a saved progress before resuming.
   const settings = { rows: columns?.[0]!.rows ?? 0, batchSize, shuffle, seed, dropRemainder };
@@ -198,8 +218,9 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
       subscriber.next(e);
     };
     const progress = (epoch: number, batch: number, step: number, lossSum: number, lossCount: number): FitProgress => ({ epoch, batch, step, lossSum, lossCount, ...settings });
-    const emitAt = (e: TrainEvent, p: FitProgress | undefined) => {
-      if (p !== undefined) Object.defineProperty(e, EVENT_PROGRESS, { value: p, enumerable: false });
+    const emitAt = (e: TrainEvent, p: FitProgress | undefined, ahead = false) => {
+      if (ahead) Object.defineProperty(e, EVENT_AHEAD, { value: true, enumerable: false });
+      else if (p !== undefined) Object.defineProperty(e, EVENT_PROGRESS, { value: p, enumerable: false });
       emit(e);
     };
     const loop = async () => {
@@ -217,25 +238,35 @@ export function fit(trainStep: TrainStep, data: DataSource, opts: FitOptions = {
         let count = resumed ? from.lossCount : 0;
         let batch = first;
         try {
-          for (;;) {
+          for (let ended = false; !ended;) {
             if (stopped) return;
-            const next = await reader.next();
-            if (next.done || stopped) break;
-            const result = await guardedStep(trainStep, next.value);
-            const why = result.skipped;
-            if (why !== undefined || !Number.isFinite(result.loss)) {
-              if (onNonFinite === 'error') {
-                const what = why === undefined || why.what === 'loss' ? `loss ${result.loss}` : why.what === 'gradient' ? `gradient of '${why.variable}'` : `new value of ${why.variable === undefined ? 'a variable' : `'${why.variable}'`}`;
-                throw new SymflowError('fit', `non-finite ${what} at epoch ${epoch}, batch ${batch}; the step was undone, nothing of it applied (pass onNonFinite: 'skip' to skip such steps)`);
-              }
-              emitAt({ type: 'skipped', epoch, step, batch, loss: result.loss, ...(why ? { reason: why.what, ...(why.variable === undefined ? {} : { variable: why.variable }) } : { reason: 'loss' as const }) }, columns && progress(epoch, batch + 1, step + 1, total, count));
-            } else {
-              total += result.loss;
-              count++;
-              emitAt(stepEvent(epoch, step, batch, result), columns && progress(epoch, batch + 1, step + 1, total, count));
+            // Up to stepsPerCall batches, as the reader gives them.
+            const group: Batch[] = [];
+            while (group.length < stepsPerCall) {
+              const next = await reader.next();
+              if (next.done) { ended = true; break; }
+              if (stopped) return;
+              group.push(next.value);
             }
-            step++;
-            batch++;
+            if (stopped) return;
+            const results = await guardedSteps(trainStep, group, onNonFinite);
+            for (const [i, result] of results.entries()) {
+              const ahead = i < results.length - 1;
+              const why = result.skipped;
+              if (why !== undefined || !Number.isFinite(result.loss)) {
+                if (onNonFinite === 'error') {
+                  const what = why === undefined || why.what === 'loss' ? `loss ${result.loss}` : why.what === 'gradient' ? `gradient of '${why.variable}'` : `new value of ${why.variable === undefined ? 'a variable' : `'${why.variable}'`}`;
+                  throw new SymflowError('fit', `non-finite ${what} at epoch ${epoch}, batch ${batch}; the step was undone, nothing of it applied (pass onNonFinite: 'skip' to skip such steps)`);
+                }
+                emitAt({ type: 'skipped', epoch, step, batch, loss: result.loss, ...(why ? { reason: why.what, ...(why.variable === undefined ? {} : { variable: why.variable }) } : { reason: 'loss' as const }) }, columns && progress(epoch, batch + 1, step + 1, total, count), ahead);
+              } else {
+                total += result.loss;
+                count++;
+                emitAt(stepEvent(epoch, step, batch, result), columns && progress(epoch, batch + 1, step + 1, total, count), ahead);
+              }
+              step++;
+              batch++;
+            }
             await yieldToEventLoop();
           }
         } finally {
@@ -287,6 +318,31 @@ async function guardedStep(trainStep: TrainStep, batch: Batch): Promise<Timed> {
   const t = performance.now();
   const result = await trainStep.step(batch, { onNonFinite: 'skip' });
   return { ...result, ms: performance.now() - t };
+}
+
+/**
+ * Runs a group of steps in one call; each step event gets an equal share of its time. Under fit's 'error' a
+ * refused step must stop the fit there, with the steps before it applied and none after: a call that refuses one
+ * (and so applied nothing) is taken again one step at a time, up to the refused one.
+ */
+async function guardedSteps(trainStep: TrainStep, group: readonly Batch[], onNonFinite: 'error' | 'skip'): Promise<Timed[]> {
+  if (group.length === 0) return [];
+  if (group.length === 1) return [await guardedStep(trainStep, group[0]!)];
+  const t = performance.now();
+  try {
+    const results = await trainStep.steps(group, { onNonFinite });
+    const ms = (performance.now() - t) / group.length;
+    return results.map((r) => ({ ...r, ms }));
+  } catch (e) {
+    if (!(e instanceof NonFiniteError) || onNonFinite !== 'error') throw e;
+    const out: Timed[] = [];
+    for (const batch of group) {
+      const r = await guardedStep(trainStep, batch);
+      out.push(r);
+      if (r.skipped !== undefined || !Number.isFinite(r.loss)) break;
+    }
+    return out;
+  }
 }
 
 function stepEvent(epoch: number, step: number, batch: number, r: Timed): StepEvent {

@@ -1,11 +1,12 @@
 import { Observable, type MonoTypeOperatorFunction } from 'rxjs';
 import { SymflowError } from '../../graph/errors.js';
 import type { Session } from '../../session/session.js';
-import { progressOf, sessionOf, type TrainEvent } from '../fit.js';
+import { isAhead, progressOf, sessionOf, type TrainEvent } from '../fit.js';
 
 /**
  * Saves a checkpoint every `n` steps (and passes every event through). The values are read at the step boundary,
- * before the next step starts; the file is written atomically afterwards. The stream completes only after the
+ * before the next step starts; the file is written atomically afterwards. Under fit's `stepsPerCall`, a save due
+ * inside a call is made at the call's last step (the first boundary where the state is that after an event). The stream completes only after the
  * last save is on disk, and a failed save errors the stream.
  * ```ts
  * fit(train, data, { epochs: 10 }).pipe(checkpointEvery(500, 'run/ckpt.bin'));
@@ -19,6 +20,8 @@ export function checkpointEvery(n: number, path: string, session?: Session): Mon
   if (typeof path !== 'string' || path.length === 0) throw new SymflowError('checkpointEvery', 'path must be a non-empty string');
   return (source) => new Observable<TrainEvent>((subscriber) => {
     let steps = 0;
+    // A save due at a step inside a call of several steps (fit's stepsPerCall) waits for the call's last event.
+    let due = false;
     let saving: Promise<void> = Promise.resolve();
     let failed = false;
     const fail = (e: unknown) => {
@@ -28,7 +31,9 @@ export function checkpointEvery(n: number, path: string, session?: Session): Mon
     return source.subscribe({
       next: (e) => {
         subscriber.next(e);
-        if (e.type !== 'step' || ++steps % n !== 0) return;
+        if (e.type === 'step' && ++steps % n === 0) due = true;
+        if (!due || e.type === 'epoch' || isAhead(e)) return;
+        due = false;
         const s = session ?? sessionOf(e);
         if (s === undefined) {
           fail(new SymflowError('checkpointEvery', 'events do not come from fit; pass the session'));
