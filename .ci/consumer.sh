@@ -4,7 +4,8 @@
 #   1. plain `npm install <tarball>` must succeed; onnxruntime-node is an optional dependency, so npm drops it
 #      where its install script cannot download its CUDA libraries; `auto` must then run on wasm;
 #   2. `ONNXRUNTIME_NODE_INSTALL=skip npm install` (the README's line) must bring the onnx backend;
-#   3. a heun step (two runs, and fused) on onnx and on wasm must give the step worked out by hand.
+#   3. a heun step (two runs, and fused) on onnx and on wasm must give the step worked out by hand;
+#   4. backend onnx-wasm says it needs onnxruntime-web, and after `npm install onnxruntime-web` gives the same step.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 repo=$PWD
@@ -34,4 +35,10 @@ echo "consumer test: ONNXRUNTIME_NODE_INSTALL=skip npm install"
 ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error || fail "npm install with ONNXRUNTIME_NODE_INSTALL=skip failed"
 [ -d node_modules/onnxruntime-node ] || fail "onnxruntime-node is still missing"
 node heun.mjs onnx wasm auto || fail "heun step on onnx and wasm"
-echo "consumer test: PASS (packed, installed into an empty project without any .npmrc, heun steps right on onnx and wasm)"
+# The optional peer onnxruntime-web brings backend onnx-wasm (the same ONNX models in WebAssembly).
+refused=$(node -e "import('symflow').then(({ Session }) => Session.create({ backend: 'onnx-wasm' })).then(() => console.log('created'), (e) => console.log(e.message))")
+echo "$refused" | grep -q "needs onnxruntime-web" || fail "backend onnx-wasm without onnxruntime-web: $refused"
+echo "consumer test: npm install onnxruntime-web (the optional peer of backend onnx-wasm)"
+ONNXRUNTIME_NODE_INSTALL=skip npm install --no-audit --no-fund --loglevel=error onnxruntime-web@^1.30.0 || fail "npm install onnxruntime-web failed"
+node heun.mjs onnx-wasm || fail "heun step on onnx-wasm"
+echo "consumer test: PASS (packed, installed into an empty project without any .npmrc, heun steps right on onnx, onnx-wasm and wasm)"
