@@ -8,7 +8,7 @@ import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec, type StepsProgram } from '../types.js';
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { checkLowerings, emitBlock } from './emit.js';
-import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
+import { dropUnreadOutputs, fuseConvBias, renameValues } from './peephole.js';
 import { stepsModel, stepsProgram } from './steps.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
@@ -106,13 +106,13 @@ export class OnnxBackend implements ProgramBackend {
     // an empty tensor instead of a copy of it.
     const keepsByReg = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
     emitBlock(b, spec.top, spec, new Map(), true, keepsByReg);
-    const outputs = spec.results.map((reg, k) => {
-      b.node('Identity', [name(reg)], {}, `out${k}`);
-      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype);
-    });
+    const outputs = spec.results.map((reg, k) => valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype));
     // Top-level values are named s<register>: their symflow shapes are known.
     const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
-    b.replaceNodes(dropUnreadOutputs(fuseConvBias(b.nodes, [], shapeOf), outputs.map((o) => o.name!)));
+    // Every result is made by a node of the top graph (sources are handed over on the host), once each: the node
+    // that makes it names its output out<k>, with no copy.
+    const resultNames = new Map(spec.results.map((reg, k) => [name(reg), `out${k}`]));
+    b.replaceNodes(renameValues(dropUnreadOutputs(fuseConvBias(b.nodes, [], shapeOf), [...resultNames.keys()]), resultNames));
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));

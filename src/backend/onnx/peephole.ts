@@ -98,3 +98,25 @@ export function dropUnreadOutputs(nodes: INodeProto[], outputs: readonly string[
   }
   return nodes;
 }
+
+/**
+ * Renames values wherever they are made or read (subgraphs included): a graph output takes the name of the value
+ * it returns instead of an `Identity` copy of it (0.1 ms of an MLP step for its weights, ~1 ms of the mnist_cnn
+ * step for its 9216×128 kernel). Names are unique in a model, so a plain substitution is exact.
+ */
+export function renameValues(nodes: INodeProto[], names: ReadonlyMap<string, string>): INodeProto[] {
+  const to = (v: string) => names.get(v) ?? v;
+  const visit = (ns: readonly INodeProto[]) => {
+    for (const n of ns) {
+      n.input = (n.input ?? []).map(to);
+      n.output = (n.output ?? []).map(to);
+      for (const a of n.attribute ?? []) {
+        if (!a.g) continue;
+        visit(a.g.node ?? []);
+        for (const o of a.g.output ?? []) o.name = to(o.name ?? '');
+      }
+    }
+  };
+  visit(nodes);
+  return nodes;
+}
