@@ -179,6 +179,60 @@ describe('exportOnnx', () => {
     await c.dispose();
   });
 
+  it('the k-step model (steps: true) run by a fresh onnxruntime session equals train.steps bit for bit, and five single steps', async () => {
+    const k = 5;
+    const batches = Array.from({ length: k }, (_, i) => [xs.map((r) => r.map((v) => v * (1 + i / 10))), ys]);
+    const m = await mlp();
+    // One graph, two sessions: the same variables in both.
+    const run = async (s: Session) => {
+      const train = compile(adam({ lr: 0.01 }), s, { loss: m.loss, inputs: [m.x, m.y] });
+      await train.step([xs, ys]);
+      return { s, train };
+    };
+    const a = await run(m.s);
+    const path = join(dir, 'steps.onnx');
+    const car = await exportOnnx(a.train, path, { steps: true });
+    expect(car.format).toBe('symflow-onnx-steps/1');
+    expect(JSON.parse(readFileSync(`${path}.json`, 'utf8'))).toEqual(car);
+    expect(car.inputs[0]).toEqual({ name: 'trip', kind: 'steps', dtype: 'int64' });
+    // Feed the stacked batches and the state, as the sidecar says.
+    const byName = new Map(a.s.variables.map((v) => [v.name, v]));
+    const feeds: Record<string, ort.Tensor> = {};
+    for (const inp of car.inputs) {
+      if (inp.kind === 'steps') feeds[inp.name] = new ort.Tensor('int64', BigInt64Array.of(BigInt(k)), []);
+      else if (inp.kind === 'batch') {
+        const col = batches.map((b) => b[inp.index]!.flat() as number[]).flat();
+        feeds[inp.name] = inp.dtype === 'int32' ? new ort.Tensor('int32', Int32Array.from(col), [k, 4]) : new ort.Tensor('float32', Float32Array.from(col), [k, 4, 3]);
+      } else if (inp.kind === 'variable') {
+        const v = await a.s.getValue(byName.get(inp.variable)!);
+        feeds[inp.name] = new ort.Tensor(v.dtype, v.data, v.shape);
+      } else throw new Error(`unexpected input ${inp.name}`);
+    }
+    const model = await ort.InferenceSession.create(readFileSync(path), { intraOpNumThreads: 1, interOpNumThreads: 1 });
+    const out = await model.run(feeds);
+    await model.release();
+    const guard = out[car.guard!.output]!;
+    expect(Array.from(guard.data as Uint8Array)).toEqual([1, 1, 1, 1, 1]);
+    // symflow's own steps from the same state, and five single steps.
+    const results = await a.train.steps(batches);
+    const b = await run(await Session.create({ backend: 'onnx', threads: 1 }));
+    for (const batch of batches) await b.train.step(batch);
+    const losses = out[(car.functionOutputs[0]!.from as { output: string }).output]!;
+    expect(Array.from(losses.data as Float32Array)).toEqual(results.map((r) => r.loss));
+    // b's optimizer state is its own (a second compile makes its own slots): matched by position.
+    const aVars = [...a.train.params, ...a.train.stateVariables], bVars = [...b.train.params, ...b.train.stateVariables];
+    for (const u of car.updates) {
+      const v = byName.get(u.variable)!;
+      const w = bVars[aVars.indexOf(v)]!;
+      const exported = hex(out[(u.from as { output: string }).output]!);
+      expect(exported, u.variable).toBe(hex(await a.s.getValue(v)));
+      expect(exported, u.variable).toBe(hex(await b.s.getValue(w)));
+    }
+    await expect(exportOnnx(a.train, path, { steps: 'yes' as never })).rejects.toThrow(/^exportOnnx: opts\.steps must be a boolean, got string/);
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
   // The ONNX checker, when python3 has the onnx module (Debian's python3-onnx is not installed on every host).
   const python = ['/usr/bin/python3', 'python3'].find((p) => {
     try {
@@ -199,9 +253,13 @@ describe('exportOnnx', () => {
     const withIf = await condFunction();
     const condPath = join(dir, 'checkedCond.onnx');
     await exportOnnx(withIf.f, condPath);
-    for (const p of [path, condPath]) {
+    // The k-step model: a Loop whose body holds the step (and its Ifs).
+    const stepsPath = join(dir, 'checkedSteps.onnx');
+    await exportOnnx(train, stepsPath, { steps: true });
+    for (const p of [path, condPath, stepsPath]) {
       const out = execFileSync(python!, ['-c', 'import onnx, sys; m = onnx.load(sys.argv[1]); onnx.checker.check_model(m, full_check=True); print(sorted({n.op_type for n in m.graph.node}))', p], { encoding: 'utf8' });
-      expect(out).toMatch(/MatMul|Gemm/);
+      if (p === stepsPath) expect(out).toContain("'Loop'");
+      else expect(out).toMatch(/MatMul|Gemm/);
       if (p === condPath) expect(out).toContain("'If'");
     }
     await s.dispose();

@@ -136,5 +136,7 @@ export interface StepsSpec {
 
 /** A compiled `StepsSpec`: inputs in the spec's order; the carried values after the k-th call and the stacked results. */
 export interface StepsProgram {
+  /** @internal The serialized Loop model, for `exportOnnx(…, { steps: true })`. */
+  readonly exportModel?: () => Uint8Array;
   run(stacked: readonly DeviceTensor[], fixed: readonly DeviceTensor[], carried: readonly DeviceTensor[], k: number): Promise<{ carried: DeviceTensor[]; scanned: DeviceTensor[] }>;
 }

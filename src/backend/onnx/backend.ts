@@ -145,9 +145,10 @@ export class OnnxBackend implements ProgramBackend {
       exportModel,
       steps(steps) {
         if (loop === undefined) {
-          const looped = runtime.InferenceSession.create(stepsModel(spec, steps), options);
+          const model = stepsModel(spec, steps);
+          const looped = runtime.InferenceSession.create(model, options);
           looped.catch(() => undefined);
-          loop = { program: stepsProgram(runtime, steps, looped, (e) => runError(e, spec, backendName, b.nodes)), session: looped };
+          loop = { program: { ...stepsProgram(runtime, steps, looped, (e) => runError(e, spec, backendName, b.nodes)), exportModel: () => model }, session: looped };
         }
         return loop.program;
       },

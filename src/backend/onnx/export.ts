@@ -13,8 +13,21 @@ export type { OnnxExecutionProvider, OnnxExecutionProviderOptions } from '../ind
 
 const WHO = 'exportOnnx';
 
-/** A model input of an exported step, and what the caller feeds to it: a batch value, a variable's value, or a random draw. */
-export type OnnxExportInput = OnnxBatchInput | OnnxVariableInput | OnnxRandomInput;
+/**
+ * A model input of an exported step, and what the caller feeds to it: a batch value, a variable's value, a random
+ * draw, or (a k-step model) the number of steps.
+ */
+export type OnnxExportInput = OnnxBatchInput | OnnxVariableInput | OnnxRandomInput | OnnxTripInput;
+
+/** The number of steps a k-step model takes (an int64 scalar): batches and draws are fed stacked, k along axis 0. */
+export interface OnnxTripInput {
+  /** The model input's name. */
+  readonly name: string;
+  /** Tells the input kinds apart. */
+  readonly kind: 'steps';
+  /** Always int64. */
+  readonly dtype: 'int64';
+}
 
 /** A batch value: the function's `index`-th input (the step's `index`-th value). */
 export interface OnnxBatchInput {
@@ -139,10 +152,16 @@ export interface OnnxExportUpdate {
   readonly from: OnnxExportSource;
 }
 
-/** The JSON sidecar `exportOnnx` writes next to the model (`path + '.json'`). */
+/**
+ * The JSON sidecar `exportOnnx` writes next to the model (`path + '.json'`). A k-step model
+ * (`'symflow-onnx-steps/1'`, `exportOnnx(step, path, { steps: true })`) takes the number of steps k (the `steps`
+ * input), every batch value and random draw stacked along a new axis 0 (shape `[k, …]`, step i's value at index
+ * i), and the variables' values before the first step; it returns each function output stacked the same way and
+ * each variable's value after the k-th step — to assign only when every step's guard is true.
+ */
 export interface OnnxExportSidecar {
-  /** This layout's name and version. */
-  readonly format: 'symflow-onnx-step/1';
+  /** This layout's name and version: one step per run, or k steps per run. */
+  readonly format: 'symflow-onnx-step/1' | 'symflow-onnx-steps/1';
   /** The model file's name (same directory). */
   readonly model: string;
   /** Every model input, in the model's order: all must be fed. */
@@ -233,6 +252,38 @@ function sidecarOf(compiled: CompiledFunction, model: string): OnnxExportSidecar
   };
 }
 
+/** The sidecar of the k-step model (see `OnnxExportSidecar`): its inputs and outputs are named as steps.ts names them. */
+function stepsSidecarOf(compiled: CompiledFunction, model: string): OnnxExportSidecar {
+  const one = sidecarOf(compiled, model);
+  const exec = compiled.exec as Extract<CompiledFunction['exec'], { kind: 'program' }>;
+  if (exec.program.steps === undefined) throw new SymflowError(WHO, `${compiled.who}: the backend has no k-step form`);
+  const spec = exec.steps;
+  const byName = new Map(one.inputs.map((i) => [i.name, i]));
+  const stacked = (reg: number): OnnxExportInput => {
+    const i = byName.get(`s${reg}`)! as OnnxBatchInput | OnnxRandomInput;
+    return i.kind === 'batch' ? { ...i, name: `k${reg}`, shape: [null, ...i.shape] } : { ...i, name: `k${reg}` };
+  };
+  const inputs: OnnxExportInput[] = [
+    { name: 'trip', kind: 'steps', dtype: 'int64' },
+    ...spec.stacked.map(stacked),
+    ...spec.fixed.map((reg) => byName.get(`s${reg}`)!),
+    ...compiled.updates.map(({ variable }, i) => ({ name: `v${i}`, kind: 'variable' as const, variable: variable.name, dtype: variable.dtype, shape: [...variable.shape] })),
+  ];
+  const scans = spec.scanned.map((_, j) => `scan${j}`);
+  return {
+    format: 'symflow-onnx-steps/1',
+    model,
+    inputs,
+    outputs: [
+      ...compiled.updates.map(({ variable }, i) => ({ name: `final${i}`, dtype: variable.dtype })),
+      ...compiled.outputs.map((t, j) => ({ name: scans[j]!, dtype: t.dtype })),
+    ],
+    functionOutputs: one.functionOutputs.map((o) => ({ ...o, from: { output: scans[o.index]! } })),
+    updates: one.updates.map((u, i) => ({ ...u, from: { output: `final${i}` } })),
+    ...(one.guard === undefined ? {} : { guard: { index: one.guard.index, output: scans[one.guard.index]! } }),
+  };
+}
+
 /**
  * Writes a compiled step as a standalone ONNX model to `path` — the very model the onnx backend runs — and a JSON
  * sidecar (`path + '.json'`, an `OnnxExportSidecar`) naming every model input (batch values by index and tensor,
@@ -249,14 +300,27 @@ function sidecarOf(compiled: CompiledFunction, model: string): OnnxExportSidecar
  * @param target the function or step @param path where the model goes (the sidecar goes to `path + '.json'`)
  * @returns the sidecar it wrote
  */
-export async function exportOnnx(target: SessionFunction | TrainStep, path: string): Promise<OnnxExportSidecar> {
+export async function exportOnnx(target: SessionFunction | TrainStep, path: string, opts: {
+  /** Export the k-step model (an ONNX `Loop` over stacked batches, what `TrainStep.steps` runs) instead of one step. */
+  steps?: boolean;
+} = {}): Promise<OnnxExportSidecar> {
   if (typeof path !== 'string' || path.length === 0) throw new SymflowError(WHO, `path must be a non-empty string, got ${typeof path}`);
+  if (opts === null || typeof opts !== 'object' || (opts.steps !== undefined && typeof opts.steps !== 'boolean')) {
+    throw new SymflowError(WHO, `opts.steps must be a boolean, got ${opts === null || typeof opts !== 'object' ? String(opts) : typeof opts.steps}`);
+  }
   const fn = functionOf(target);
   const compiled = (fn as unknown as { [COMPILED_FUNCTION]: CompiledFunction })[COMPILED_FUNCTION];
   const exec = compiled.exec;
   // The onnx backend compiles no model for a function that computes nothing.
   if (exec.kind === 'program' && exec.program.exportModel === undefined && exec.results.length === 0) {
     throw new SymflowError(WHO, `${compiled.who}: the function computes nothing (every output and new value is a fed value or a variable), so there is no model to export`);
+  }
+  if (opts.steps === true) {
+    const sidecar = stepsSidecarOf(compiled, basename(path));
+    const program = (exec as Extract<CompiledFunction['exec'], { kind: 'program' }>).program.steps!((exec as Extract<CompiledFunction['exec'], { kind: 'program' }>).steps);
+    await writeFile(path, program.exportModel!());
+    await writeFile(`${path}.json`, `${JSON.stringify(sidecar, null, 2)}\n`);
+    return sidecar;
   }
   const sidecar = sidecarOf(compiled, basename(path));
   await writeFile(path, (exec as { program: { exportModel: () => Uint8Array } }).program.exportModel());

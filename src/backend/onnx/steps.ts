@@ -60,7 +60,7 @@ export function stepsModel(spec: ProgramSpec, steps: StepsSpec): Uint8Array {
   ], [
     valueInfo(condOut, 'bool', []),
     ...steps.carried.map((c, i) => valueInfo(nextOut[i]!, c.dtype, unknownZero(c.shape))),
-    ...steps.scanned.map((reg, j) => valueInfo(scanOut[j]!, dtypeOf(reg))),
+    ...steps.scanned.map((reg, j) => valueInfo(scanOut[j]!, dtypeOf(reg), unknownZero(spec.nodeOfReg(reg).shape))),
   ]);
   const finals = steps.carried.map((_, i) => `final${i}`);
   const scans = steps.scanned.map((_, j) => `scan${j}`);
@@ -74,9 +74,10 @@ export function stepsModel(spec: ProgramSpec, steps: StepsSpec): Uint8Array {
     ...steps.fixed.map((reg) => valueInfo(`s${reg}`, dtypeOf(reg), unknownZero(spec.nodeOfReg(reg).shape))),
     ...steps.carried.map((c, i) => valueInfo(`v${i}`, c.dtype, unknownZero(c.shape))),
   ];
+  // Shapes declared (the ONNX checker wants them on a graph's outputs; k and unknown dimensions left open).
   const outputs = [
-    ...steps.carried.map((c, i) => valueInfo(finals[i]!, c.dtype)),
-    ...steps.scanned.map((reg, j) => valueInfo(scans[j]!, dtypeOf(reg))),
+    ...steps.carried.map((c, i) => valueInfo(finals[i]!, c.dtype, unknownZero(c.shape))),
+    ...steps.scanned.map((reg, j) => valueInfo(scans[j]!, dtypeOf(reg), [null, ...unknownZero(spec.nodeOfReg(reg).shape)])),
   ];
   return encodeModel(root.graph('symflow_steps', inputs, outputs));
 }
