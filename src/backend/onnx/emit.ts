@@ -38,11 +38,19 @@ export function emitBlock(
     const branches = step.blocks.map((inner, side) => {
       const c = b.child();
       const innerNames = emitBlock(c, inner, spec, local, false, keeps);
+      // A value a node of the branch makes is returned under its own name; an Identity (a copy: 5 % of an
+      // accumulate-only MLP step for its accumulators) only for an outer value, a kept marker, or a second return.
+      const made = new Set(c.nodes.flatMap((n) => n.output ?? []));
+      const returned = new Set<string>();
       const outs = inner.results.map((reg, i) => {
         const dtype = spec.nodeOfReg(reg).dtype;
         // A zero-size variable is passed through: its empty value is indistinguishable from the kept marker.
         const kept = keeps.get(step.outs[i]!) === reg && sizeOf(spec.nodeOfReg(reg).shape as number[]) > 0;
         const src = kept ? c.constant(dtype, [0], []) : innerNames.get(reg) ?? name(reg);
+        if (!kept && made.has(src) && !returned.has(src)) {
+          returned.add(src);
+          return valueInfo(src, dtype);
+        }
         const o = c.node('Identity', [src], {}, c.fresh(`branch${side}_${i}`));
         return valueInfo(o, dtype);
       });
