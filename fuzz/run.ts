@@ -1,11 +1,11 @@
 // Differential fuzzer: random symflow graphs, forward values and symbolic gradients on each backend, against eager
 // TF.js (cpu) and tf.grads.
 //
-//   npx tsx fuzz/run.ts --seed 1 --count 10000 --backends cpu,wasm,onnx
+//   npx tsx fuzz/run.ts --seed 1 --count 10000 --backends cpu,wasm,onnx,onnx-wasm
 //   npx tsx fuzz/run.ts --seed 1 --only 4711          # one graph, its recipe printed (to replay a mismatch)
 //
 // Options (or environment variables): --seed S (FUZZ_SEED, default 1), --count N (FUZZ_COUNT, default 1000),
-// --start I (FUZZ_START, first graph index, default 0), --backends list (FUZZ_BACKENDS, default cpu,wasm,onnx),
+// --start I (FUZZ_START, first graph index, default 0), --backends list (FUZZ_BACKENDS, default cpu,wasm,onnx,onnx-wasm),
 // --only I (one graph, verbose), --rtol R, --atol A, --max-print K (mismatches printed in full, default 20),
 // --include-known-bugs (FUZZ_INCLUDE_KNOWN_BUGS=1: also check graphs that exercise a reported bug, see KNOWN_BUGS),
 // --recycle N (FUZZ_RECYCLE: new sessions every N graphs; default 0, one session per backend for the whole run).
@@ -47,7 +47,7 @@ const only = args.has('only') ? num('only', 'FUZZ_ONLY', 0) : undefined;
 const seed = num('seed', 'FUZZ_SEED', 1);
 const start = only ?? num('start', 'FUZZ_START', 0);
 const count = only !== undefined ? 1 : num('count', 'FUZZ_COUNT', 1000);
-const backends = (args.get('backends') ?? env['FUZZ_BACKENDS'] ?? 'cpu,wasm,onnx').split(',').map((b) => b.trim()).filter(Boolean) as BackendName[];
+const backends = (args.get('backends') ?? env['FUZZ_BACKENDS'] ?? 'cpu,wasm,onnx,onnx-wasm').split(',').map((b) => b.trim()).filter(Boolean) as BackendName[];
 const tolerance = {
   rtol: num('rtol', 'FUZZ_RTOL', DEFAULT_TOLERANCE.rtol),
   atol: num('atol', 'FUZZ_ATOL', DEFAULT_TOLERANCE.atol),
