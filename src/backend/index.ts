@@ -27,7 +27,7 @@ async function loadTensorflow(): Promise<boolean> {
 
 /** What the backends take from `Session.create` besides the backend's name. */
 export interface BackendOptions {
-  threads?: number;
+  threads?: number | 'auto';
   onnxLogs?: OnnxLogLevel;
   executionProviders?: readonly OnnxExecutionProvider[];
 }

@@ -9,13 +9,17 @@ import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLeve
 import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js';
 import { hasLowering, lowerNode } from './lower.js';
 import { dropUnreadOutputs, fuseConvBias } from './peephole.js';
+import { type ThreadChoice, ThreadChooser } from './threads.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
 
 export interface OnnxOptions {
-  /** Threads for one op (default: the number of cores). */
-  intraOpNumThreads?: number;
+  /**
+   * Threads for one op (default: the number of cores), or `'auto'`: a 1-thread and an all-cores onnxruntime session
+   * per model, each run on the one measured faster lately (see threads.ts).
+   */
+  intraOpNumThreads?: number | 'auto';
   /**
    * onnxruntime's own log lines on stderr at this severity and above (default `fatal`): a failing run is already a
    * `SymflowError` carrying onnxruntime's message, so its `[E:onnxruntime:…]` line would only say it twice.
@@ -23,6 +27,19 @@ export interface OnnxOptions {
   logs?: OnnxLogLevel;
   /** onnxruntime execution providers, in order of preference (default `['cpu']`); see `SessionOptions.executionProviders`. */
   executionProviders?: readonly (string | { readonly name: string; readonly [option: string]: unknown })[];
+}
+
+/**
+ * @internal For bench/profile.ts: onnxruntime's profiler and the wall time of each run, without a hook in the
+ * session code. Set on the backend (`session.backendImpl`) before compiling.
+ */
+export interface OnnxProbe {
+  /** Turns onnxruntime's profiler on; its JSON traces go to files named from this prefix (plus `-t<threads>`). */
+  profileFilePrefix?: string;
+  /** Each onnxruntime session created, with its model and options. */
+  compiled?(model: { bytes: Uint8Array; options: ort.InferenceSession.SessionOptions; session: Promise<ort.InferenceSession> }): void;
+  /** After each run: the session, what it was fed and asked for, and the wall ms around `session.run`. */
+  ran?(run: { session: ort.InferenceSession; feeds: Record<string, ort.Tensor>; outputNames: readonly string[]; ms: number; threads: number }): void;
 }
 
 /**
@@ -34,12 +51,15 @@ export class OnnxBackend implements ProgramBackend {
   readonly kind = 'program' as const;
   readonly name = 'onnx' as const;
   readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
-  private readonly threads: number;
+  private readonly threads: number | 'auto';
+  private readonly cores = availableParallelism();
+  /** @internal See `OnnxProbe`. */
+  probe: OnnxProbe | undefined;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
   private readonly executionProviders: ort.InferenceSession.SessionOptions['executionProviders'];
 
   constructor(opts: OnnxOptions = {}) {
-    this.threads = opts.intraOpNumThreads ?? availableParallelism();
+    this.threads = opts.intraOpNumThreads ?? this.cores;
     this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
     this.executionProviders = [...(opts.executionProviders ?? ['cpu'])] as ort.InferenceSession.SessionOptions['executionProviders'];
   }
@@ -91,53 +111,83 @@ export class OnnxBackend implements ProgramBackend {
     // an empty tensor instead of a copy of it.
     const keepsByReg = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
     emitBlock(b, spec.top, spec, new Map(), true, keepsByReg);
-    const outputs = spec.results.map((reg, k) => {
-      b.node('Identity', [name(reg)], {}, `out${k}`);
-      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype);
-    });
+    // A result a top-level node makes is a graph output under its own name: an Identity to `out<k>` would copy it
+    // once more in every run (the MLP's new weights: ~0.15 ms of a 2 ms step). Inputs, constants and a register
+    // returned twice still go through an Identity (ONNX names each graph output once, and an input is no node's).
+    const made = new Set(b.nodes.flatMap((n) => n.output ?? []));
+    const outputNames: string[] = [];
+    for (const [k, reg] of spec.results.entries()) {
+      const own = name(reg);
+      const direct = made.has(own) && !outputNames.includes(own);
+      if (!direct) b.node('Identity', [own], {}, `out${k}`);
+      outputNames.push(direct ? own : `out${k}`);
+    }
+    const outputs = spec.results.map((reg, k) => valueInfo(outputNames[k]!, spec.nodeOfReg(reg).dtype));
     // Top-level values are named s<register>: their symflow shapes are known.
     const shapeOf = (v: string) => (/^s\d+$/.test(v) ? spec.nodeOfReg(Number(v.slice(1))).shape : undefined);
-    b.replaceNodes(dropUnreadOutputs(fuseConvBias(b.nodes, [], shapeOf), outputs.map((o) => o.name!)));
+    b.replaceNodes(dropUnreadOutputs(fuseConvBias(b.nodes, outputNames, shapeOf), outputNames));
     // NOTE: a 0-size dimension is declared unknown: onnxruntime's buffer reuse assumes dim_value > 0 ("Shape
     // mismatch attempting to re-use buffer. {0} != {1}" in an empty batch's gradient).
     const inputs = spec.inputs.map((reg) => valueInfo(name(reg), spec.nodeOfReg(reg).dtype, spec.nodeOfReg(reg).shape.map((d) => (d === 0 ? null : d))));
     const bytes = encodeModel(b.graph('symflow', inputs, outputs));
-    // For `exportOnnx`, encoded when asked: the same graph with its outputs' shapes declared (the ONNX checker
-    // requires a shape on a graph's outputs; onnxruntime does not, and the backend's own model goes without). A kept
-    // variable's output may be the empty marker, so it declares only its rank.
-    const exportModel = () => encodeModel(b.graph('symflow', inputs, spec.results.map((reg, k) => {
-      const shape = spec.nodeOfReg(reg).shape;
-      return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
-    })));
-    // Created once, when the function is compiled; the first call waits for it.
-    const session = ort.InferenceSession.create(bytes, {
-      intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-      logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
-      // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
-      // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
-      // the next model (heun measured 6.9× an sgd step that way).
-      extra: { session: { force_spinning_stop: '1' } },
-    });
-    session.catch(() => undefined);
+    // For `exportOnnx`, encoded when asked: the same graph with every output renamed out<k> (the sidecar's names)
+    // by an Identity, and its outputs' shapes declared (the ONNX checker requires a shape on a graph's outputs;
+    // onnxruntime does not, and the backend's own model goes without). A kept variable's output may be the empty
+    // marker, so it declares only its rank.
+    const exportModel = () => {
+      const renames = outputNames.flatMap((n, k) => (n === `out${k}` ? [] : [{ opType: 'Identity', input: [n], output: [`out${k}`] }]));
+      const g = b.graph('symflow', inputs, spec.results.map((reg, k) => {
+        const shape = spec.nodeOfReg(reg).shape;
+        return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
+      }));
+      return encodeModel({ ...g, node: [...(g.node ?? []), ...renames] });
+    };
+    const create = (threads: number) => {
+      const opts: ort.InferenceSession.SessionOptions = {
+        intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+        logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
+        // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
+        // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
+        // the next model (heun measured 6.9× an sgd step that way; with force_spinning_stop off a lone sgd model
+        // ran 4 % faster, heun 3.8× slower, see PROFILE.md).
+        extra: { session: { force_spinning_stop: '1' } },
+        ...(this.probe?.profileFilePrefix === undefined ? {} : { enableProfiling: true, profileFilePrefix: `${this.probe.profileFilePrefix}-t${threads}` }),
+      };
+      const made = ort.InferenceSession.create(bytes, opts);
+      made.catch(() => undefined);
+      this.probe?.compiled?.({ bytes, options: opts, session: made });
+      return made;
+    };
+    // Created once, when the function is compiled (the first call waits for it); with `threads: 'auto'`, the
+    // 1-thread session when the chooser first asks for it.
+    const sessions: (Promise<ort.InferenceSession> | undefined)[] = this.threads === 'auto' ? [undefined, create(this.cores)] : [create(this.threads)];
+    const chooser = this.threads === 'auto' && this.cores > 1 ? new ThreadChooser() : undefined;
+    const probe = this.probe;
+    const threadsOf = (choice: number) => (this.threads === 'auto' ? (choice === 0 ? 1 : this.cores) : this.threads);
     const inputNames = spec.inputs.map(name);
-    const outputNames = spec.results.map((_, k) => `out${k}`);
     return {
       exportModel,
       async dispose() {
-        await (await session.catch(() => undefined))?.release();
+        await Promise.all(sessions.map(async (made) => (await made?.catch(() => undefined))?.release()));
       },
       async run(values) {
-        const s = await session.catch((e: unknown) => {
+        const choice = chooser?.next() ?? sessions.length - 1;
+        const made = (sessions[choice] ??= create(1));
+        const s = await made.catch((e: unknown) => {
           throw new SymflowError('onnx', `onnxruntime refused the compiled model: ${e instanceof Error ? e.message : String(e)}`);
         });
         const feeds: Record<string, ort.Tensor> = {};
         inputNames.forEach((n, i) => (feeds[n] = asOrt(values[i]!)));
         let out: ort.InferenceSession.ReturnType;
+        const t0 = performance.now();
         try {
           out = await s.run(feeds, outputNames);
         } catch (e) {
           throw runError(e, spec);
         }
+        const ms = performance.now() - t0;
+        chooser?.record(choice as ThreadChoice, ms);
+        probe?.ran?.({ session: s, feeds, outputNames, ms, threads: threadsOf(choice) });
         // A kept variable comes back empty (see `keeps`): it is unchanged.
         return outputNames.map((n, k) => {
           const t = out[n]!;
