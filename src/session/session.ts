@@ -203,7 +203,7 @@ export class Session {
   static async create(opts: SessionOptions = {}): Promise<Session> {
     const threads = opts?.threads;
     if (threads !== undefined && threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
-      throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024 or 'auto', got ${typeof threads === 'string' ? JSON.stringify(threads) : String(threads)}`);
+      throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${typeof threads === 'string' ? JSON.stringify(threads) : String(threads)} (or 'auto': the faster of 1 thread and all cores, measured as it runs)`);
     }
     const seed = opts?.seed ?? 0;
     if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {
