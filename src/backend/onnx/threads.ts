@@ -17,6 +17,11 @@ const WARM = 4;
 /** Exploiting runs between two probes of the other session: from MIN, doubled each time a probe confirms the choice. */
 const PROBE_MIN = 8;
 const PROBE_MAX = 128;
+/**
+ * Runs of one probe, the first not counted: a session idle for a while runs its first step up to 1.6× slower (its
+ * pool threads and caches come back cold), which made a single probe pick 1 thread on a quiet machine.
+ */
+const PROBE_RUNS = 3;
 /** The other session must be this much faster to take over (run times on a shared VM jitter by a few %). */
 const SWITCH_BELOW = 0.95;
 /** The running session's estimate rising above this factor of its value at the last probe probes at once (load came). */
@@ -30,6 +35,9 @@ export class ThreadChooser {
   private sinceProbe = 0;
   private interval = PROBE_MIN;
   private atProbe = NaN;
+  private settled = false;
+  /** The times of the probe under way. */
+  private burst: number[] | undefined;
   /** Runs each session made (for the bench's report). */
   readonly runs: [number, number] = [0, 0];
 
@@ -37,7 +45,7 @@ export class ThreadChooser {
   next(): ThreadChoice {
     if (this.seen[1] < WARM) return 1;
     if (this.seen[0] < WARM) return 0;
-    return this.sinceProbe >= this.interval ? ((1 - this.current) as ThreadChoice) : this.current;
+    return this.burst !== undefined || this.sinceProbe >= this.interval ? ((1 - this.current) as ThreadChoice) : this.current;
   }
 
   /** Records how long a run of `choice` took (wall ms around onnxruntime's run). */
@@ -45,15 +53,18 @@ export class ThreadChooser {
     this.runs[choice]++;
     const first = this.seen[choice]++ === 0;
     if (first) return;
-    const warming = this.seen[0] <= WARM || this.seen[1] <= WARM;
-    if (warming) {
+    if (!this.settled) {
       this.est[choice] = Number.isNaN(this.est[choice]) ? ms : 0.5 * this.est[choice] + 0.5 * ms;
       if (this.seen[0] === WARM && this.seen[1] === WARM) this.settle();
       return;
     }
     if (choice !== this.current) {
-      // A probe: rare, so it weighs half.
-      this.est[choice] = 0.5 * this.est[choice] + 0.5 * ms;
+      // A probe: its warm runs' mean is the other session's time now.
+      const burst = (this.burst ??= []);
+      burst.push(ms);
+      if (burst.length < PROBE_RUNS) return;
+      this.burst = undefined;
+      this.est[choice] = burst.slice(1).reduce((a, b) => a + b, 0) / (PROBE_RUNS - 1);
       this.sinceProbe = 0;
       if (this.est[choice] < SWITCH_BELOW * this.est[this.current]) {
         this.current = choice;
@@ -74,6 +85,7 @@ export class ThreadChooser {
 
   /** The faster session after the warm-up runs. */
   private settle(): void {
+    this.settled = true;
     this.current = this.est[0] < SWITCH_BELOW * this.est[1] ? 0 : 1;
     this.atProbe = this.est[this.current];
   }
