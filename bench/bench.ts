@@ -1,7 +1,7 @@
 // `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
 // Not part of `npm test`. Set STEPS (default 100), CNN_STEPS (default 20) or QUICK=1 for a short smoke run; name
 // sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, composition, ode, overhead, cnn, memory, peak, jax,
-// busy).
+// busy, profile: where the onnx MLP step's time goes, see bench/profile.ts; PROFILE_STEPS, default 300).
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -12,6 +12,7 @@ import {
 } from '../src/index.js';
 import { withNeighbours } from './busy.js';
 import { startJax } from './jaxPeer.js';
+import { profileSection } from './profile.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
 
 const QUICK = process.env['QUICK'] === '1';
@@ -351,7 +352,7 @@ const row = (what: string, value: string, note = '') => { rows.push([what, value
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const CORES = availableParallelism();
 // `npm run bench -- cnn dropout` runs only those sections (all without arguments).
-const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy'] as const;
+const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy', 'profile'] as const;
 const only = process.argv.slice(2);
 const unknown = only.filter((a) => !(SECTIONS as readonly string[]).includes(a));
 if (unknown.length > 0) throw new Error(`bench: unknown section(s) ${unknown.join(', ')}; the sections are ${SECTIONS.join(', ')}`);
@@ -558,6 +559,8 @@ if (want('busy')) {
   row("onnx step with two busy neighbours / fair share, threads 'auto'", `${(ms[2]![auto]! / fair).toFixed(2)}×`, `${ms[2]![auto]!.toFixed(2)} / ${fair.toFixed(2)} ms`);
   target("onnx step with one busy neighbour ≤ 1.3× quiet (threads 'auto')", ratios[auto]! <= 1.3);
 }
+
+if (want('profile')) await profileSection(row, { cores: CORES, batch: BATCH, quick: QUICK });
 
 if (want('memory')) row('memory', await leakAndRss());
 if (want('peak')) {
