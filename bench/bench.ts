@@ -12,6 +12,7 @@ import {
 } from '../src/index.js';
 import { withNeighbours } from './busy.js';
 import { startJax } from './jaxPeer.js';
+import type { OnnxBackend } from '../src/backend/onnx/backend.js';
 import { profileSection } from './profile.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
 
@@ -59,8 +60,10 @@ interface StepBench { ms: number; compileMs: number; firstCallMs: number; sessio
 
 async function symflowStep(
   backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number | 'auto', onNonFinite?: NonFinitePolicy, drop = 0,
+  onSession?: (s: Session) => void,
 ): Promise<StepBench> {
   const session = await Session.create(threads === undefined ? { backend } : { backend, threads });
+  onSession?.(session);
   const { x, y, loss } = mlp(1, drop);
   const t0 = performance.now();
   const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y], ...(onNonFinite ? { onNonFinite } : {}) });
@@ -518,7 +521,11 @@ if (want('jax')) {
 // each (BUSY_ROUNDS rounds, default 4).
 if (want('busy')) {
   const settings: (number | 'auto')[] = [...new Set([CORES, 1]), 'auto'];
-  const steppers = await Promise.all(settings.map((threads) => symflowStep('onnx', undefined, threads)));
+  // Which session each of 'auto''s runs took (the backend's internal probe).
+  let autoRuns: number[] = [];
+  const watch = (s: Session) => { (s.backendImpl as unknown as OnnxBackend).probe = { ran: (r) => autoRuns.push(r.threads) }; };
+  const steppers = await Promise.all(settings.map((threads) => symflowStep('onnx', undefined, threads, undefined, 0, threads === 'auto' ? watch : undefined)));
+  const oneThreadShare = [0, 1, 2].map(() => [] as number[]);
   const rounds = Number(process.env['BUSY_ROUNDS'] ?? (QUICK ? 2 : 4));
   const steps = (QUICK ? 10 : 30) * rounds;
   const ts = [0, 1, 2].map(() => settings.map(() => [] as number[]));
@@ -528,11 +535,13 @@ if (want('busy')) {
         for (const [k, b] of steppers.entries()) {
           // Warm-up steps: the cores come back cold, and 'auto' sees the new load (it re-measures within ~2 runs).
           for (let i = 0; i < 5; i++) await b.step();
+          autoRuns = [];
           for (let i = 0; i < Math.ceil(steps / rounds); i++) {
             const t = performance.now();
             await b.step();
             ts[n]![k]!.push(performance.now() - t);
           }
+          if (settings[k] === 'auto') oneThreadShare[n]!.push(autoRuns.filter((t) => t === 1).length / autoRuns.length);
         }
       });
     }
@@ -550,6 +559,7 @@ if (want('busy')) {
     const [quiet, one, two] = [ms[0]![k]!, ms[1]![k]!, ms[2]![k]!];
     row(`onnx MLP step, threads ${threads}: quiet`, `${quiet.toFixed(2)} ms`);
     row(`  with one busy neighbour (threads ${threads})`, `${one.toFixed(2)} ms`, `${ratios[k]!.toFixed(2)}× quiet`);
+    if (threads === 'auto') row('  threads auto: runs on its 1-thread session with 0 / 1 / 2 neighbours', oneThreadShare.map((xs) => `${(100 * median(xs)).toFixed(0)} %`).join(' / '), 'median over rounds');
     row(`  with two busy neighbours (threads ${threads})`, `${two.toFixed(2)} ms`,
       `${(two / quiet).toFixed(2)}× quiet; fair share (a third of ${CORES} cores = ${share.toFixed(2)} cores for the least quiet work, ${leastWork.toFixed(2)} core-ms) ${fair.toFixed(2)} ms; measured / fair ${(two / fair).toFixed(2)}×`);
   }

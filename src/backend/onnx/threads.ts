@@ -18,24 +18,37 @@ const WARM = 4;
 const PROBE_MIN = 8;
 const PROBE_MAX = 128;
 /**
- * Runs of one probe, the first not counted: a session idle for a while runs its first step up to 1.6× slower (its
- * pool threads and caches come back cold), which made a single probe pick 1 thread on a quiet machine.
+ * Runs of one probe, and how many of them are not counted: a session idle for a while runs its first steps slower
+ * (its pool threads, caches and the VM's idle vCPU come back cold: the first run 2.3×, the next ones still ~10 %),
+ * which made probes of all cores lose to 1 thread on a quiet machine.
  */
-const PROBE_RUNS = 3;
-/** The other session must be this much faster to take over (run times on a shared VM jitter by a few %). */
-const SWITCH_BELOW = 0.95;
-/** The running session's estimate rising above this factor of its value at the last probe probes at once (load came). */
-const DRIFT = 1.25;
+const PROBE_RUNS = 6;
+const PROBE_COLD = 2;
+/**
+ * The other session must be this much faster to take over: on a shared VM run times jitter by 10 % and more, and
+ * at 0.95 a quiet 'auto' spent a third of its runs on 1 thread (a busy neighbour changes the times by 2× and more).
+ */
+const SWITCH_BELOW = 0.9;
+/**
+ * The running session's time moving past this factor of its time at the last probe (either way: load came or
+ * went) probes at once.
+ */
+const DRIFT = 1.5;
+/** Each session's time is the median of its last runs: one descheduled run (10× the others) moves no choice. */
+const WINDOW = 8;
+
+const median = (xs: readonly number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
 
 export class ThreadChooser {
-  /** Smoothed run times (ms) of each session; NaN before its first timed run. */
-  private readonly est: [number, number] = [NaN, NaN];
+  /** The last timed runs of each session (ms). */
+  private readonly recent: [number[], number[]] = [[], []];
   private readonly seen: [number, number] = [0, 0];
   private current: ThreadChoice = 1;
+  private settled = false;
   private sinceProbe = 0;
   private interval = PROBE_MIN;
+  /** The running session's time when the last probe ended. */
   private atProbe = NaN;
-  private settled = false;
   /** The times of the probe under way. */
   private burst: number[] | undefined;
   /** Runs each session made (for the bench's report). */
@@ -51,47 +64,50 @@ export class ThreadChooser {
   /** Records how long a run of `choice` took (wall ms around onnxruntime's run). */
   record(choice: ThreadChoice, ms: number): void {
     this.runs[choice]++;
-    const first = this.seen[choice]++ === 0;
-    if (first) return;
+    if (this.seen[choice]++ === 0) return;
     if (!this.settled) {
-      this.est[choice] = Number.isNaN(this.est[choice]) ? ms : 0.5 * this.est[choice] + 0.5 * ms;
-      if (this.seen[0] === WARM && this.seen[1] === WARM) this.settle();
+      this.recent[choice].push(ms);
+      if (this.seen[0] === WARM && this.seen[1] === WARM) {
+        this.settled = true;
+        this.current = this.time(0) < SWITCH_BELOW * this.time(1) ? 0 : 1;
+        this.atProbe = this.time(this.current);
+      }
       return;
     }
     if (choice !== this.current) {
-      // A probe: its warm runs' mean is the other session's time now.
+      // A probe: its warm runs are the other session's time now.
       const burst = (this.burst ??= []);
       burst.push(ms);
       if (burst.length < PROBE_RUNS) return;
       this.burst = undefined;
-      this.est[choice] = burst.slice(1).reduce((a, b) => a + b, 0) / (PROBE_RUNS - 1);
+      this.recent[choice] = burst.slice(PROBE_COLD);
       this.sinceProbe = 0;
-      if (this.est[choice] < SWITCH_BELOW * this.est[this.current]) {
+      if (this.time(choice) < SWITCH_BELOW * this.time(this.current)) {
         this.current = choice;
         this.interval = PROBE_MIN;
       } else this.interval = Math.min(PROBE_MAX, this.interval * 2);
-      this.atProbe = this.est[this.current];
+      this.atProbe = this.time(this.current);
       return;
     }
-    this.est[choice] = 0.9 * this.est[choice] + 0.1 * ms;
+    const r = this.recent[choice];
+    r.push(ms);
+    if (r.length > WINDOW) r.shift();
     this.sinceProbe++;
-    if (this.est[choice] > DRIFT * this.atProbe) {
-      // The machine got busier (or quieter, for the other): look at the other session soon.
+    const now = this.time(choice);
+    if (this.sinceProbe >= WINDOW / 2 && (now > DRIFT * this.atProbe || now * DRIFT < this.atProbe)) {
+      // The machine got busier or quieter: look at the other session now.
       this.interval = PROBE_MIN;
-      this.sinceProbe = Math.max(this.sinceProbe, PROBE_MIN);
-      this.atProbe = this.est[choice];
+      this.sinceProbe = this.interval;
     }
   }
 
-  /** The faster session after the warm-up runs. */
-  private settle(): void {
-    this.settled = true;
-    this.current = this.est[0] < SWITCH_BELOW * this.est[1] ? 0 : 1;
-    this.atProbe = this.est[this.current];
+  /** A session's current time: the median of its last runs. */
+  private time(choice: ThreadChoice): number {
+    return median(this.recent[choice]);
   }
 
-  /** The current estimates (ms) and choice, for the bench. */
+  /** The current times (ms) and choice, for the bench. */
   state(): { current: ThreadChoice; estimates: readonly [number, number]; runs: readonly [number, number] } {
-    return { current: this.current, estimates: [...this.est], runs: [...this.runs] };
+    return { current: this.current, estimates: [this.time(0), this.time(1)], runs: [...this.runs] };
   }
 }
