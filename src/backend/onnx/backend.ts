@@ -112,7 +112,7 @@ export class OnnxBackend implements ProgramBackend {
     const keepsByReg = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
     emitBlock(b, spec.top, spec, new Map(), true, keepsByReg);
     // A result a top-level node makes is a graph output under its own name: an Identity to `out<k>` would copy it
-    // once more in every run (the MLP's new weights: ~0.15 ms of a 2 ms step). Inputs, constants and a register
+    // once more in every run (the MLP's new weights, 1 MiB: the step measured 1–3 % faster without). Inputs, constants and a register
     // returned twice still go through an Identity (ONNX names each graph output once, and an input is no node's).
     const made = new Set(b.nodes.flatMap((n) => n.output ?? []));
     const outputNames: string[] = [];
@@ -148,8 +148,8 @@ export class OnnxBackend implements ProgramBackend {
         logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
         // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
         // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
-        // the next model (heun measured 6.9× an sgd step that way; with force_spinning_stop off a lone sgd model
-        // ran 4 % faster, heun 3.8× slower, see PROFILE.md).
+        // the next model (heun measured 6.9× an sgd step that way). Measured again for issue 16 (PROFILE.md): with
+        // force_spinning_stop off a lone sgd model ran at best 5 % faster, heun (two models) 3.8× slower.
         extra: { session: { force_spinning_stop: '1' } },
         ...(this.probe?.profileFilePrefix === undefined ? {} : { enableProfiling: true, profileFilePrefix: `${this.probe.profileFilePrefix}-t${threads}` }),
       };
