@@ -152,9 +152,9 @@ describe('ThreadChooser', () => {
     const seq = drive(c, 30, (choice) => (choice === 1 ? 8 : probeRun++ < 2 ? 6 : 2.6));
     expect(c.state().current).toBe(0);
     expect(c.state().estimates[0]).toBeCloseTo(2.6, 5);
-    // Within a few runs of the load's arrival (the drift check probes once the median of the last runs moved).
+    // Within a window of runs of the load's arrival (the drift check probes once the median of the last 8 moved).
     expect(seq.indexOf(0)).toBeGreaterThan(0);
-    expect(seq.indexOf(0)).toBeLessThanOrEqual(6);
+    expect(seq.indexOf(0)).toBeLessThanOrEqual(10);
   });
 
   it('one slow run (descheduled) moves no choice', () => {

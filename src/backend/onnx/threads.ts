@@ -30,8 +30,8 @@ const PROBE_COLD = 2;
  */
 const SWITCH_BELOW = 0.9;
 /**
- * The running session's time moving past this factor of its time at the last probe (either way: load came or
- * went) probes at once.
+ * The running session's time (the median of a whole window of runs since the last probe) moving past this factor
+ * of its time at the last probe, either way (load came or went), probes at once.
  */
 const DRIFT = 1.5;
 /** Each session's time is the median of its last runs: one descheduled run (10× the others) moves no choice. */
@@ -94,9 +94,10 @@ export class ThreadChooser {
     if (r.length > WINDOW) r.shift();
     this.sinceProbe++;
     const now = this.time(choice);
-    if (this.sinceProbe >= WINDOW / 2 && (now > DRIFT * this.atProbe || now * DRIFT < this.atProbe)) {
-      // The machine got busier or quieter: look at the other session now.
-      this.interval = PROBE_MIN;
+    if (this.sinceProbe >= WINDOW && (now > DRIFT * this.atProbe || now * DRIFT < this.atProbe)) {
+      // The machine got busier or quieter: look at the other session now. The interval stays: a load that
+      // jitters past DRIFT again and again (another process's tests here) had probes every ~10 runs, 40 % of
+      // the runs on the slower session; a probe that confirms the choice still doubles it.
       this.sinceProbe = this.interval;
     }
   }
