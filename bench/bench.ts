@@ -1,7 +1,7 @@
 // `npm run bench`: one run, side by side, on this machine. Median ms per step over STEPS steps after warm-up.
 // Not part of `npm test`. Set STEPS (default 100), CNN_STEPS (default 20) or QUICK=1 for a short smoke run; name
 // sections to run only those: `npm run bench -- cnn dropout` (mlp, ratios, dropout, composition, ode, overhead, cnn, memory, peak, jax,
-// busy, large, steps).
+// busy, large, steps, profile: where the onnx MLP step's time goes, see bench/profile.ts; PROFILE_STEPS, default 300).
 import { availableParallelism, cpus } from 'node:os';
 import * as tf from '@tensorflow/tfjs';
 import '@tensorflow/tfjs-backend-wasm';
@@ -12,6 +12,8 @@ import {
 } from '../src/index.js';
 import { withNeighbours } from './busy.js';
 import { startJax } from './jaxPeer.js';
+import type { OnnxBackend } from '../src/backend/onnx/backend.js';
+import { profileSection } from './profile.js';
 import { type PytorchPeer, startPytorch } from './pytorchPeer.js';
 
 const QUICK = process.env['QUICK'] === '1';
@@ -67,9 +69,11 @@ function mlp(seedBase = 1, drop = 0, sizes: readonly number[] = SIZES): { x: Ten
 interface StepBench { ms: number; compileMs: number; firstCallMs: number; session: Session; step: () => Promise<unknown>; train: TrainStep; inputs: readonly Tensor[] }
 
 async function symflowStep(
-  backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number, onNonFinite?: NonFinitePolicy, drop = 0, shape = SMALL,
+  backend: BackendName, make: () => AnyOptimizer = () => sgd({ lr: 0.01 }), threads?: number | 'auto', onNonFinite?: NonFinitePolicy, drop = 0,
+  shape = SMALL, onSession?: (s: Session) => void,
 ): Promise<StepBench> {
   const session = await Session.create(threads === undefined ? { backend } : { backend, threads });
+  onSession?.(session);
   const { x, y, loss } = mlp(1, drop, shape.sizes);
   const t0 = performance.now();
   const train = compile(make(), session, { loss, params: variablesOf(loss), inputs: [x, y], ...(onNonFinite ? { onNonFinite } : {}) });
@@ -361,7 +365,7 @@ const row = (what: string, value: string, note = '') => { rows.push([what, value
 const cpu = cpus()[0]?.model ?? 'unknown cpu';
 const CORES = availableParallelism();
 // `npm run bench -- cnn dropout` runs only those sections (all without arguments).
-const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy', 'large', 'steps'] as const;
+const SECTIONS = ['mlp', 'ratios', 'dropout', 'composition', 'ode', 'overhead', 'cnn', 'memory', 'peak', 'jax', 'busy', 'large', 'steps', 'profile'] as const;
 const only = process.argv.slice(2);
 const unknown = only.filter((a) => !(SECTIONS as readonly string[]).includes(a));
 if (unknown.length > 0) throw new Error(`bench: unknown section(s) ${unknown.join(', ')}; the sections are ${SECTIONS.join(', ')}`);
@@ -547,48 +551,58 @@ if (want('jax')) {
   target('onnx-wasm (the backend README recommends without a native addon) ≥ jax-js speed on the MLP', onnxWasmOverJax === undefined ? true : onnxWasmOverJax <= 1);
 }
 
-// Issue 16 §1: the onnx MLP step with 0, 1 and 2 busy neighbours (processes spinning a core each), at threads 2
-// and 1. Rounds of quiet / one / two neighbours, both thread settings in alternating blocks within each.
+// Issue 16 §1: the onnx MLP step with 0, 1 and 2 busy neighbours (processes spinning a core each), at threads
+// all cores, 1 and 'auto'. Rounds of quiet / one / two neighbours, the thread settings in alternating blocks within
+// each (BUSY_ROUNDS rounds, default 4).
 if (want('busy')) {
-  const settings = [...new Set([CORES, 1])];
-  const steppers = await Promise.all(settings.map((threads) => symflowStep('onnx', undefined, threads)));
-  const steps = QUICK ? 20 : 120;
-  const rounds = QUICK ? 2 : 4;
+  const settings: (number | 'auto')[] = [...new Set([CORES, 1]), 'auto'];
+  // Which session each of 'auto''s runs took (the backend's internal probe).
+  let autoRuns: number[] = [];
+  const watch = (s: Session) => { (s.backendImpl as unknown as OnnxBackend).probe = { ran: (r) => autoRuns.push(r.threads) }; };
+  const steppers = await Promise.all(settings.map((threads) => symflowStep('onnx', undefined, threads, undefined, 0, SMALL, threads === 'auto' ? watch : undefined)));
+  const oneThreadShare = [0, 1, 2].map(() => [] as number[]);
+  const rounds = Number(process.env['BUSY_ROUNDS'] ?? (QUICK ? 2 : 4));
+  const steps = (QUICK ? 10 : 30) * rounds;
   const ts = [0, 1, 2].map(() => settings.map(() => [] as number[]));
   for (let r = 0; r < rounds; r++) {
     for (const n of [0, 1, 2]) {
       await withNeighbours(n, async () => {
         for (const [k, b] of steppers.entries()) {
-          for (let i = 0; i < 3; i++) await b.step();
+          // Warm-up steps: the cores come back cold, and 'auto' sees the new load (it re-measures within ~2 runs).
+          for (let i = 0; i < 5; i++) await b.step();
+          autoRuns = [];
           for (let i = 0; i < Math.ceil(steps / rounds); i++) {
             const t = performance.now();
             await b.step();
             ts[n]![k]!.push(performance.now() - t);
           }
+          if (settings[k] === 'auto') oneThreadShare[n]!.push(autoRuns.filter((t) => t === 1).length / autoRuns.length);
         }
       });
     }
   }
   steppers.forEach((b) => b.session.dispose());
-  const ms = ts.map((byThreads) => byThreads.map(median));
+  const ms = ts.map((bySetting) => bySetting.map(median));
   const ratios = settings.map((_, k) => ms[1]![k]! / ms[0]![k]!);
+  // Fair share with two neighbours: three processes on CORES cores, each gets CORES/3 cores. The step's least CPU
+  // work quietly (core-ms: quiet ms × the cores a setting keeps busy) spread over that share is its fair time.
+  const share = CORES / 3;
+  const coresOf = (t: number | 'auto') => Math.min(t === 'auto' ? 1 : t, CORES);
+  const leastWork = Math.min(...settings.map((t, k) => (t === 'auto' ? Infinity : ms[0]![k]! * coresOf(t))));
+  const fair = leastWork / Math.min(1, share);
   for (const [k, threads] of settings.entries()) {
     const [quiet, one, two] = [ms[0]![k]!, ms[1]![k]!, ms[2]![k]!];
-    // Fair share with two neighbours: three processes on CORES cores, each gets CORES/3 cores; a step that used
-    // min(threads, CORES) cores quietly then takes quiet × min(threads, CORES) / min(threads, CORES/3).
-    const share = CORES / 3;
-    const fair = (quiet * Math.min(threads, CORES)) / Math.min(threads, share);
     row(`onnx MLP step, threads ${threads}: quiet`, `${quiet.toFixed(2)} ms`);
     row(`  with one busy neighbour (threads ${threads})`, `${one.toFixed(2)} ms`, `${ratios[k]!.toFixed(2)}× quiet`);
+    if (threads === 'auto') row('  threads auto: runs on its 1-thread session with 0 / 1 / 2 neighbours', oneThreadShare.map((xs) => `${(100 * median(xs)).toFixed(0)} %`).join(' / '), 'median over rounds');
     row(`  with two busy neighbours (threads ${threads})`, `${two.toFixed(2)} ms`,
-      `${(two / quiet).toFixed(2)}× quiet; fair share (a third of ${CORES} cores = ${share.toFixed(2)} cores) would be quiet × ${Math.min(threads, CORES)} / ${Math.min(threads, share).toFixed(2)} = ${fair.toFixed(2)} ms; measured / fair ${(two / fair).toFixed(2)}×`);
+      `${(two / quiet).toFixed(2)}× quiet; fair share (a third of ${CORES} cores = ${share.toFixed(2)} cores for the least quiet work, ${leastWork.toFixed(2)} core-ms) ${fair.toFixed(2)} ms; measured / fair ${(two / fair).toFixed(2)}×`);
   }
-  // The best thread setting with one neighbour against the best quiet one (a user picks the faster setting for
-  // the machine as it is).
-  const best = Math.min(...ms[1]!) / Math.min(...ms[0]!);
-  row('onnx step with one busy neighbour / quiet, the faster thread setting of each', `${best.toFixed(2)}×`,
-    `${Math.min(...ms[1]!).toFixed(2)} / ${Math.min(...ms[0]!).toFixed(2)} ms; per setting: ${settings.map((t, k) => `threads ${t} ${ratios[k]!.toFixed(2)}×`).join(', ')}`);
-  target('onnx step with one busy neighbour ≤ 1.3× quiet (best thread setting)', best <= 1.3);
+  const auto = settings.indexOf('auto');
+  row("onnx step with one busy neighbour / quiet, threads 'auto'", `${ratios[auto]!.toFixed(2)}×`,
+    `per setting: ${settings.map((t, k) => `threads ${t} ${ratios[k]!.toFixed(2)}×`).join(', ')}; one neighbour / the fastest quiet setting: ${(ms[1]![auto]! / Math.min(...ms[0]!)).toFixed(2)}×`);
+  row("onnx step with two busy neighbours / fair share, threads 'auto'", `${(ms[2]![auto]! / fair).toFixed(2)}×`, `${ms[2]![auto]!.toFixed(2)} / ${fair.toFixed(2)} ms`);
+  target("onnx step with one busy neighbour ≤ 1.3× quiet (threads 'auto')", ratios[auto]! <= 1.3);
 }
 
 // Issue 16 §1: larger MLPs, onnx against PyTorch (each at its better thread setting), alternating blocks.
@@ -632,6 +646,8 @@ if (want('steps')) {
     i === 0 ? `${(MFLOP / per[i]!).toFixed(1)} GFLOP/s` : `${(per[0]! / per[i]!).toFixed(2)}× faster than one per call; ${(MFLOP / per[i]!).toFixed(1)} GFLOP/s`));
   b.session.dispose();
 }
+
+if (want('profile')) await profileSection(row, { cores: CORES, batch: BATCH, quick: QUICK });
 
 if (want('memory')) row('memory', await leakAndRss());
 if (want('peak')) {

@@ -29,7 +29,7 @@ async function loadTensorflow(): Promise<boolean> {
 
 /** What the backends take from `Session.create` besides the backend's name. */
 export interface BackendOptions {
-  threads?: number;
+  threads?: number | 'auto';
   onnxLogs?: OnnxLogLevel;
   executionProviders?: readonly OnnxExecutionProvider[];
 }
@@ -120,14 +120,14 @@ const ORT_WEB = 'onnxruntime-web';
  * onnxruntime-web for backend `onnx-wasm`. Its thread count is one setting of the process (`env.wasm.numThreads`),
  * read when its WebAssembly module starts, i.e. by the first `onnx-wasm` session: later ones share that pool.
  */
-async function loadOnnxruntimeWeb(threads: number | undefined): Promise<OnnxRuntime> {
+async function loadOnnxruntimeWeb(threads: number | 'auto' | undefined): Promise<OnnxRuntime> {
   let ort: OnnxRuntime & { env: { wasm: { numThreads?: number } } };
   try {
     ort = runtimeOf(await import(ORT_WEB)) as typeof ort;
   } catch {
     throw new Error("backend 'onnx-wasm' needs onnxruntime-web (an optional peer dependency): npm install onnxruntime-web");
   }
-  if (!webStarted) ort.env.wasm.numThreads = threads ?? availableParallelism();
+  if (!webStarted) ort.env.wasm.numThreads = threads === undefined || threads === 'auto' ? availableParallelism() : threads;
   webStarted = true;
   return serialised(ort);
 }

@@ -28,8 +28,13 @@ export interface SessionOptions {
    * and for checking that they change no result.
    */
   optimize?: boolean;
-  /** Intra-op threads of the onnx backend's runs (default: the number of cores); other backends ignore it. */
-  threads?: number;
+  /**
+   * Intra-op threads of the onnx backend's runs (default: the number of cores), or `'auto'`: each compiled model
+   * gets a 1-thread and an all-cores onnxruntime session and runs on the one it measured faster lately (re-measured
+   * now and then), so that a step degrades gracefully when other processes take cores. Both give the same values.
+   * Other backends ignore it.
+   */
+  threads?: number | 'auto';
   /**
    * onnxruntime's own log lines (`[E:onnxruntime:…]`) on stderr at this severity and above: `'verbose'`, `'info'`,
    * `'warning'`, `'error'` or `'fatal'` (default: a failed run is already an error carrying onnxruntime's message).
@@ -207,8 +212,8 @@ export class Session {
    */
   static async create(opts: SessionOptions = {}): Promise<Session> {
     const threads = opts?.threads;
-    if (threads !== undefined && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
-      throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${String(threads)}`);
+    if (threads !== undefined && threads !== 'auto' && !(Number.isInteger(threads) && threads >= 1 && threads <= 1024)) {
+      throw new SymflowError('Session.create', `threads must be an integer from 1 to 1024, got ${typeof threads === 'string' ? JSON.stringify(threads) : String(threads)} (or 'auto': the faster of 1 thread and all cores, measured as it runs)`);
     }
     const seed = opts?.seed ?? 0;
     if (!(Number.isSafeInteger(seed) && seed >= 0 && seed <= 0xffffffff)) {

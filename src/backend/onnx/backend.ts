@@ -10,13 +10,17 @@ import { encodeModel, GraphBuilder, tensorProto, valueInfo } from './builder.js'
 import { checkLowerings, emitBlock } from './emit.js';
 import { dropUnreadOutputs, fuseConvBias, renameValues } from './peephole.js';
 import { stepsModel, stepsProgram } from './steps.js';
+import { type ThreadChoice, ThreadChooser } from './threads.js';
 
 const asOrt = (t: DeviceTensor) => t as unknown as ort.Tensor;
 const asDevice = (t: ort.Tensor) => t as unknown as DeviceTensor;
 
 export interface OnnxOptions {
-  /** Threads for one op (default: the number of cores). */
-  intraOpNumThreads?: number;
+  /**
+   * Threads for one op (default: the number of cores), or `'auto'`: a 1-thread and an all-cores onnxruntime session
+   * per model, each run on the one measured faster lately (see threads.ts). On onnx-wasm, `'auto'` is all cores.
+   */
+  intraOpNumThreads?: number | 'auto';
   /**
    * onnxruntime's own log lines on stderr at this severity and above (default `fatal`): a failing run is already a
    * `SymflowError` carrying onnxruntime's message, so its `[E:onnxruntime:…]` line would only say it twice.
@@ -36,6 +40,19 @@ export interface OnnxRuntime {
 }
 
 /**
+ * @internal For bench/profile.ts: onnxruntime's profiler and the wall time of each run, without a hook in the
+ * session code. Set on the backend (`session.backendImpl`) before compiling.
+ */
+export interface OnnxProbe {
+  /** Turns onnxruntime's profiler on; its JSON traces go to files named from this prefix (plus `-t<threads>`). */
+  profileFilePrefix?: string;
+  /** Each onnxruntime session created, with its model and options. */
+  compiled?(model: { bytes: Uint8Array; options: ort.InferenceSession.SessionOptions; session: Promise<ort.InferenceSession> }): void;
+  /** After each run: the session, what it was fed and asked for, and the wall ms around `session.run`. */
+  ran?(run: { session: ort.InferenceSession; feeds: Record<string, ort.Tensor>; outputNames: readonly string[]; ms: number; threads: number }): void;
+}
+
+/**
  * A compiled CPU backend: a whole session function becomes one ONNX model (forward pass, symbolic gradient,
  * updates, and lazy `cond` as ONNX `If`) run by onnxruntime — native (onnxruntime-node, backend `onnx`) or
  * WebAssembly (onnxruntime-web, backend `onnx-wasm`: the same models, for hosts where no native addon installs).
@@ -45,7 +62,10 @@ export interface OnnxRuntime {
 export class OnnxBackend implements ProgramBackend {
   readonly kind = 'program' as const;
   readonly passes = { fuseMatMul: true, explicitTranspose: false } as const;
-  private readonly threads: number;
+  private readonly threads: number | 'auto';
+  private readonly cores = availableParallelism();
+  /** @internal See `OnnxProbe`. */
+  probe: OnnxProbe | undefined;
   private readonly logSeverityLevel: 0 | 1 | 2 | 3 | 4;
   private readonly executionProviders: ort.InferenceSession.SessionOptions['executionProviders'];
 
@@ -54,7 +74,9 @@ export class OnnxBackend implements ProgramBackend {
    * @param name `onnx`, or `onnx-wasm` for onnxruntime-web
    */
   constructor(opts: OnnxOptions, private readonly ort: OnnxRuntime, readonly name: 'onnx' | 'onnx-wasm' = 'onnx') {
-    this.threads = opts.intraOpNumThreads ?? availableParallelism();
+    // onnxruntime-web has one thread pool for the process: no per-session choice to make.
+    const threads = opts.intraOpNumThreads ?? this.cores;
+    this.threads = threads === 'auto' && name === 'onnx-wasm' ? this.cores : threads;
     this.logSeverityLevel = ONNX_LOG_LEVELS.indexOf(opts.logs ?? 'fatal') as 0 | 1 | 2 | 3 | 4;
     this.executionProviders = [...(opts.executionProviders ?? [name === 'onnx' ? 'cpu' : 'wasm'])] as ort.InferenceSession.SessionOptions['executionProviders'];
   }
@@ -124,19 +146,32 @@ export class OnnxBackend implements ProgramBackend {
       const shape = spec.nodeOfReg(reg).shape;
       return valueInfo(`out${k}`, spec.nodeOfReg(reg).dtype, spec.keeps.has(k) ? shape.map(() => null) : shape.map((d) => (d === 0 ? null : d)));
     })));
-    // Created once, when the function is compiled; the first call waits for it.
-    const options: ort.InferenceSession.SessionOptions = {
-      intraOpNumThreads: this.threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
-      logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
-      // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
-      // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
-      // the next model (heun measured 6.9× an sgd step that way).
-      extra: { session: { force_spinning_stop: '1' } },
-    };
     const runtime = this.ort;
     const backendName = this.name;
-    const session = runtime.InferenceSession.create(bytes, options);
-    session.catch(() => undefined);
+    const create = (threads: number, model = bytes) => {
+      const opts: ort.InferenceSession.SessionOptions = {
+        intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all', executionMode: 'sequential',
+        logSeverityLevel: this.logSeverityLevel, executionProviders: this.executionProviders,
+        // NOTE: a multi-run step alternates between several models. Threads spin between the ops of a run (waking them
+        // costs ~0.3 ms per MLP step) but stop when the run ends: idle pools that kept spinning stole the cores from
+        // the next model (heun measured 6.9× an sgd step that way). Measured again for issue 16 (PROFILE.md): with
+        // force_spinning_stop off a lone sgd model ran at best 5 % faster, heun (two models) 3.8× slower.
+        extra: { session: { force_spinning_stop: '1' } },
+        ...(this.probe?.profileFilePrefix === undefined ? {} : { enableProfiling: true, profileFilePrefix: `${this.probe.profileFilePrefix}-t${threads}` }),
+      };
+      const made = runtime.InferenceSession.create(model, opts);
+      made.catch(() => undefined);
+      this.probe?.compiled?.({ bytes: model, options: opts, session: made });
+      return made;
+    };
+    // Created once, when the function is compiled (the first call waits for it); with `threads: 'auto'`, the
+    // 1-thread session when the chooser first asks for it.
+    const sessions: (Promise<ort.InferenceSession> | undefined)[] = this.threads === 'auto' ? [undefined, create(this.cores)] : [create(this.threads)];
+    const chooser = this.threads === 'auto' && this.cores > 1 ? new ThreadChooser() : undefined;
+    const probe = this.probe;
+    const threadsOf = (choice: number) => (this.threads === 'auto' ? (choice === 0 ? 1 : this.cores) : this.threads);
+    // k steps in one run: all cores under 'auto' too (the chooser times single runs).
+    const loopThreads = this.threads === 'auto' ? this.cores : this.threads;
     const inputNames = spec.inputs.map(name);
     const outputNames = spec.results.map((_, k) => `out${k}`);
     // The k-step Loop model, made when `steps` is first asked for (one per program: its spec never changes).
@@ -146,28 +181,32 @@ export class OnnxBackend implements ProgramBackend {
       steps(steps) {
         if (loop === undefined) {
           const model = stepsModel(spec, steps);
-          const looped = runtime.InferenceSession.create(model, options);
-          looped.catch(() => undefined);
+          const looped = create(loopThreads, model);
           loop = { program: { ...stepsProgram(runtime, steps, looped, (e) => runError(e, spec, backendName, b.nodes)), exportModel: () => model }, session: looped };
         }
         return loop.program;
       },
       async dispose() {
-        await (await session.catch(() => undefined))?.release();
-        await (await loop?.session.catch(() => undefined))?.release();
+        await Promise.all([...sessions, loop?.session].map(async (made) => (await made?.catch(() => undefined))?.release()));
       },
       async run(values) {
-        const s = await session.catch((e: unknown) => {
-          throw new SymflowError('onnx', `onnxruntime refused the compiled model: ${e instanceof Error ? e.message : String(e)}`);
+        const choice = chooser?.next() ?? sessions.length - 1;
+        const made = (sessions[choice] ??= create(1));
+        const s = await made.catch((e: unknown) => {
+          throw new SymflowError(backendName, `onnxruntime refused the compiled model: ${e instanceof Error ? e.message : String(e)}`);
         });
         const feeds: Record<string, ort.Tensor> = {};
         inputNames.forEach((n, i) => (feeds[n] = asOrt(values[i]!)));
         let out: ort.InferenceSession.ReturnType;
+        const t0 = performance.now();
         try {
           out = await s.run(feeds, outputNames);
         } catch (e) {
           throw runError(e, spec, backendName, b.nodes);
         }
+        const ms = performance.now() - t0;
+        chooser?.record(choice as ThreadChoice, ms);
+        probe?.ran?.({ session: s, feeds, outputNames, ms, threads: threadsOf(choice) });
         // A kept variable comes back empty (see `keeps`): it is unchanged.
         return outputNames.map((n, k) => {
           const t = out[n]!;
