@@ -112,13 +112,14 @@ export class OnnxBackend implements ProgramBackend {
     const keepsByReg = new Map([...spec.keeps].map(([k, v]) => [spec.results[k]!, v]));
     emitBlock(b, spec.top, spec, new Map(), true, keepsByReg);
     // A result a top-level node makes is a graph output under its own name: an Identity to `out<k>` would copy it
-    // once more in every run (the MLP's new weights, 1 MiB: the step measured 1–3 % faster without). Inputs, constants and a register
-    // returned twice still go through an Identity (ONNX names each graph output once, and an input is no node's).
-    const made = new Set(b.nodes.flatMap((n) => n.output ?? []));
+    // once more in every run (the MLP's new weights, 1 MiB: the step measured 1–3 % faster without). Inputs,
+    // constants and a register returned twice still go through an Identity (ONNX names each graph output once, and
+    // an input is no node's output).
+    const produced = new Set(b.nodes.flatMap((n) => n.output ?? []));
     const outputNames: string[] = [];
     for (const [k, reg] of spec.results.entries()) {
       const own = name(reg);
-      const direct = made.has(own) && !outputNames.includes(own);
+      const direct = produced.has(own) && !outputNames.includes(own);
       if (!direct) b.node('Identity', [own], {}, `out${k}`);
       outputNames.push(direct ? own : `out${k}`);
     }
