@@ -568,7 +568,7 @@ if (want('busy')) {
     for (const n of [0, 1, 2]) {
       await withNeighbours(n, async () => {
         for (const [k, b] of steppers.entries()) {
-          // Warm-up steps: the cores come back cold, and 'auto' sees the new load (it re-measures within ~2 runs).
+          // Warm-up steps: the cores come back cold, and 'auto' meets the new load (it probes within ~8 runs of a change).
           for (let i = 0; i < 5; i++) await b.step();
           autoRuns = [];
           for (let i = 0; i < Math.ceil(steps / rounds); i++) {

@@ -31,8 +31,9 @@ export interface SessionOptions {
   /**
    * Intra-op threads of the onnx backend's runs (default: the number of cores), or `'auto'`: each compiled model
    * gets a 1-thread and an all-cores onnxruntime session and runs on the one it measured faster lately (re-measured
-   * now and then), so that a step degrades gracefully when other processes take cores. Both give the same values.
-   * Other backends ignore it.
+   * now and then), so that a step degrades gracefully when other processes take cores. Both give the same values
+   * (onnxruntime's CPU kernels split work over output elements: checked bit for bit on MLPs and a conv net), so it
+   * may switch mid-training. Other backends ignore it.
    */
   threads?: number | 'auto';
   /**

@@ -1,12 +1,13 @@
 /**
  * `threads: 'auto'`: which of two onnxruntime sessions of one compiled model runs next, one of 1 intra-op thread
- * or one of all cores, from the run times each measured. On a quiet 2-core VM all cores win (MLP step 1.7 ms
- * against 2.5 ms); with one or two busy neighbour processes one thread wins by 2× and more (a pool thread that
+ * or one of all cores, from the run times each measured. On a quiet 2-core VM all cores win (MLP step 1.7–2.1 ms
+ * against 2.2–2.6 ms); with one or two busy neighbour processes one thread wins by 1.5–2.5× (a pool thread that
  * loses its core stalls every op's barrier). The load of a shared machine comes and goes, so the choice is
- * re-measured now and then by a probe run of the other session.
+ * re-measured now and then by a probe of the other session (a few runs of it).
  *
- * The two give the same values (onnxruntime's CPU kernels split work over output elements, never a sum: checked
- * bit for bit on the MLP and the CNN in test/onnxThreads.test.ts), so switching between them mid-training changes no result.
+ * The two give the same values (onnxruntime's CPU kernels split work by output elements, never one sum between
+ * threads: checked bit for bit on MLPs and a conv net in test/onnxThreads.test.ts), so switching between them
+ * mid-training changes no result.
  */
 
 /** 0: the 1-thread session; 1: the all-cores one. */
