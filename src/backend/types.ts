@@ -75,6 +75,8 @@ export interface KernelBackend extends BackendBase {
 export interface ProgramBackend extends BackendBase {
   readonly kind: 'program';
   compileProgram(spec: ProgramSpec): GraphProgram;
+  /** @internal A tensor's host value without a copy, where its buffer is on the host and never written: to read at once. */
+  view?(t: DeviceTensor): HostTensor;
 }
 
 /** The contract between the session and a backend: one of the two kinds, told apart by `kind`. */

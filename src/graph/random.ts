@@ -208,14 +208,21 @@ export function randomKey(attrs: { seed: number; salt: number }, sessionSeed: nu
 
 const TWO_PI = 2 * Math.PI;
 
-// The arrays drawRandom made. Nothing writes into one after it is drawn (the session keeps it for the step's runs
-// and only uploads it), so a backend may wrap it instead of copying it: for the onnx backend the copy of two
-// dropout masks (and the garbage it made) was a third of what dropout still cost an MLP step.
-const drawn = new WeakSet<Float32Array>();
+// Arrays nobody writes after they are made: the ones drawRandom made (the session keeps a draw for the step's
+// runs and only uploads it) and the stacked batches of `TrainStep.steps`. A backend may wrap one instead of
+// copying it: for the onnx backend the copy of two dropout masks (and the garbage it made) was a third of what
+// dropout still cost an MLP step.
+const sealed = new WeakSet<ArrayBufferView>();
 
-/** @internal Whether `data` is a random draw, never written after it was made (see `drawn`). */
-export function isDrawn(data: ArrayBufferView): boolean {
-  return drawn.has(data as Float32Array);
+/** @internal Marks `data` as never written again (see `sealed`); returns it. */
+export function seal<T extends ArrayBufferView>(data: T): T {
+  sealed.add(data);
+  return data;
+}
+
+/** @internal Whether `data` is never written after it was made (a random draw, a stacked batch). */
+export function isSealed(data: ArrayBufferView): boolean {
+  return sealed.has(data);
 }
 
 /**
@@ -225,8 +232,7 @@ export function isDrawn(data: ArrayBufferView): boolean {
 export function drawRandom(attrs: { dist: string; a: number; b: number }, key: readonly [number, number], shape: readonly number[]): Float32Array {
   let n = 1;
   for (const d of shape) n *= d;
-  const out = new Float32Array(n);
-  drawn.add(out);
+  const out = seal(new Float32Array(n));
   // One small function per distribution: each loop compiles on its own (one function holding all three ran the
   // mask loop 2.5× slower).
   if (attrs.dist === 'mask') drawMask(out, key[0], key[1], attrs.a, attrs.b);

@@ -2,6 +2,7 @@ import type { DeviceTensor, KernelBackend, KernelStep } from '../backend/index.j
 import { SymflowError } from '../graph/errors.js';
 import { checkFed } from '../graph/feedChecks.js';
 import { type HostTensor, toHostTensor, typedArrayFor } from '../graph/hostValue.js';
+import { seal } from '../graph/random.js';
 import { shapesCompatible } from '../graph/shapes.js';
 import { shapeString } from '../graph/tensor.js';
 import type { Block } from '../schedule/plan.js';
@@ -73,7 +74,9 @@ export async function executeSteps(
   if (program === undefined) return undefined;
   const backend = session.backendImpl;
   const k = batches.length;
-  const feeds = batches.map((b) => readFeeds(session, fn, b).map((f) => (f instanceof DeviceValue ? backend.download(f.tensor) : f)));
+  // Uploaded values are read where they are (they are copied into the stack below), not downloaded first.
+  const read = (t: DeviceTensor) => (backend.kind === 'program' && backend.view ? backend.view(t) : backend.download(t));
+  const feeds = batches.map((b) => readFeeds(session, fn, b).map((f) => (f instanceof DeviceValue ? read(f.tensor) : f)));
   const sourceOf = new Map(fn.sources.map((src) => [src.reg, src]));
   const stacked = exec.steps.stacked.map((reg) => {
     const src = sourceOf.get(reg)!;
@@ -107,7 +110,8 @@ function stack(fn: CompiledFunction, parts: readonly HostTensor[]): HostTensor {
     }
     data.set(p.data, i * n);
   });
-  return { shape: [parts.length, ...first.shape], dtype: first.dtype, data };
+  // Made here and only uploaded: the backend may wrap it instead of copying it once more.
+  return { shape: [parts.length, ...first.shape], dtype: first.dtype, data: seal(data) };
 }
 
 /** Call i's slice of a result stacked along axis 0. */

@@ -2,7 +2,7 @@ import { availableParallelism } from 'node:os';
 import type ort from 'onnxruntime-node';
 import type onnxProto from 'onnx-proto';
 import { SymflowError } from '../../graph/errors.js';
-import { isDrawn } from '../../graph/random.js';
+import { isSealed } from '../../graph/random.js';
 import { shapeString, sizeOf } from '../../graph/tensor.js';
 import type { HostTensor, TypedArray } from '../../graph/hostValue.js';
 import { type DeviceTensor, type GraphProgram, ONNX_LOG_LEVELS, type OnnxLogLevel, type ProgramBackend, type ProgramSpec, type StepsProgram } from '../types.js';
@@ -90,8 +90,15 @@ export class OnnxBackend implements ProgramBackend {
   use(): void {}
 
   upload(value: HostTensor): DeviceTensor {
-    // A copy, as the caller may write into its array later; a random draw is never written (see graph/random.ts).
-    return asDevice(new this.ort.Tensor(value.dtype, isDrawn(value.data) ? value.data : value.data.slice(), value.shape));
+    // A copy, as the caller may write into its array later; a sealed one (a random draw, a stacked batch) is never
+    // written (see graph/random.ts).
+    return asDevice(new this.ort.Tensor(value.dtype, isSealed(value.data) ? value.data : value.data.slice(), value.shape));
+  }
+
+  /** The host value of a tensor without a copy (host buffers are never written after creation): to read, not keep. */
+  view(t: DeviceTensor): HostTensor {
+    const x = asOrt(t);
+    return { shape: [...x.dims], dtype: x.type as HostTensor['dtype'], data: x.data as TypedArray };
   }
 
   download(t: DeviceTensor): HostTensor {
