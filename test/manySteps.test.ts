@@ -112,6 +112,31 @@ describe.each(BACKENDS)('TrainStep.steps on %s', (backend) => {
     await b.s.dispose();
   });
 
+  it('a conv net (conv + bias fused into the Conv on onnx, max-pool, dropout) takes k steps in one call bit for bit', async () => {
+    const r = rng(71);
+    const x = placeholder([null, 6, 6, 1], { name: 'img' });
+    const y = placeholder([null, 3], { name: 'lab' });
+    const net = nn.sequential([nn.conv2d(4, 3, { activation: 'relu', seed: 1 }), nn.maxPool2d({ size: 2 }), nn.flatten(), nn.dropout(0.25), nn.dense(3, { seed: 2 })]);
+    const loss = mean(softmaxCrossEntropy(y, net.apply(x)));
+    const data = Array.from({ length: 4 }, () => [
+      { shape: [2, 6, 6, 1], data: Float32Array.from({ length: 72 }, () => r() - 0.5) },
+      { shape: [2, 3], data: Float32Array.of(1, 0, 0, 0, 0, 1) },
+    ]);
+    const make = async () => {
+      const s = await Session.create({ backend, seed: 9 });
+      const train = compile(adam({ lr: 0.01 }), s, { loss, inputs: [x, y] });
+      return { s, train, all: [...train.params, ...train.stateVariables] };
+    };
+    const a = await make(), b = await make();
+    const one = await oneByOne(a.train, data);
+    const many = await countRuns(backend, () => b.train.steps(data));
+    if (backend.startsWith('onnx')) expect(many.runs).toBe(1);
+    expect(many.result.map((q) => q.loss)).toEqual(one.map((q) => q.loss));
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
   it('a multi-run step (heun) takes the steps one by one, with the same results', async () => {
     const data = batches(4, 5, 21);
     const a = await compiled(() => heun({ lr: 0.05 })), b = await compiled(() => heun({ lr: 0.05 }));
