@@ -137,6 +137,25 @@ describe.each(BACKENDS)('TrainStep.steps on %s', (backend) => {
     await b.s.dispose();
   });
 
+  it('a variable the step writes but never reads (a model update of the batch mean) is carried too', async () => {
+    const last = variable(0, { name: 'lastMean', trainable: false });
+    const data = batches(5, 4, 81);
+    const make = async () => {
+      const s = await Session.create({ backend, seed: 2 });
+      const train = compile(sgd({ lr: 0.1 }), s, { loss: m.loss, inputs: [m.x, m.y], updates: [[last, mean(m.x)]] });
+      return { s, train };
+    };
+    const a = await make(), b = await make();
+    await oneByOne(a.train, data);
+    await b.train.steps(data);
+    const want = Array.from(data[4]![0]!.data as Float32Array).reduce((p, v) => p + v, 0) / 24;
+    expect((await b.s.getValue(last)).data[0]).toBeCloseTo(want, 5);
+    expect(bits(await b.s.getValue(last))).toEqual(bits(await a.s.getValue(last)));
+    expect(await valuesOf(b.s, m.params)).toEqual(await valuesOf(a.s, m.params));
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
   it('a multi-run step (heun) takes the steps one by one, with the same results', async () => {
     const data = batches(4, 5, 21);
     const a = await compiled(() => heun({ lr: 0.05 })), b = await compiled(() => heun({ lr: 0.05 }));
