@@ -148,11 +148,11 @@ function serialised(ort: OnnxRuntime): OnnxRuntime {
   type Created = Awaited<ReturnType<OnnxRuntime['InferenceSession']['create']>>;
   const create = async (...args: unknown[]): Promise<Created> => {
     const session = await inTurn(() => (ort.InferenceSession.create as (...a: unknown[]) => Promise<Created>)(...args));
-    const run = session.run.bind(session) as (...a: unknown[]) => ReturnType<Created['run']>;
-    const release = session.release.bind(session);
+    // The class's own methods, looked up at each call (not bound once), queued.
+    const own = Object.getPrototypeOf(session) as { run(...a: unknown[]): ReturnType<Created['run']>; release(): Promise<void> };
     return Object.assign(session, {
-      run: (...a: unknown[]) => inTurn(() => run(...a)),
-      release: () => inTurn(() => release()),
+      run: (...a: unknown[]) => inTurn(() => own.run.apply(session, a)),
+      release: () => inTurn(() => own.release.call(session)),
     });
   };
   return { InferenceSession: { create } as unknown as OnnxRuntime['InferenceSession'], Tensor: ort.Tensor };
