@@ -1,8 +1,8 @@
 import ort from 'onnxruntime-node';
 import { describe, expect, it, vi } from 'vitest';
 import {
-  accumulate, add, adam, compile, dropout, heun, matMul, mean, nn, NonFiniteError, placeholder, relu, Session, sgd, softmaxCrossEntropy, SymflowError,
-  variable, type FeedValue, type TrainStep, type Variable,
+  accumulate, add, adam, compile, dropout, heun, rungeKutta, tableaux, matMul, mean, nn, NonFiniteError, placeholder, relu, Session, sgd, softmaxCrossEntropy, SymflowError,
+  variable, type FeedValue, type StepResult, type TrainStep, type Variable,
 } from '../src/index.js';
 import { BACKENDS, bits, rng } from './helpers.js';
 
@@ -154,6 +154,21 @@ describe.each(BACKENDS)('TrainStep.steps on %s', (backend) => {
     expect(await valuesOf(b.s, m.params)).toEqual(await valuesOf(a.s, m.params));
     await a.s.dispose();
     await b.s.dispose();
+  });
+
+  it('heun fused (one run a step, its result from that run) and rk4 fused take k steps in one call, bit for bit', async () => {
+    const data = batches(5, 5, 91);
+    for (const make of [() => heun({ lr: 0.05, fused: true }), () => rungeKutta({ lr: 0.05, tableau: tableaux.rk4, fused: true })]) {
+      const a = await compiled(make), b = await compiled(make);
+      const one = await oneByOne(a.train, data);
+      const many = await countRuns(backend, () => b.train.steps(data));
+      if (backend.startsWith('onnx')) expect(many.runs).toBe(1);
+      const view = (r: StepResult) => [r.loss, r.lr, r.runs, r.gradientEvaluations];
+      expect(many.result.map(view)).toEqual(one.map(view));
+      expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+      await a.s.dispose();
+      await b.s.dispose();
+    }
   });
 
   it('a multi-run step (heun) takes the steps one by one, with the same results', async () => {

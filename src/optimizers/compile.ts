@@ -113,6 +113,12 @@ export interface MultiRunProgram {
    * run refuses, every parameter and `variables` entry is restored.
    */
   step(batch: readonly DeviceValue[]): Promise<StepResult>;
+  /**
+   * For a method of one run per step whose result follows from that run's outputs alone (no host logic between
+   * steps): the step's result from them, in the run's output order. With it, `TrainStep.steps` runs k steps of the
+   * method in ONE backend call where it can (on onnx an ONNX `Loop`), instead of calling `step` k times.
+   */
+  resultOf?(outputs: readonly HostTensor[]): StepResult;
   /** Finishes a pending partial step (see `TrainStep.flush`), if the method has one. */
   flush?(): Promise<boolean>;
 }
@@ -406,8 +412,10 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
     });
   }
 
-  // A single-run step without a host-side check runs k batches of one shape as one call of its k-step form.
-  const fusable = built !== undefined && program.runsPerStep === 1 && stateRun === undefined && runFunctions.length === 1;
+  // A step of one run whose result follows from that run's outputs (every single-run optimizer, a method that says
+  // so with `resultOf`) runs k batches of one shape as one call of its k-step form.
+  const resultOf = built?.resultOf ?? program.resultOf?.bind(program);
+  const fusable = resultOf !== undefined && program.runsPerStep === 1 && stateRun === undefined && runFunctions.length === 1;
 
   /** k steps of one shape in one call; undefined when a step was refused (nothing applied: they go one by one). */
   async function fusedSteps(group: readonly (readonly FeedValue[])[]): Promise<StepResult[] | undefined> {
@@ -415,7 +423,7 @@ export function compile(given: AnyOptimizer, session: Session, opts: CompileOpti
     const outcome = await session.callSteps(fn, group, session.step);
     if (outcome === undefined || 'refused' in outcome) return undefined;
     for (let i = 0; i < group.length; i++) session.advanceStep();
-    return outcome.outputs.map((out) => built!.resultOf(fn.guard === undefined ? out : out.slice(0, fn.guard)));
+    return outcome.outputs.map((out) => resultOf!(fn.guard === undefined ? out : out.slice(0, fn.guard)));
   }
 
   async function steps(batches: readonly (readonly FeedValue[])[], stepOpts: StepOptions = {}): Promise<StepResult[]> {

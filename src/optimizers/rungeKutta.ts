@@ -13,6 +13,7 @@ import { isVariable, sizeOf, type Tensor, type Variable } from '../graph/tensor.
 import { toposort } from '../graph/walk.js';
 import type { DeviceValue } from '../session/session.js';
 import { defineMultiRun, type MultiRunOptimizer, type NamedRun, type RunOutputs, type StepResult } from './compile.js';
+import type { HostTensor } from '../graph/hostValue.js';
 import { checkLearningRate, counter, hyper, type LearningRate, learningRate } from './optimizer.js';
 import { type ButcherTableau, checkTableau, isFsal, tableaux } from './tableaux.js';
 
@@ -254,10 +255,16 @@ export function rungeKutta(opts: RungeKuttaOptions): MultiRunOptimizer {
       },
       autoEvaluations: () => (auto ? 1 : 0),
     });
+    const n = ctx.outputs.length;
     return {
       runsPerStep: runs.length,
       variables: [...stored, iterations, ...(lrVar ? [lrVar] : []), ...(control?.variables ?? [])],
       step: program,
+      // Fused without error control, a step is its one run (outputs: loss, the extra outputs, lr): `steps` may run
+      // k of them in one call.
+      ...(fused && adaptive === undefined ? {
+        resultOf: (out: readonly HostTensor[]): StepResult => ({ loss: out[0]!.data[0]!, outputs: out.slice(1, 1 + n), runs: 1, lr: out[1 + n]!.data[0]!, gradientEvaluations: evaluated.length }),
+      } : {}),
     };
   });
 }
