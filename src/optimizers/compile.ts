@@ -243,8 +243,9 @@ export interface TrainStep {
    * k steps, one per batch, with the results of k `step` calls bit for bit (the same values, draws and counters),
    * atomic as a whole: one transaction of the session (nothing lands between its steps), and if it throws, every
    * variable and the step counter are as they were before it. A step refused under `onNonFinite: 'skip'` is skipped
-   * as `step` skips it, and the others apply. On onnx, the consecutive batches of one shape of a single-run step run
-   * as ONE onnxruntime call (an ONNX `Loop` over the stacked batches: per-call costs paid once); elsewhere, and for
+   * as `step` skips it, and the others apply. On onnx, the consecutive batches of one shape of a single-run step
+   * (or of a method of one run per step with `MultiRunProgram.resultOf`, such as `heun({fused: true})`) run as ONE
+   * onnxruntime call (an ONNX `Loop` over the stacked batches: per-call costs paid once); elsewhere, and for other
    * multi-run steps, it takes the steps one by one.
    */
   steps(batches: readonly (readonly FeedValue[])[], opts?: StepOptions): Promise<StepResult[]>;
