@@ -638,25 +638,14 @@ export class Session {
 
   /** Calls run one at a time, in order: each sees the state the previous one left (an async backend could interleave). */
   private call(compiled: CompiledFunction, values: readonly FeedValue[]): Promise<HostTensor[]> {
-    return this.exclusive(async () => {
-      this.checkAlive(compiled.who);
-      // Variables this call gives their first value: a call that fails drops those again (it changes nothing).
-      const fresh = compiled.sources.flatMap((src) => (src.kind === 'variable' && !this.store.has(src.tensor) ? [src.tensor] : []));
-      try {
-        const exec = compiled.exec;
-        if (exec.kind === 'kernels') {
-          // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
-          this.backendImpl.use();
-          return execute(this, compiled, exec.top, values);
-        }
-        const run = executeProgram(this, compiled, exec, values);
-        this.running = run.catch(() => undefined);
-        return await run;
-      } catch (e) {
-        this.dropFirstValues(fresh);
-        throw e;
+    return this.inCall(compiled, (exec) => {
+      if (exec.kind === 'kernels') {
+        // Kernel backends run a call synchronously, so nothing can switch TF.js's global backend in between.
+        this.backendImpl.use();
+        return execute(this, compiled, exec.top, values);
       }
-    }, compiled.who);
+      return executeProgram(this, compiled, exec, values);
+    });
   }
 
   /**
@@ -664,15 +653,22 @@ export class Session {
    * step counter `firstStep + i`; undefined where the backend cannot (kernel backends), with nothing done.
    */
   callSteps(compiled: CompiledFunction, batches: readonly (readonly FeedValue[])[], firstStep: number): Promise<StepsOutcome | undefined> {
+    return this.inCall(compiled, (exec) => (exec.kind === 'program' ? executeSteps(this, compiled, exec, batches, firstStep) : undefined));
+  }
+
+  /**
+   * One call in the session's order: a program run is what `dispose` waits for, and a call that fails drops the
+   * first values it gave variables (it changes nothing).
+   */
+  private inCall<T>(compiled: CompiledFunction, body: (exec: CompiledFunction['exec']) => T | Promise<T>): Promise<T> {
     return this.exclusive(async () => {
       this.checkAlive(compiled.who);
-      const exec = compiled.exec;
-      if (exec.kind !== 'program') return undefined;
       const fresh = compiled.sources.flatMap((src) => (src.kind === 'variable' && !this.store.has(src.tensor) ? [src.tensor] : []));
       try {
-        const run = executeSteps(this, compiled, exec, batches, firstStep);
-        this.running = run.catch(() => undefined);
-        return await run;
+        const out = body(compiled.exec);
+        if (!(out instanceof Promise)) return out;
+        this.running = out.catch(() => undefined);
+        return await out;
       } catch (e) {
         this.dropFirstValues(fresh);
         throw e;
