@@ -206,6 +206,25 @@ describe.each(BACKENDS)('TrainStep.steps on %s', (backend) => {
     for (const x of [a, c, d]) await x.s.dispose();
   });
 
+  it('empty batches (0 rows) and ±Inf in a batch: the same as one by one, under skip', async () => {
+    const data = batches(4, 3, 101);
+    const empty = [{ shape: [0, 6], data: new Float32Array(0) }, { shape: [0, 3], data: new Float32Array(0) }];
+    const inf = data.map((b) => [...b]);
+    inf[1]![0] = { shape: [3, 6], data: Float32Array.from({ length: 18 }, (_, i) => (i === 4 ? Infinity : i === 5 ? -Infinity : 0.25)) };
+    const all = [empty, empty, ...inf];
+    const a = await compiled(() => adam({ lr: 0.01 }), { onNonFinite: 'skip' }), b = await compiled(() => adam({ lr: 0.01 }), { onNonFinite: 'skip' });
+    const one = await oneByOne(a.train, all);
+    const many = await b.train.steps(all);
+    const view = (r: StepResult) => [r.loss, r.skipped?.what];
+    expect(many.map(view)).toEqual(one.map(view));
+    // The empty batches' mean loss is NaN (refused), the ±Inf one is refused, the rest trained.
+    expect(many.map((r) => r.skipped !== undefined)).toEqual([true, true, false, true, false, false]);
+    expect(await valuesOf(b.s, b.all)).toEqual(await valuesOf(a.s, a.all));
+    expect(b.s.step).toBe(6);
+    await a.s.dispose();
+    await b.s.dispose();
+  });
+
   it('is one transaction: calls issued meanwhile land before or after all of its steps', async () => {
     const data = batches(6, 5, 41);
     const a = await compiled(() => sgd({ lr: 0.1 }));
